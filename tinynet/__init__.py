@@ -1,0 +1,20 @@
+"""tinynet: a small neural-network library written by hand in NumPy, with Numba-compiled
+hot loops, and the handwritten-digit recognizer built on it.
+
+Reading order for learners: layers/base.py, layers/dense.py, layers/activations.py,
+losses.py, model.py, optim.py, train.py, gradcheck.py.
+"""
+
+from . import data, gradcheck, layers, losses, optim
+from .errors import DataError, ImageError, ModelFileError, TinynetError, TrainingError
+from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
+from .model import Sequential, load
+from .optim import SGD, Adam
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam", "DataError", "Dense", "Dropout", "Flatten", "ImageError", "LeakyReLU",
+    "ModelFileError", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh", "TinynetError",
+    "TrainingError", "data", "gradcheck", "layers", "load", "losses", "optim",
+]

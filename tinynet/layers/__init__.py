@@ -1,0 +1,12 @@
+"""Layers: each a small class with ``forward(x, training)`` and ``backward(dout)``."""
+
+from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Layer
+from .dense import Dense
+from .dropout import Dropout
+from .reshape import Flatten
+
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, LeakyReLU, Tanh, Sigmoid, Flatten,
+                                             Dropout)}
+
+__all__ = ["Layer", "LAYER_TYPES", *LAYER_TYPES]

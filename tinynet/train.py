@@ -1,0 +1,164 @@
+"""The training loop: shuffle, batch, forward, loss, backward, step; report progress.
+
+    for each epoch:
+        for each batch (x, y), shuffled:
+            logits = model.forward(x, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, y)
+            model.backward(dlogits)     # fills every layer's grads
+            optimizer.step()            # moves every parameter against its gradient
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import threads
+from .errors import TrainingError
+from .losses import softmax_cross_entropy
+
+GOOD_WEIGHTS_EVERY = 50
+
+
+def evaluate(model, x, y, batch_size=1000):
+    """(mean loss, accuracy) of ``model`` on float inputs ``x`` (N, ...) and labels ``y``."""
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model.forward(x[start:start + batch_size], training=False)
+        yb = y[start:start + batch_size]
+        loss, _ = softmax_cross_entropy(logits, yb)
+        total_loss += loss * len(yb)
+        correct += int((logits.argmax(axis=1) == yb).sum())
+    return total_loss / max(len(x), 1), correct / max(len(x), 1)
+
+
+class Progress:
+    """One self-overwriting status line on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, stream=None, interval=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = interval if interval is not None else (0.2 if self.tty else 10.0)
+        self.last = 0.0
+
+    def update(self, text, force=False):
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        if self.tty:
+            print("\r" + text.ljust(100), end="", file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def done(self, text):
+        if self.tty:
+            print("\r" + text.ljust(100), file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+def _format_time(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
+        augment=None, validation=None, progress=True, history=None, state=None,
+        on_step=None, blas_threads=None):
+    """Train ``model`` on float inputs ``x`` (N, 1, 28, 28) and labels ``y`` (N,).
+
+    ``schedule(step) -> lr`` sets the learning rate before each step. ``augment(xb, rng)``
+    transforms each training batch. ``validation=(x_val, y_val)`` is evaluated after each
+    epoch. Returns the history dict (lists per epoch: loss, accuracy, val_loss, val_accuracy,
+    lr, seconds). ``state`` (from an interrupted run) continues mid-epoch; ``on_step(state)``
+    is called after every step with the resumable position.
+
+    ``blas_threads`` sets NumPy's BLAS thread count for the run (1 is fastest for small
+    dense networks on few cores; None leaves it alone).
+
+    A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
+    the last values that gave a finite loss.
+    """
+    with threads.blas_threads(blas_threads):
+        return _fit(model, optimizer, x, y, epochs, batch_size, rng, schedule, augment,
+                    validation, progress, history, state, on_step)
+
+
+def _fit(model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, validation,
+         progress, history, state, on_step):
+    rng = rng if rng is not None else np.random.default_rng()
+    history = history if history is not None else {}
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
+        history.setdefault(key, [])
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    report = Progress() if progress is True else progress
+    state = dict(state or {"epoch": 0, "step": 0})
+    params = [p for p, _ in model.parameters()]
+    last_good = {"step": optimizer.steps, "params": [p.copy() for p in params]}
+
+    while state["epoch"] < epochs:
+        epoch = state["epoch"]
+        if state["step"] == 0 or "order" not in state:
+            state["order"] = rng.permutation(len(x))
+            state["sum_loss"], state["correct"], state["seen"] = 0.0, 0, 0
+        order = state["order"]
+        start_time = time.monotonic()
+        start_seen = state["seen"]
+        for b in range(state["step"], steps_per_epoch):
+            index = order[b * batch_size:(b + 1) * batch_size]
+            xb, yb = x[index], y[index]
+            if augment is not None:
+                xb = augment(xb, rng)
+            if schedule is not None:
+                optimizer.lr = schedule(optimizer.steps)
+            logits = model.forward(xb, training=True)
+            loss, dlogits = softmax_cross_entropy(logits, yb)
+            if not math.isfinite(loss):
+                for p, good in zip(params, last_good["params"]):
+                    p[...] = good
+                raise TrainingError(
+                    f"loss became {loss} at epoch {epoch + 1}, step {b + 1}; training stopped "
+                    f"and the weights were restored to those of step {last_good['step']} "
+                    "(try a lower learning rate)")
+            if optimizer.steps % GOOD_WEIGHTS_EVERY == 0:
+                # These weights just gave a finite loss: remember them in case training
+                # diverges later. Copying every step would cost more than it is worth.
+                last_good = {"step": optimizer.steps, "params": [p.copy() for p in params]}
+            model.backward(dlogits)
+            optimizer.step()
+            state["sum_loss"] += loss * len(yb)
+            state["correct"] += int((logits.argmax(axis=1) == yb).sum())
+            state["seen"] += len(yb)
+            state["step"] = b + 1
+            if on_step is not None:
+                on_step(state)
+            if report:
+                elapsed = time.monotonic() - start_time
+                rate = (state["seen"] - start_seen) / max(elapsed, 1e-9)
+                left = (len(x) - state["seen"] + (epochs - epoch - 1) * len(x)) / max(rate, 1e-9)
+                report.update(
+                    f"epoch {epoch + 1}/{epochs} {state['seen']:>6}/{len(x)} "
+                    f"loss {state['sum_loss'] / state['seen']:.4f} "
+                    f"acc {state['correct'] / state['seen']:.4f} "
+                    f"{rate:,.0f} img/s  {_format_time(left)} left")
+        seconds = time.monotonic() - start_time
+        history["loss"].append(state["sum_loss"] / max(state["seen"], 1))
+        history["accuracy"].append(state["correct"] / max(state["seen"], 1))
+        history["lr"].append(optimizer.lr)
+        history["seconds"].append(seconds)
+        line = (f"epoch {epoch + 1}/{epochs} loss {history['loss'][-1]:.4f} "
+                f"acc {history['accuracy'][-1]:.4f} ({seconds:.1f} s)")
+        if validation is not None:
+            val_loss, val_acc = evaluate(model, *validation)
+            history["val_loss"].append(val_loss)
+            history["val_accuracy"].append(val_acc)
+            line += f"  val loss {val_loss:.4f} val acc {val_acc:.4f}"
+        if report:
+            report.done(line)
+        state = {"epoch": epoch + 1, "step": 0}
+        if on_step is not None:
+            on_step(state)
+    return history
+
