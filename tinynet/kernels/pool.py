@@ -1,0 +1,149 @@
+"""Max pooling kernels, forward (with argmax) and backward.
+
+Notation (NCHW)::
+
+    x     (N, C, H, W)
+    out   (N, C, OH, OW)     OH = (H - ph) // stride + 1, same for OW (windows that would
+                             stick out past the border are dropped, as in PyTorch's default)
+
+Forward: each output is the largest value of its ph x pw window,
+
+    out[n, c, oh, ow] = max_{i < ph, j < pw} x[n, c, oh*stride + i, ow*stride + j]
+
+and we remember *where* that maximum was, as a flat index into the H x W plane:
+
+    arg[n, c, oh, ow] = ih * W + iw      (int32; ties go to the first in row-major order)
+
+Backward: max is a switch, so its gradient routes dL/dout to the winning input and gives
+zero to the others. With overlapping windows (stride < pool size) one input can win
+several windows, so the gradients are added:
+
+    dx[n, c].flat[arg[n, c, oh, ow]] += dout[n, c, oh, ow]
+
+Each jitted kernel has a plain-NumPy twin (``*_numpy``) with the same signature.
+Serial on purpose: the loops are memory-bound and short (see kernels/conv.py).
+"""
+
+import numpy as np
+from numba import njit
+
+
+def pool_output_size(size, k, stride):
+    """(size - k) // stride + 1: the number of whole windows along one axis."""
+    return (size - k) // stride + 1
+
+
+@njit(cache=True)
+def _maxpool2x2_forward(x, out, arg):
+    """The common 2x2, stride-2 case of :func:`maxpool_forward`, written branch-free
+    (conditional selects instead of jumps: on random data a jump is mispredicted half
+    the time, which made the generic loop ~3x slower)."""
+    N, C, H, W = x.shape
+    OH = out.shape[2]
+    OW = out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            plane = x[n, c]
+            for oh in range(OH):
+                r0 = plane[2 * oh]
+                r1 = plane[2 * oh + 1]
+                orow = out[n, c, oh]
+                arow = arg[n, c, oh]
+                top = 2 * oh * W
+                for ow in range(OW):
+                    w = 2 * ow
+                    best = r0[w]
+                    where = top + w
+                    v = r0[w + 1]
+                    take = v > best
+                    best = v if take else best
+                    where = top + w + 1 if take else where
+                    v = r1[w]
+                    take = v > best
+                    best = v if take else best
+                    where = top + W + w if take else where
+                    v = r1[w + 1]
+                    take = v > best
+                    best = v if take else best
+                    where = top + W + w + 1 if take else where
+                    orow[ow] = best
+                    arow[ow] = where
+    return out
+
+
+@njit(cache=True)
+def maxpool_forward(x, ph, pw, stride, out, arg):
+    """Fill ``out`` (N, C, OH, OW) with window maxima and ``arg`` (same shape, int32)
+    with their flat positions in the input plane; returns ``out``."""
+    N, C, H, W = x.shape
+    OH = out.shape[2]
+    OW = out.shape[3]
+    if ph == 2 and pw == 2 and stride == 2:
+        return _maxpool2x2_forward(x, out, arg)
+    for n in range(N):
+        for c in range(C):
+            plane = x[n, c]
+            for oh in range(OH):
+                orow = out[n, c, oh]
+                arow = arg[n, c, oh]
+                h0 = oh * stride
+                for ow in range(OW):
+                    w0 = ow * stride
+                    best = plane[h0, w0]
+                    where = h0 * W + w0
+                    for i in range(ph):
+                        for j in range(pw):
+                            v = plane[h0 + i, w0 + j]
+                            if v > best:
+                                best = v
+                                where = (h0 + i) * W + w0 + j
+                    orow[ow] = best
+                    arow[ow] = where
+    return out
+
+
+def maxpool_forward_numpy(x, ph, pw, stride, out, arg):
+    """Readable twin of :func:`maxpool_forward`: stack the ph*pw strided views of the
+    input (one per window offset), take max/argmax over that stack."""
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    views = [x[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride][:, :, :OH, :OW]
+             for i in range(ph) for j in range(pw)]
+    stack = np.stack(views)                        # (ph*pw, N, C, OH, OW)
+    k = np.argmax(stack, axis=0)                   # window offset of the max, i*pw + j
+    out[...] = np.take_along_axis(stack, k[None], axis=0)[0]
+    i, j = np.divmod(k, pw)
+    oh = np.arange(OH)[:, None]
+    ow = np.arange(OW)[None, :]
+    arg[...] = (oh * stride + i) * W + (ow * stride + j)
+    return out
+
+
+@njit(cache=True)
+def maxpool_backward(dout, arg, dx):
+    """Route ``dout`` (N, C, OH, OW) to the argmax positions of ``dx`` (N, C, H, W),
+    which is overwritten; returns ``dx``."""
+    N, C, H, W = dx.shape
+    OH = dout.shape[2]
+    OW = dout.shape[3]
+    for n in range(N):
+        for c in range(C):
+            plane = dx[n, c].reshape(H * W)
+            plane[:] = 0
+            for oh in range(OH):
+                drow = dout[n, c, oh]
+                arow = arg[n, c, oh]
+                for ow in range(OW):
+                    plane[arow[ow]] += drow[ow]
+    return dx
+
+
+def maxpool_backward_numpy(dout, arg, dx):
+    """Readable twin of :func:`maxpool_backward`: a scatter-add with ``np.add.at``
+    (which, unlike ``a[idx] += v``, adds repeated indices more than once)."""
+    N, C, H, W = dx.shape
+    flat = np.zeros((N, C, H * W), dtype=dx.dtype)
+    np.add.at(flat, (np.arange(N)[:, None, None], np.arange(C)[None, :, None],
+                     arg.reshape(N, C, -1)), dout.reshape(N, C, -1))
+    dx[...] = flat.reshape(N, C, H, W)
+    return dx

@@ -1,0 +1,149 @@
+"""2-D convolution layer (NCHW), computed as im2col + one matrix product per image."""
+
+import numpy as np
+
+from ..init import get_rng, he_normal
+from ..kernels.conv import col2im, conv_output_size, im2col
+from .base import Layer
+
+# Inference processes at most this many images at a time, so the im2col buffer stays
+# small even for a 10,000-image batch (conv2 of the MNIST CNN: 64 images -> 42 MB).
+INFERENCE_CHUNK = 64
+
+
+def _pair(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+class Conv2D(Layer):
+    """Convolution of an image batch with F learned filters.
+
+    Shapes::
+
+        x     (N, C, H, W)         input batch, C = in_channels
+        W     (F, C, kh, kw)       F = out_channels filters, each seeing all C channels
+        b     (F,)                 one bias per filter
+        y     (N, F, OH, OW)       OH = (H + 2*padding - kh) // stride + 1, same for OW
+
+    Forward (xp is x with ``padding`` zeros around each plane)::
+
+        y[n, f, oh, ow] = b[f] + sum_{c, i, j} W[f, c, i, j] * xp[n, c, oh*s + i, ow*s + j]
+
+    How it is computed: im2col (see ``tinynet/kernels/conv.py``) copies, for image n,
+    every input value seen by filter tap k = (c, i, j) at output position p = (oh, ow)
+    into ``cols[n, k, p]``, a (K, P) matrix with K = C*kh*kw and P = OH*OW. Then with the
+    filters flattened to Wm = W.reshape(F, K)::
+
+        y[n] = Wm @ cols[n] + b[:, None]            (F, K) @ (K, P) -> (F, P)
+
+    which is already NCHW. Backward, given G = dL/dy reshaped to (N, F, P)::
+
+        dL/db  = sum_{n, p} G[n, :, p]                                  (F,)
+        dL/dWm = sum_n G[n] @ cols[n]^T        (F, P) @ (P, K) -> (F, K), reshaped (F, C, kh, kw)
+        dcols[n] = Wm^T @ G[n]                 (K, F) @ (F, P) -> (K, P)
+        dL/dx  = col2im(dcols)                 each entry added back to the pixel it
+                                               was copied from                 (N, C, H, W)
+
+    These are the Dense layer's three formulas (dW = x^T G, db = sum G, dx = G W^T) applied
+    to each image's ``cols`` matrix, plus col2im, the adjoint of the copy.
+
+    Training keeps ``cols`` (N*K*P numbers) for the backward pass; the buffer is reused
+    from batch to batch. When ``needs_input_grad`` is false (first layer of a network) the
+    dcols product and col2im are skipped. Weights: He normal, std = sqrt(2 / (C*kh*kw)).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None):
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kh, self.kw = _pair(kernel_size, "kernel_size")
+        self.kernel_size = kernel_size if isinstance(kernel_size, int) else [self.kh, self.kw]
+        self.stride = int(stride)
+        self.padding = int(padding)
+        if min(self.in_channels, self.out_channels, self.kh, self.kw, self.stride) < 1:
+            raise ValueError("channels, kernel_size and stride must be positive")
+        if self.padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        fan_in = self.in_channels * self.kh * self.kw
+        shape = (self.out_channels, self.in_channels, self.kh, self.kw)
+        self.params = {"W": he_normal(get_rng(rng), shape, fan_in=fan_in),
+                       "b": np.zeros(self.out_channels, dtype=np.float32)}
+        self._cols = None       # im2col of the last training batch, (N, K, P)
+        self._dcols = None      # reusable buffer for dL/dcols
+        self._x_shape = None
+
+    def output_shape(self, h, w):
+        """(OH, OW) for an input plane of h x w."""
+        return (conv_output_size(h, self.kh, self.stride, self.padding),
+                conv_output_size(w, self.kw, self.stride, self.padding))
+
+    def _check_input(self, x):
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2D expects input of shape (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+        oh, ow = self.output_shape(x.shape[2], x.shape[3])
+        if oh < 1 or ow < 1:
+            raise ValueError(f"input plane {x.shape[2:]} is smaller than the kernel "
+                             f"({self.kh}, {self.kw}) with padding {self.padding}")
+        return oh, ow
+
+    @staticmethod
+    def _buffer(old, shape, dtype):
+        if old is not None and old.shape == shape and old.dtype == dtype:
+            return old
+        return np.empty(shape, dtype=dtype)
+
+    def forward(self, x, training=False):
+        W, b = self.params["W"], self.params["b"]
+        x = np.ascontiguousarray(x, dtype=W.dtype)
+        OH, OW = self._check_input(x)
+        N = x.shape[0]
+        F = self.out_channels
+        K = self.in_channels * self.kh * self.kw
+        P = OH * OW
+        Wm = W.reshape(F, K)
+        k = (self.kh, self.kw, self.stride, self.padding)
+        if training:
+            cols = self._buffer(self._cols, (N, K, P), W.dtype)
+            im2col(x, *k, cols)
+            y = np.matmul(Wm, cols)                 # (N, F, P): one BLAS call per image
+            self._cols, self._x_shape = cols, x.shape
+        else:
+            y = np.empty((N, F, P), dtype=W.dtype)
+            buf = np.empty((min(N, INFERENCE_CHUNK), K, P), dtype=W.dtype)
+            for s in range(0, N, INFERENCE_CHUNK):
+                e = min(s + INFERENCE_CHUNK, N)
+                cols = im2col(x[s:e], *k, buf[:e - s])
+                np.matmul(Wm, cols, out=y[s:e])
+        y += b[:, None]
+        return y.reshape(N, F, OH, OW)
+
+    def backward(self, dout):
+        W = self.params["W"]
+        cols = self._cols
+        N, F = dout.shape[0], self.out_channels
+        G = np.ascontiguousarray(dout, dtype=W.dtype).reshape(N, F, -1)   # (N, F, P)
+        self.grads["b"] = G.sum(axis=(0, 2))
+        # dL/dWm = sum_n G[n] @ cols[n]^T; the transpose is a view, BLAS reads it in place.
+        self.grads["W"] = np.matmul(G, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+        if not self.needs_input_grad:
+            return None
+        Wm = W.reshape(F, -1)
+        dcols = self._buffer(self._dcols, cols.shape, W.dtype)
+        np.matmul(Wm.T, G, out=dcols)                # (N, K, P)
+        self._dcols = dcols
+        dx = np.empty(self._x_shape, dtype=W.dtype)
+        return col2im(dcols, self.kh, self.kw, self.stride, self.padding, dx)
+
+    def astype(self, dtype):
+        self._cols = self._dcols = None
+        return super().astype(dtype)
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride,
+                "padding": self.padding}
