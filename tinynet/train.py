@@ -9,7 +9,9 @@
 """
 
 import math
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -59,6 +61,32 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
 
+class _StepBoundaryInterrupt:
+    """Turn Ctrl-C into a request honoured between two steps.
+
+    Stopping in the middle of ``optimizer.step()`` would leave some parameters updated and
+    others not; a checkpoint written then could not be resumed exactly. The first Ctrl-C sets
+    a flag the loop checks after each step; a second one interrupts at once.
+    """
+
+    def __enter__(self):
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 def _format_time(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -81,12 +109,12 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
     the last values that gave a finite loss.
     """
-    with threads.blas_threads(blas_threads):
-        return _fit(model, optimizer, x, y, epochs, batch_size, rng, schedule, augment,
+    with threads.blas_threads(blas_threads), _StepBoundaryInterrupt() as interrupt:
+        return _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, augment,
                     validation, progress, history, state, on_step)
 
 
-def _fit(model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, validation,
+def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, validation,
          progress, history, state, on_step):
     rng = rng if rng is not None else np.random.default_rng()
     history = history if history is not None else {}
@@ -134,6 +162,10 @@ def _fit(model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, val
             state["step"] = b + 1
             if on_step is not None:
                 on_step(state)
+            if interrupt.requested:
+                if report:
+                    report.done(f"interrupted at epoch {epoch + 1}, step {b + 1}")
+                raise KeyboardInterrupt
             if report:
                 elapsed = time.monotonic() - start_time
                 rate = (state["seen"] - start_seen) / max(elapsed, 1e-9)

@@ -1,0 +1,256 @@
+"""Recognise handwritten digits with tinynet.
+
+    python examples/mnist.py --train                    train on MNIST, save weights/mnist.npz
+    python examples/mnist.py --load weights/mnist.npz   use a saved model
+    python examples/mnist.py                            ask which (loads when not interactive)
+
+Either way it then reads every image in digits/ (or --digits DIR/FILES), prints one line per
+file, ``digit7.png: 7 (98.2%)``, and draws the images with their predictions in one figure.
+Exit status: 0 when every image was read, 1 when some could not be (or training failed),
+2 for a bad command line.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+import tinynet  # noqa: E402
+from tinynet import data, recipes, vision  # noqa: E402
+from tinynet.errors import TinynetError  # noqa: E402
+
+DEFAULT_MODEL = "mlp"
+DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist.npz"}
+SHIPPED = ROOT / "weights" / "mnist.npz"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
+                  ".ppm", ".pbm"}
+UNSURE_BELOW = 0.6
+
+
+class UsageError(Exception):
+    """A problem with the command line itself (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_args(argv):
+    p = Parser(prog="mnist.py", description=__doc__.split("\n\n")[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--train", action="store_true", help="train a new network on MNIST")
+    mode.add_argument("--load", metavar="PATH", help="load a saved model (.npz)")
+    p.add_argument("--model", choices=sorted(recipes.RECIPES), default=DEFAULT_MODEL,
+                   help=f"network to train (default {DEFAULT_MODEL})")
+    p.add_argument("--out", metavar="PATH", help="where --train saves the model")
+    p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--data", metavar="DIR", help="folder with the MNIST files "
+                   "(default: $TINYNET_DATA, then the cache, then download)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted --train")
+    p.add_argument("--evaluate", action="store_true",
+                   help="print test accuracy, per-class accuracy and the confusion matrix")
+    p.add_argument("--digits", nargs="+", metavar="PATH", default=[str(ROOT / "digits")],
+                   help="folders or image files to recognise (default digits/)")
+    p.add_argument("--figure", metavar="PNG", default=str(ROOT / "out" / "predictions.png"),
+                   help="where to save the predictions figure")
+    p.add_argument("--no-show", action="store_true", help="do not open a window")
+    args = p.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    if args.resume and not args.train:
+        args.train = True
+    if args.evaluate and args.train is False and args.load is None:
+        args.load = str(SHIPPED)
+    return args
+
+
+def ask_load_or_train():
+    """The original script's question. Without a terminal, load the shipped model."""
+    if not sys.stdin.isatty():
+        return "load"
+    while True:
+        try:
+            answer = input(f"Load the trained model ({SHIPPED.relative_to(ROOT)}) [l] "
+                           "or train a new one [t]? ").strip().lower()
+        except EOFError:
+            return "load"
+        if answer in ("", "l", "load"):
+            return "load"
+        if answer in ("t", "train"):
+            return "train"
+        print("Please answer l or t.")
+
+
+# -- training ------------------------------------------------------------------------------
+
+def train(args):
+    out = Path(args.out) if args.out else DEFAULT_OUT[args.model]
+    check_writable(out)
+    checkpoint = out.with_name(out.stem + ".checkpoint.npz")
+    print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
+    mnist = data.load_mnist(args.data)
+    recipe = recipes.RECIPES[args.model]
+    print(f"training {args.model}: {recipe.note}; {args.epochs or recipe.epochs} epochs, "
+          f"batch {recipe.batch_size}")
+    start = time.monotonic()
+    try:
+        model = recipes.train(args.model, mnist, seed=args.seed, epochs=args.epochs,
+                              resume=args.resume, checkpoint_path=checkpoint)
+    except KeyboardInterrupt:
+        where = f"; resume with --resume {checkpoint}" if checkpoint.exists() else ""
+        print(f"\ninterrupted: {out} was not changed{where}", file=sys.stderr)
+        raise SystemExit(130) from None
+    seconds = time.monotonic() - start
+    model.metadata["train_seconds"] = round(seconds, 1)
+    print(f"test accuracy {100 * model.metadata['test_accuracy']:.2f}% "
+          f"(trained in {seconds:.0f} s)")
+    model.save(out)
+    if checkpoint.exists():
+        checkpoint.unlink()
+    print(f"saved {out}")
+    return model
+
+
+def check_writable(path):
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"cannot write {path}: permission denied")
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+def evaluate(model, args):
+    from tinynet import plots
+
+    _, _, x_test, y_test = data.load_mnist(args.data)
+    probs = model.predict(x_test.astype(np.float32) / 255)
+    pred = probs.argmax(axis=1)
+    matrix = plots.confusion_matrix(y_test, pred)
+    print(f"test accuracy {100 * (pred == y_test).mean():.2f}% on {len(y_test)} images")
+    print("per class: " + "  ".join(
+        f"{c}: {100 * matrix[c, c] / max(matrix[c].sum(), 1):.1f}%" for c in range(10)))
+    print("confusion matrix (rows: true digit, columns: predicted):")
+    print("     " + "".join(f"{c:>6}" for c in range(10)))
+    for c in range(10):
+        print(f"{c:>5}" + "".join(f"{n:>6}" for n in matrix[c]))
+    wrong = np.flatnonzero(pred != y_test)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:7]
+    mistakes = [(x_test[i] / 255, int(y_test[i]), int(pred[i]), float(probs[i, pred[i]]))
+                for i in wrong]
+    fig = plots.evaluation(model.metadata.get("history"), matrix, mistakes)
+    path = Path(args.figure).with_name("evaluation.png")
+    print(f"saved {plots.save(fig, path)}")
+
+
+# -- recognising images --------------------------------------------------------------------
+
+def image_files(targets):
+    """Expand folders into their image files (sorted naturally); keep files as given."""
+    files = []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not found:
+                print(f"{path}: no images in this folder", file=sys.stderr)
+            files += sorted(found, key=natural_key)
+        else:
+            files.append(path)
+    return files
+
+
+def natural_key(path):
+    """digit2.png before digit10.png."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def describe(probs):
+    """'7 (98.2%)', or with the top three when the model is unsure."""
+    best = int(probs.argmax())
+    text = f"{best} ({100 * probs[best]:.1f}%)"
+    if probs[best] < UNSURE_BELOW:
+        top = np.argsort(-probs)[:3]
+        text += " unsure; top 3: " + ", ".join(f"{d} {100 * probs[d]:.1f}%" for d in top)
+    return text
+
+
+def recognise(model, targets):
+    """Predict every image; print one line each. Returns (results for the figure, failures)."""
+    results, failures = [], 0
+    files = image_files(targets)
+    if not files:
+        return results, 1
+    for path in files:
+        try:
+            original = vision.load_image(path)
+            digits = vision.split_digits(original)
+        except TinynetError as exc:
+            print(f"{path.name}: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        probs = model.predict(np.stack(digits))
+        if len(digits) == 1:
+            text = describe(probs[0])
+        else:
+            number = "".join(str(int(p.argmax())) for p in probs)
+            text = f"{number} ({100 * probs.max(axis=1).min():.1f}% for the least sure digit)"
+            unsure = [i for i, p in enumerate(probs) if p.max() < UNSURE_BELOW]
+            if unsure:
+                text += "; unsure of " + "; ".join(
+                    f"digit {i + 1}: {describe(probs[i])}" for i in unsure)
+        print(f"{path.name}: {text}")
+        results.append({"name": path.name, "original": original, "seen": digits,
+                        "text": text.split(" unsure")[0].split(";")[0]})
+    return results, failures
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.train:
+            model = train(args)
+        else:
+            if args.load is None:
+                if ask_load_or_train() == "train":
+                    args.train = True
+                    model = train(args)
+                else:
+                    args.load = str(SHIPPED)
+            if not args.train:
+                model = tinynet.load(args.load)
+                print(f"loaded {args.load}")
+        if args.evaluate:
+            evaluate(model, args)
+        results, failures = recognise(model, args.digits)
+        if results:
+            from tinynet import plots
+
+            fig = plots.predictions(results)
+            print(f"figure saved to {plots.save(fig, args.figure)}")
+            if not args.no_show:
+                plots.show()
+    except UsageError as exc:
+        print(f"mnist.py: error: {exc}", file=sys.stderr)
+        return 2
+    except TinynetError as exc:
+        print(f"mnist.py: error: {exc}", file=sys.stderr)
+        return 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+import gzip
+import hashlib
+import http.server
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from tinynet import data
+from tinynet.errors import DataError
+
+
+def fake_mnist(folder, n_train=12, n_test=5, gz=True, rng=None):
+    """Write four small IDX files in MNIST's layout; return their checksums."""
+    rng = rng or np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    sums = {}
+    for stem, array in arrays.items():
+        data.write_idx(os.path.join(folder, stem + (".gz" if gz else "")), array)
+        sums[stem] = hashlib.sha256(data.read_bytes(
+            os.path.join(folder, stem + (".gz" if gz else "")))).hexdigest()
+    return arrays, sums
+
+
+@pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float32, np.float64])
+def test_idx_round_trip(tmp_path, name, dtype):
+    array = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
+    if dtype == np.uint8:
+        array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    data.write_idx(tmp_path / name, array)
+    back = data.read_idx(tmp_path / name)
+    assert back.dtype == array.dtype
+    np.testing.assert_array_equal(back, array)
+
+
+def test_idx_header_is_mnist_layout(tmp_path):
+    data.write_idx(tmp_path / "x", np.zeros((3, 28, 28), dtype=np.uint8))
+    raw = (tmp_path / "x").read_bytes()
+    assert raw[:4] == b"\x00\x00\x08\x03"
+    assert raw[4:16] == (3).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    assert len(raw) == 16 + 3 * 784
+
+
+def test_truncated_idx_is_reported(tmp_path):
+    data.write_idx(tmp_path / "x", np.zeros((3, 28, 28), dtype=np.uint8))
+    raw = (tmp_path / "x").read_bytes()
+    (tmp_path / "x").write_bytes(raw[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        data.read_idx(tmp_path / "x")
+
+
+def test_wrong_magic_is_reported(tmp_path):
+    (tmp_path / "x").write_bytes(b"\x12\x34\x08\x01" + b"\x00" * 8)
+    with pytest.raises(DataError, match="wrong magic"):
+        data.read_idx(tmp_path / "x")
+
+
+def test_count_larger_than_data_is_reported(tmp_path):
+    # header claims 5 labels, the file holds 3
+    (tmp_path / "x").write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x01\x02\x03")
+    with pytest.raises(DataError, match=r"shape \(5,\).*3 data bytes"):
+        data.read_idx(tmp_path / "x")
+
+
+def test_unreadable_gzip_is_reported(tmp_path):
+    (tmp_path / "x.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(DataError, match="x.gz: cannot read"):
+        data.read_idx(tmp_path / "x.gz")
+
+
+def test_load_mnist_reads_raw_or_gzipped_files(tmp_path):
+    for gz in (True, False):
+        folder = tmp_path / str(gz)
+        folder.mkdir()
+        arrays, _ = fake_mnist(folder, gz=gz)
+        x, y, xt, yt = data.load_mnist(folder, verify=False)
+        np.testing.assert_array_equal(x, arrays["train-images-idx3-ubyte"])
+        np.testing.assert_array_equal(yt, arrays["t10k-labels-idx1-ubyte"])
+        assert x.shape == (12, 28, 28) and y.shape == (12,)
+
+
+def test_checksum_is_verified(tmp_path):
+    fake_mnist(tmp_path)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        data.load_mnist(tmp_path)
+
+
+def test_image_label_count_mismatch_is_reported(tmp_path):
+    fake_mnist(tmp_path)
+    data.write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(11, dtype=np.uint8))
+    with pytest.raises(DataError, match="12 train images but 11 labels"):
+        data.load_mnist(tmp_path, verify=False)
+
+
+def test_missing_files_name_what_is_missing(tmp_path):
+    fake_mnist(tmp_path)
+    os.unlink(tmp_path / "t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(DataError, match="missing MNIST files t10k-labels-idx1-ubyte"):
+        data.load_mnist(tmp_path, verify=False)
+
+
+def test_environment_variable_is_used(tmp_path, monkeypatch):
+    arrays, _ = fake_mnist(tmp_path)
+    monkeypatch.setenv("TINYNET_DATA", str(tmp_path))
+    assert data.find_mnist() == str(tmp_path)
+
+
+def test_cache_is_used_after_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINYNET_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = tmp_path / "tinynet" / "mnist"
+    cache.mkdir(parents=True)
+    fake_mnist(cache)
+    assert data.find_mnist() == str(cache)
+
+
+def test_no_data_and_no_network_explains_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINYNET_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # nothing listens on port 9 of localhost: the download fails like an offline machine's
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError, match="TINYNET_DATA=DIR"):
+        data.load_mnist()
+    assert list((tmp_path / "tinynet" / "mnist").iterdir()) == []
+
+
+class Server:
+    """A local HTTP server over a folder; optionally serving wrong bytes."""
+
+    def __init__(self, folder, corrupt=False):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **k):
+                super().__init__(*a, directory=str(folder), **k)
+
+            def log_message(self, *args):
+                pass
+
+            def send_head(self):
+                if corrupt:
+                    body = gzip.compress(b"wrong bytes")
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    return __import__("io").BytesIO(body)
+                return super().send_head()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_from_a_mirror_verifies_and_fills_the_cache(tmp_path):
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror.mkdir()
+    arrays, sums = fake_mnist(mirror)
+    server = Server(mirror)
+    try:
+        data.download_mnist(cache, mirrors=["http://127.0.0.1:9/", server.url],
+                            checksums=sums, quiet=True)
+    finally:
+        server.close()
+    x, y, xt, yt = data.load_mnist(cache, verify=False)
+    np.testing.assert_array_equal(x, arrays["train-images-idx3-ubyte"])
+    assert sorted(os.listdir(cache)) == sorted(s + ".gz" for s in data.MNIST_FILES.values())
+
+
+def test_download_of_wrong_bytes_leaves_nothing_in_the_cache(tmp_path):
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror.mkdir()
+    _, sums = fake_mnist(mirror)
+    server = Server(mirror, corrupt=True)
+    try:
+        with pytest.raises(DataError, match="checksum mismatch"):
+            data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
+    finally:
+        server.close()
+    assert os.listdir(cache) == []
+
+
+def test_download_of_real_mnist_from_a_local_mirror(tmp_path, monkeypatch):
+    source = os.environ.get("TINYNET_DATA")
+    if not source or not all(os.path.exists(os.path.join(source, s + ".gz"))
+                             for s in data.MNIST_FILES.values()):
+        pytest.skip("needs TINYNET_DATA pointing at the gzipped MNIST files")
+    server = Server(source)
+    monkeypatch.delenv("TINYNET_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TINYNET_MNIST_MIRROR", server.url)
+    try:
+        x, y, xt, yt = data.load_mnist()  # verifies the published checksums
+    finally:
+        server.close()
+    assert x.shape == (60000, 28, 28) and yt.shape == (10000,)
+
+
+def test_real_mnist_loads_with_published_checksums(mnist):
+    x, y, xt, yt = mnist
+    assert x.shape == (60000, 28, 28) and x.dtype == np.uint8
+    assert y.shape == (60000,) and xt.shape == (10000, 28, 28) and yt.shape == (10000,)
+    assert list(y[:8]) == [5, 0, 4, 1, 9, 2, 1, 3]
+    assert np.bincount(yt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -1,0 +1,110 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tinynet import models, optim, recipes
+from tinynet.errors import TrainingError
+from tinynet.layers import Dense, Dropout, Flatten, ReLU
+from tinynet.model import Sequential
+from tinynet.train import evaluate, fit
+
+
+def blobs(n=600, seed=0):
+    """Three separable clusters drawn as 28x28 uint8 'images'."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n).astype(np.uint8)
+    centres = rng.random((3, 28, 28)) * 200
+    x = np.clip(centres[y] + rng.normal(0, 20, (n, 28, 28)), 0, 255).astype(np.uint8)
+    return x, y
+
+
+def tiny_net(rng):
+    return Sequential([Flatten(), Dense(784, 16, rng=rng), ReLU(), Dropout(0.2, rng=rng),
+                       Dense(16, 10, init="glorot", rng=rng)])
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
+    monkeypatch.setitem(recipes.RECIPES, "tiny",
+                        recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
+    x, y = blobs()
+    return (x[:500], y[:500], x[500:], y[500:])
+
+
+def test_fit_learns_separable_data():
+    x, y = blobs()
+    xf = (x / 255).astype(np.float32)[:, None]
+    rng = np.random.default_rng(0)
+    model = tiny_net(rng)
+    before, _ = evaluate(model, xf, y.astype(np.int64))
+    history = fit(model, optim.Adam(model.parameters(), lr=3e-3), xf, y.astype(np.int64),
+                  epochs=3, batch_size=50, rng=rng, progress=False)
+    after, accuracy = evaluate(model, xf, y.astype(np.int64))
+    assert after < before / 5
+    assert accuracy > 0.95
+    assert len(history["loss"]) == 3 and history["loss"][2] < history["loss"][0]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_stops_training_and_keeps_finite_weights():
+    x, y = blobs(200)
+    xf = (x / 255).astype(np.float32)[:, None]
+    rng = np.random.default_rng(0)
+    model = tiny_net(rng)
+    opt = optim.SGD(model.parameters(), lr=1e30)  # float32 overflows within a few steps
+    with pytest.raises(TrainingError, match="loss became (nan|inf).*restored"):
+        fit(model, opt, xf, y.astype(np.int64), epochs=50, batch_size=20, rng=rng,
+            progress=False)
+    for layer in model.layers:
+        for value in layer.params.values():
+            assert np.all(np.isfinite(value))
+
+
+def interrupt_at(step_number, monkeypatch):
+    """Make recipes.train receive Ctrl-C (a real SIGINT) after ``step_number`` steps."""
+    real_fit = recipes.fit
+
+    def fit_with_ctrl_c(*args, on_step, **kwargs):
+        count = {"n": 0}
+
+        def hook(state):
+            on_step(state)
+            count["n"] += 1
+            if count["n"] == step_number:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return real_fit(*args, on_step=hook, **kwargs)
+
+    monkeypatch.setattr(recipes, "fit", fit_with_ctrl_c)
+
+
+def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tiny_recipe, tmp_path, monkeypatch):
+    straight = recipes.train("tiny", tiny_recipe, seed=3, progress=False)
+
+    interrupt_at(13, monkeypatch)  # mid-way through the second epoch (10 steps per epoch)
+    checkpoint = tmp_path / "ckpt.npz"
+    with pytest.raises(KeyboardInterrupt):
+        recipes.train("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
+    assert checkpoint.exists()
+    monkeypatch.undo()
+    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
+    monkeypatch.setitem(recipes.RECIPES, "tiny",
+                        recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
+    resumed = recipes.train("tiny", tiny_recipe, seed=999, progress=False, resume=checkpoint)
+
+    for a, b in zip(straight.layers, resumed.layers):
+        for name in a.params:
+            np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert straight.metadata["history"]["loss"] == resumed.metadata["history"]["loss"]
+    assert resumed.metadata["test_accuracy"] == straight.metadata["test_accuracy"]
+
+
+def test_training_records_history_and_test_accuracy(tiny_recipe):
+    model = recipes.train("tiny", tiny_recipe, seed=0, progress=False)
+    meta = model.metadata
+    assert len(meta["history"]["val_accuracy"]) == 2
+    assert meta["test_accuracy"] > 0.9
+    assert meta["recipe"]["name"] == "tiny" and meta["recipe"]["seed"] == 0

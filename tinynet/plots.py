@@ -1,0 +1,112 @@
+"""Matplotlib figures: predictions on custom images, training curves, confusion matrix.
+
+Every function draws on a figure it creates and returns it; ``save`` writes it to a PNG.
+Nothing here opens a window, so these work on machines without a display.
+"""
+
+import os
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    if not _display_available():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _display_available():
+    if os.name == "nt" or os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def save(fig, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def show():
+    """Show open figures when there is a display; return whether anything was shown."""
+    plt = _pyplot()
+    if not _display_available() or plt.get_backend().lower() == "agg":
+        return False
+    plt.show()
+    return True
+
+
+def predictions(results):
+    """One row per image: the original, the 28x28 the network saw, and the prediction.
+
+    ``results``: list of dicts with keys ``name``, ``original`` (2-D array in [0, 1]),
+    ``seen`` (list of 28x28 arrays, one per digit) and ``text`` (the label to show).
+    """
+    plt = _pyplot()
+    n = max(len(results), 1)
+    cols = 1 + max((len(r["seen"]) for r in results), default=1)
+    fig, axes = plt.subplots(n, cols, figsize=(2.0 * cols, 2.1 * n), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for row, r in zip(axes, results):
+        row[0].imshow(r["original"], cmap="gray", vmin=0, vmax=1)
+        row[0].set_title(f"{r['name']}\n{r['text']}", fontsize=8)
+        for ax, digit in zip(row[1:], r["seen"]):
+            ax.imshow(digit, cmap="gray", vmin=0, vmax=1)
+            ax.set_title("network input", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history, ax_loss, ax_acc):
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    ax_loss.plot(epochs, history.get("loss", []), label="train")
+    if history.get("val_loss"):
+        ax_loss.plot(epochs, history["val_loss"], label="test")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, history.get("accuracy", []), label="train")
+    if history.get("val_accuracy"):
+        ax_acc.plot(epochs, history["val_accuracy"], label="test")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax_acc.legend()
+
+
+def confusion_matrix(y_true, y_pred, classes=10):
+    """Counts: row = true class, column = predicted class."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def evaluation(history, matrix, mistakes):
+    """Training curves, confusion matrix and the most confident mistakes in one figure.
+
+    ``mistakes``: list of (image 28x28, true label, predicted label, confidence).
+    """
+    plt = _pyplot()
+    fig = plt.figure(figsize=(14, 8))
+    grid = fig.add_gridspec(2, 8)
+    training_curves(history or {}, fig.add_subplot(grid[0, 0:3]), fig.add_subplot(grid[0, 3:6]))
+    ax = fig.add_subplot(grid[1, 0:3])
+    ax.imshow(np.log1p(matrix), cmap="Blues")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix",
+           xticks=range(10), yticks=range(10))
+    spots = [grid[r, c] for r in range(2) for c in range(3, 8) if (r, c) not in
+             {(0, 3), (0, 4), (0, 5)}][:7]
+    for spot, (image, true, pred, conf) in zip(spots, mistakes):
+        a = fig.add_subplot(spot)
+        a.imshow(image, cmap="gray", vmin=0, vmax=1)
+        a.set_title(f"true {true}, said {pred}\n({100 * conf:.0f}%)", fontsize=8)
+        a.axis("off")
+    fig.tight_layout()
+    return fig
