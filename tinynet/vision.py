@@ -322,16 +322,16 @@ def _scale_to_unit(array: np.ndarray) -> np.ndarray:
         return array.astype(np.float32) / np.float32(255)
     if array.dtype == np.uint16:
         return array.astype(np.float32) / np.float32(65535)
-    values = array.astype(np.float32)
+    values = array.astype(np.float64)
     if not np.isfinite(values).all():
         raise ImageError("image contains NaN or infinite values")
     low, high = float(values.min()), float(values.max())
     if low >= 0 and high <= 1:
-        return values
+        return values.astype(np.float32)
     for full_scale in (255.0, 65535.0):
         if low >= 0 and high <= full_scale:
-            return values / np.float32(full_scale)
-    return (values - np.float32(low)) / np.float32(high - low)
+            return (values / full_scale).astype(np.float32)
+    return np.clip((values - low) / (high - low), 0, 1).astype(np.float32)
 
 
 def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -387,12 +387,14 @@ def _ink_is_dark(gray: np.ndarray, paper) -> bool:
     return bool(-darkest > brightest)
 
 
-def _flatten_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract the slowly varying background (light gradients, shadows) estimated by opening.
+def _flatten_background(ink: np.ndarray, relative: bool) -> np.ndarray:
+    """Remove the slowly varying background (light gradients, shadows) estimated by opening.
 
     An opening (minimum filter, then maximum filter) with a window wider than any stroke
     removes the bright strokes and keeps everything broader, including the sharp edge of a
-    shadow, which a blur would smear.
+    shadow, which a blur would smear. For dark ink on paper (`relative`, `ink` = 1 - photo)
+    light multiplies the paper's reflectance, so the ink's depth is divided by the local
+    paper brightness: a stroke in the shadow counts as much as one in full light.
     """
     height, width = ink.shape
     if max(height, width) > 100:   # photos: tame paper texture and sensor noise first
@@ -402,7 +404,10 @@ def _flatten_background(ink: np.ndarray) -> np.ndarray:
     background = cv2.morphologyEx(ink, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
     smooth = max(3, size // 8) | 1
     background = cv2.blur(background, (smooth, smooth), borderType=cv2.BORDER_REPLICATE)
-    return np.clip(ink - np.minimum(background, ink), 0, 1)
+    depth = ink - np.minimum(background, ink)
+    if relative:
+        depth = depth / np.maximum(1 - background, 0.05)
+    return np.clip(depth, 0, 1).astype(np.float32)
 
 
 def _ink_map(image) -> tuple[np.ndarray, np.ndarray]:
@@ -414,9 +419,8 @@ def _ink_map(image) -> tuple[np.ndarray, np.ndarray]:
             gray, paper = 1 - gray, 1 - paper
         ink = np.clip(gray - paper, 0, 1)
     else:                      # photos and scans: flatten light gradients and shadows
-        if _ink_is_dark(gray, _coarse_background(gray)):
-            gray = 1 - gray
-        ink = _flatten_background(gray)
+        dark = _ink_is_dark(gray, _coarse_background(gray))
+        ink = _flatten_background(1 - gray if dark else gray, relative=dark)
     peak = float(np.percentile(ink, 99.8)) if ink.size > 500 else float(ink.max())
     if peak < MIN_CONTRAST:
         raise ImageError("no digit found (the image is blank or has no contrast)")
@@ -596,8 +600,9 @@ def split_digits(image) -> list[np.ndarray]:
 
 def _drop_specks(parts: list[dict], shape: tuple[int, int]) -> list[dict]:
     """Drop dust (under 2% of the largest component) and lines along the border."""
-    width = shape[1]
-    parts = [p for p in parts if not (p["border"] and p["x1"] - p["x0"] > 0.9 * width)]
+    height, width = shape
+    parts = [p for p in parts if not (p["border"] and p["x1"] - p["x0"] > 0.9 * width
+                                      and p["y1"] - p["y0"] < 0.2 * height)]
     if not parts:
         return []
     largest = max(p["area"] for p in parts)
