@@ -26,7 +26,7 @@ from tinynet import data, recipes, vision  # noqa: E402
 from tinynet.errors import TinynetError  # noqa: E402
 
 DEFAULT_MODEL = "mlp"
-DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist.npz"}
+DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist_mlp.npz", "cnn": ROOT / "weights" / "mnist.npz"}
 SHIPPED = ROOT / "weights" / "mnist.npz"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
                   ".ppm", ".pbm"}

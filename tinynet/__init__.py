@@ -7,14 +7,25 @@ losses.py, model.py, optim.py, train.py, gradcheck.py.
 
 from . import data, gradcheck, layers, losses, optim
 from .errors import DataError, ImageError, ModelFileError, TinynetError, TrainingError
-from .layers import Dense, Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
+from .layers import (
+                     BatchNorm,
+                     Conv2D,
+                     Dense,
+                     Dropout,
+                     Flatten,
+                     LeakyReLU,
+                     MaxPool2D,
+                     ReLU,
+                     Sigmoid,
+                     Tanh,
+)
 from .model import Sequential, load
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "DataError", "Dense", "Dropout", "Flatten", "ImageError", "LeakyReLU",
-    "ModelFileError", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh", "TinynetError",
-    "TrainingError", "data", "gradcheck", "layers", "load", "losses", "optim",
+    "Adam", "BatchNorm", "Conv2D", "DataError", "Dense", "Dropout", "Flatten", "ImageError",
+    "LeakyReLU", "MaxPool2D", "ModelFileError", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh",
+    "TinynetError", "TrainingError", "data", "gradcheck", "layers", "load", "losses", "optim",
 ]

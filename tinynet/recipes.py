@@ -27,7 +27,7 @@ class Recipe:
     schedule: str = "cosine"        # "constant", "cosine" or "one_cycle"
     weight_decay: float = 0.0
     momentum: float = 0.9           # SGD only
-    augment: dict = field(default_factory=dict)  # keyword arguments of augment.random_affine
+    augment: dict = field(default_factory=dict)  # keyword arguments of kernels.augment.augment
     blas_threads: int | None = None
     note: str = ""
 
@@ -47,10 +47,10 @@ class Recipe:
     def make_augment(self):
         if not self.augment:
             return None
-        from .kernels.augment import random_affine
+        from .kernels.augment import augment
 
         settings = dict(self.augment)
-        return lambda xb, rng: random_affine(xb, rng, **settings)
+        return lambda xb, rng: augment(xb, rng, **settings)
 
 
 RECIPES = {
