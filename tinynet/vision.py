@@ -331,7 +331,10 @@ def _scale_to_unit(array: np.ndarray) -> np.ndarray:
     for full_scale in (255.0, 65535.0):
         if low >= 0 and high <= full_scale:
             return (values / full_scale).astype(np.float32)
-    return np.clip((values - low) / (high - low), 0, 1).astype(np.float32)
+    span = high / 2 - low / 2                    # halves: no overflow near the float64 limit
+    if span <= 0:
+        return np.zeros(values.shape, np.float32)
+    return np.clip((values / 2 - low / 2) / span, 0, 1).astype(np.float32)
 
 
 def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
