@@ -205,8 +205,10 @@ def recognise(model, targets):
         probs = model.predict(np.stack(digits))
         if len(digits) == 1:
             text = describe(probs[0])
+            label = text.split(" unsure")[0]
         else:
             number = "".join(str(int(p.argmax())) for p in probs)
+            label = f"{number} ({100 * probs.max(axis=1).min():.1f}%)"
             text = f"{number} ({100 * probs.max(axis=1).min():.1f}% for the least sure digit)"
             unsure = [i for i, p in enumerate(probs) if p.max() < UNSURE_BELOW]
             if unsure:
@@ -214,7 +216,7 @@ def recognise(model, targets):
                     f"digit {i + 1}: {describe(probs[i])}" for i in unsure)
         print(f"{path.name}: {text}")
         results.append({"name": path.name, "original": original, "seen": digits,
-                        "text": text.split(" unsure")[0].split(";")[0]})
+                        "text": label + (" ?" if "unsure" in text else "")})
     return results, failures
 
 

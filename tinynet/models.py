@@ -52,4 +52,17 @@ def cnn(rng=None):
     ])
 
 
-BUILDERS = {"mlp": mlp, "cnn": cnn, "torch_example_cnn": torch_example_cnn}
+def small_cnn(rng=None):
+    """A LeNet-sized network for fast training: 5x5 convs with batch norm, each followed by
+    a 2x2 max-pool. 28 -> 24 -> 12 -> 8 -> 4."""
+    rng = get_rng(rng)
+    return Sequential([
+        Conv2D(1, 16, 5, rng=rng), BatchNorm(16), ReLU(), MaxPool2D(2),
+        Conv2D(16, 32, 5, rng=rng), BatchNorm(32), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(32 * 4 * 4, 128, rng=rng), BatchNorm(128), ReLU(),
+        Dense(128, 10, init="glorot", rng=rng),
+    ])
+
+
+BUILDERS = {"mlp": mlp, "cnn": cnn, "small_cnn": small_cnn,
+            "torch_example_cnn": torch_example_cnn}

@@ -41,25 +41,29 @@ def show():
     return True
 
 
-def predictions(results):
-    """One row per image: the original, the 28x28 the network saw, and the prediction.
+def predictions(results, per_row=4):
+    """A grid of the images read: for each, the original beside the 28x28 picture(s) the
+    network saw, titled with the file name and the prediction.
 
     ``results``: list of dicts with keys ``name``, ``original`` (2-D array in [0, 1]),
     ``seen`` (list of 28x28 arrays, one per digit) and ``text`` (the label to show).
     """
     plt = _pyplot()
-    n = max(len(results), 1)
-    cols = 1 + max((len(r["seen"]) for r in results), default=1)
-    fig, axes = plt.subplots(n, cols, figsize=(2.0 * cols, 2.1 * n), squeeze=False)
+    per_row = max(1, min(per_row, len(results)))
+    rows = max(1, -(-len(results) // per_row))
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(3.2 * per_row, 1.9 * rows),
+                             squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.6})
     for ax in axes.ravel():
         ax.axis("off")
-    for row, r in zip(axes, results):
-        row[0].imshow(r["original"], cmap="gray", vmin=0, vmax=1)
-        row[0].set_title(f"{r['name']}\n{r['text']}", fontsize=8)
-        for ax, digit in zip(row[1:], r["seen"]):
-            ax.imshow(digit, cmap="gray", vmin=0, vmax=1)
-            ax.set_title("network input", fontsize=7)
-    fig.tight_layout()
+    for k, r in enumerate(results):
+        row, col = divmod(k, per_row)
+        left, right = axes[row, 2 * col], axes[row, 2 * col + 1]
+        left.imshow(r["original"], cmap="gray", vmin=0, vmax=1)
+        left.set_title(r["name"], fontsize=7, loc="left")
+        # Several digits of a number are shown side by side in one strip.
+        strip = np.hstack([np.pad(d, 1, constant_values=0.5) for d in r["seen"]])
+        right.imshow(strip, cmap="gray", vmin=0, vmax=1)
+        right.set_title(r["text"], fontsize=8, color="tab:blue")
     return fig
 
 

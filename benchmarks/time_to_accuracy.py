@@ -1,0 +1,165 @@
+"""Time to 99% MNIST test accuracy from a cold process, tinynet beside PyTorch.
+
+Each tool runs in a fresh Python process; the clock starts before the process is launched,
+so interpreter start-up, imports, data loading and (for tinynet) Numba compilation all
+count. For tinynet the Numba cache is pointed at an empty folder, so every kernel compiles
+from scratch ("cold"); ``--warm`` reuses the normal cache instead.
+
+Both tools train the same network (tinynet.models.small_cnn, rebuilt layer for layer in
+PyTorch) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
+rate, batch 64) and the same thread budget (2), and test after every epoch.
+
+    python benchmarks/time_to_accuracy.py [--target 0.99] [--runs 1] [--warm]
+
+The last line of output is JSON.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_tinynet():
+    sys.path.insert(0, str(ROOT))
+    import math
+
+    import numpy as np
+
+    from tinynet import data, models, recipes
+    from tinynet.train import fit
+
+    recipe = recipes.RECIPES["fast"]
+    x, y, xt, yt = data.load_mnist()
+    x, xt = data.to_float(x), data.to_float(xt)
+    y, yt = y.astype(np.int64), yt.astype(np.int64)
+    rng = np.random.default_rng(0)
+    model = models.BUILDERS[recipe.model](rng)
+    optimizer = recipe.make_optimizer(model)
+    steps = recipe.epochs * math.ceil(len(x) / recipe.batch_size)
+
+    class Report:
+        def update(self, text, force=False):
+            pass
+
+        def done(self, text):
+            # "epoch 1/2 loss ... val acc 0.9891"
+            print("EPOCH", text.split()[1].split("/")[0], text.rsplit(" ", 1)[-1], flush=True)
+
+    fit(model, optimizer, x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, rng=rng,
+        schedule=recipe.make_schedule(steps), validation=(xt, yt), progress=Report(),
+        blas_threads=recipe.blas_threads)
+
+
+def worker_torch():
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from tinynet import data, recipes
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    recipe = recipes.RECIPES["fast"]
+    x, y, xt, yt = data.load_mnist()
+    x = torch.from_numpy(data.to_float(x))
+    xt = torch.from_numpy(data.to_float(xt))
+    y, yt = torch.from_numpy(y.astype(np.int64)), torch.from_numpy(yt.astype(np.int64))
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(512, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    steps_per_epoch = -(-len(x) // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch,
+        pct_start=0.25, div_factor=25.0, final_div_factor=1e4)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(recipe.epochs):
+        model.train()
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), recipe.batch_size):
+            index = order[start:start + recipe.batch_size]
+            optimizer.zero_grad()
+            loss_fn(model(x[index]), y[index]).backward()
+            optimizer.step()
+            schedule.step()
+        model.eval()
+        with torch.no_grad():
+            correct = sum(int((model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum())
+                          for i in range(0, len(xt), 1000))
+        print("EPOCH", epoch + 1, correct / len(xt), flush=True)
+
+
+def time_run(tool, target, warm):
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if tool == "tinynet" and not warm:
+            env["NUMBA_CACHE_DIR"] = cache
+        start = time.monotonic()
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", tool], env=env,
+                                stdout=subprocess.PIPE, text=True)
+        reached, log = None, []
+        for line in proc.stdout:
+            if line.startswith("EPOCH"):
+                _, epoch, acc = line.split()
+                elapsed = time.monotonic() - start
+                log.append({"epoch": int(epoch), "accuracy": float(acc),
+                            "seconds": round(elapsed, 1)})
+                print(f"  {tool:8s} epoch {epoch}: test accuracy {float(acc):.4f} "
+                      f"at {elapsed:.1f} s", flush=True)
+                if reached is None and float(acc) >= target:
+                    reached = elapsed
+        proc.wait()
+        if proc.returncode:
+            raise SystemExit(f"{tool} worker failed with status {proc.returncode}")
+    return reached, log
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--target", type=float, default=0.99)
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--warm", action="store_true", help="keep Numba's compiled-kernel cache")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--worker", choices=["tinynet", "torch"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker == "tinynet":
+        return worker_tinynet()
+    if args.worker == "torch":
+        return worker_torch()
+
+    tools = ["tinynet"]
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+
+            tools.append("torch")
+        except ImportError:
+            print('PyTorch not installed (pip install -e ".[bench]"): timing tinynet only')
+    results = {tool: [] for tool in tools}
+    for run in range(args.runs):
+        for tool in tools:  # interleaved, so both see the same machine conditions
+            reached, log = time_run(tool, args.target, args.warm)
+            results[tool].append({"seconds_to_target": reached, "epochs": log})
+    summary = {"target": args.target, "cold_numba_cache": not args.warm}
+    for tool in tools:
+        times = [r["seconds_to_target"] for r in results[tool]
+                 if r["seconds_to_target"] is not None]
+        summary[f"{tool}_seconds"] = min(times) if times else None
+        summary[f"{tool}_final_accuracy"] = results[tool][-1]["epochs"][-1]["accuracy"]
+        print(f"{tool}: best time to {100 * args.target:.1f}%: "
+              f"{summary[f'{tool}_seconds'] if times else 'not reached'} s")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
