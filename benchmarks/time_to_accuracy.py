@@ -146,7 +146,7 @@ def main():
         except ImportError:
             print('PyTorch not installed (pip install -e ".[bench]"): timing tinynet only')
     results = {tool: [] for tool in tools}
-    for run in range(args.runs):
+    for _ in range(args.runs):
         for tool in tools:  # interleaved, so both see the same machine conditions
             reached, log = time_run(tool, args.target, args.warm)
             results[tool].append({"seconds_to_target": reached, "epochs": log})
