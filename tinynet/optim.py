@@ -8,6 +8,9 @@ import math
 
 import numpy as np
 
+from .kernels.elementwise import adam_update, adam_update_numpy
+from .kernels.parallel import map_flat
+
 
 class Optimizer:
     def __init__(self, params, lr):
@@ -93,18 +96,18 @@ class Adam(Optimizer):
         # sqrt(v_hat) + eps == (sqrt(v) + eps * sqrt(1 - b2^t)) / sqrt(1 - b2^t); folding the
         # bias corrections into one scalar saves two full-size temporaries per parameter.
         eps_hat = self.eps * math.sqrt(1 - self.b2**t)
+        # The whole update is one pass over (w, g, m, v) per parameter, in a Numba kernel
+        # (tinynet/kernels/elementwise.py, with a NumPy twin), split over the worker threads.
         for (w, grad), m, v in zip(self.params, self.m, self.v):
-            g = grad()
             dt = w.dtype.type
-            if self.weight_decay:
-                w *= dt(1 - self.lr * self.weight_decay)
-            m *= dt(self.b1)
-            m += dt(1 - self.b1) * g
-            v *= dt(self.b2)
-            v += dt(1 - self.b2) * (g * g)
-            denom = np.sqrt(v)
-            denom += dt(eps_hat)
-            w -= dt(step_size) * m / denom
+            g = np.ascontiguousarray(grad(), dtype=w.dtype).reshape(-1)
+            scalars = (dt(self.b1), dt(1 - self.b1), dt(self.b2), dt(1 - self.b2),
+                       dt(step_size), dt(eps_hat), dt(1 - self.lr * self.weight_decay))
+            if w.flags.c_contiguous:
+                map_flat(adam_update, w.size, w.reshape(-1), g, m.reshape(-1), v.reshape(-1),
+                         *scalars)
+            else:   # a strided parameter: the same update, on views
+                adam_update_numpy(w, g.reshape(w.shape), m, v, *scalars)
 
     def state_dict(self):
         state = super().state_dict()

@@ -52,7 +52,7 @@ def conv_output_size(size, k, stride, pad):
     return (size + 2 * pad - k) // stride + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pad(x, pad):
     """Copy of ``x`` (N, C, H, W) with ``pad`` zeros on each side of H and W."""
     N, C, H, W = x.shape
@@ -67,7 +67,7 @@ def _pad(x, pad):
     return xp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col(x, kh, kw, stride, pad, cols):
     """Fill ``cols`` (N, C*kh*kw, OH*OW) from ``x`` (N, C, H, W); returns ``cols``.
 
@@ -124,7 +124,7 @@ def im2col_numpy(x, kh, kw, stride, pad, cols):
     return cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im(dcols, kh, kw, stride, pad, dx):
     """Accumulate ``dcols`` (N, >=C*kh*kw, OH*OW) into ``dx`` (N, C, H, W); returns ``dx``.
 

@@ -33,7 +33,7 @@ def pool_output_size(size, k, stride):
     return (size - k) // stride + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _maxpool2x2_forward(x, out, arg):
     """The common 2x2, stride-2 case of :func:`maxpool_forward`, written branch-free
     (conditional selects instead of jumps: on random data a jump is mispredicted half
@@ -71,7 +71,7 @@ def _maxpool2x2_forward(x, out, arg):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool_forward(x, ph, pw, stride, out, arg):
     """Fill ``out`` (N, C, OH, OW) with window maxima and ``arg`` (same shape, int32)
     with their flat positions in the input plane; returns ``out``."""
@@ -119,7 +119,7 @@ def maxpool_forward_numpy(x, ph, pw, stride, out, arg):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool_backward(dout, arg, dx):
     """Route ``dout`` (N, C, OH, OW) to the argmax positions of ``dx`` (N, C, H, W),
     which is overwritten; returns ``dx``."""

@@ -3,6 +3,8 @@ incoming gradient times the local derivative f'(x), entry by entry."""
 
 import numpy as np
 
+from ..kernels.elementwise import relu_backward, relu_forward
+from ..kernels.parallel import map_flat
 from .base import Layer
 
 
@@ -11,16 +13,26 @@ class ReLU(Layer):
 
     Backward: dL/dx = dL/dy * [x > 0]  (the gradient passes where the unit was active).
     Any shape in, same shape out.
+
+    The output y is kept as the mask ([x > 0] == [y > 0]), so training stores no extra
+    array; both passes are one-pass kernels (``tinynet/kernels/elementwise.py``) spread
+    over the worker threads.
     """
 
     def forward(self, x, training=False):
-        y = np.maximum(x, 0)
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        map_flat(relu_forward, x.size, x.reshape(-1), y.reshape(-1))
         if training:
-            self.mask = x > 0
+            self.y = y
         return y
 
     def backward(self, dout):
-        return dout * self.mask
+        dout = np.ascontiguousarray(dout)
+        dx = np.empty_like(dout)
+        map_flat(relu_backward, dout.size, dout.reshape(-1), self.y.reshape(-1),
+                 dx.reshape(-1))
+        return dx
 
 
 class LeakyReLU(Layer):

@@ -4,11 +4,16 @@ import numpy as np
 
 from ..init import get_rng, he_normal
 from ..kernels.conv import col2im, conv_output_size, im2col
+from ..kernels.parallel import chunk_for, run_chunks, scratch
 from .base import Layer
 
 # Inference processes at most this many images at a time, so the im2col buffer stays
 # small even for a 10,000-image batch (conv2 of the MNIST CNN: 64 images -> 42 MB).
 INFERENCE_CHUNK = 64
+# Training and inference work on slices of about this many bytes of ``cols`` at a time,
+# one slice per worker thread (see ``tinynet/kernels/parallel.py``), so that the im2col
+# copy is still in the core's cache when the matrix product reads it.
+CHUNK_BYTES = 1 << 20
 
 
 def _pair(v, name):
@@ -106,38 +111,64 @@ class Conv2D(Layer):
         K = self.in_channels * self.kh * self.kw
         P = OH * OW
         Wm = W.reshape(F, K)
+        bias = b[:, None]
         k = (self.kh, self.kw, self.stride, self.padding)
+        y = np.empty((N, F, P), dtype=W.dtype)
         if training:
             cols = self._buffer(self._cols, (N, K, P), W.dtype)
-            im2col(x, *k, cols)
-            y = np.matmul(Wm, cols)                 # (N, F, P): one BLAS call per image
             self._cols, self._x_shape = cols, x.shape
+
+            def part(s, e):
+                im2col(x[s:e], *k, cols[s:e])
+                np.matmul(Wm, cols[s:e], out=y[s:e])       # one BLAS call per image
+                y[s:e] += bias
         else:
-            y = np.empty((N, F, P), dtype=W.dtype)
-            buf = np.empty((min(N, INFERENCE_CHUNK), K, P), dtype=W.dtype)
-            for s in range(0, N, INFERENCE_CHUNK):
-                e = min(s + INFERENCE_CHUNK, N)
-                cols = im2col(x[s:e], *k, buf[:e - s])
-                np.matmul(Wm, cols, out=y[s:e])
-        y += b[:, None]
+            def part(s, e):
+                buf = scratch("conv_cols", (e - s, K, P), W.dtype)
+                np.matmul(Wm, im2col(x[s:e], *k, buf), out=y[s:e])
+                y[s:e] += bias
+        itemsize = W.dtype.itemsize
+        chunk = chunk_for(N, K * P * itemsize, CHUNK_BYTES)
+        if not training:
+            chunk = min(chunk, INFERENCE_CHUNK)
+        run_chunks(part, N, chunk)
         return y.reshape(N, F, OH, OW)
 
     def backward(self, dout):
         W = self.params["W"]
         cols = self._cols
         N, F = dout.shape[0], self.out_channels
-        G = np.ascontiguousarray(dout, dtype=W.dtype).reshape(N, F, -1)   # (N, F, P)
-        self.grads["b"] = G.sum(axis=(0, 2))
-        # dL/dWm = sum_n G[n] @ cols[n]^T; the transpose is a view, BLAS reads it in place.
-        self.grads["W"] = np.matmul(G, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
-        if not self.needs_input_grad:
-            return None
-        Wm = W.reshape(F, -1)
-        dcols = self._buffer(self._dcols, cols.shape, W.dtype)
-        np.matmul(Wm.T, G, out=dcols)                # (N, K, P)
-        self._dcols = dcols
-        dx = np.empty(self._x_shape, dtype=W.dtype)
-        return col2im(dcols, self.kh, self.kw, self.stride, self.padding, dx)
+        K, P = cols.shape[1], cols.shape[2]
+        G = np.ascontiguousarray(dout, dtype=W.dtype).reshape(N, F, P)   # (N, F, P)
+        Wm = W.reshape(F, K)
+        dx = np.empty(self._x_shape, dtype=W.dtype) if self.needs_input_grad else None
+        k = (self.kh, self.kw, self.stride, self.padding)
+
+        def part(s, e):
+            # this slice's share of dL/dWm = sum_n G[n] @ cols[n]^T (the transpose is a
+            # view: BLAS reads it in place) and of dL/db = sum_{n, p} G[n, :, p]
+            dW = np.zeros((F, K), dtype=W.dtype)
+            tmp = scratch("conv_dW", (F, K), W.dtype)
+            for n in range(s, e):
+                np.matmul(G[n], cols[n].T, out=tmp)
+                dW += tmp
+            db = G[s:e].sum(axis=(0, 2))
+            if dx is not None:
+                dcols = scratch("conv_dcols", (e - s, K, P), W.dtype)
+                np.matmul(Wm.T, G[s:e], out=dcols)            # (n, K, P)
+                col2im(dcols, *k, dx[s:e])
+            return dW, db
+
+        chunk = chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES)
+        parts = run_chunks(part, N, chunk)
+        self.grads["W"] = sum(p[0] for p in parts[1:]) + parts[0][0] if len(parts) > 1 \
+            else parts[0][0]
+        self.grads["W"] = self.grads["W"].reshape(W.shape)
+        db = parts[0][1]
+        for p in parts[1:]:
+            db = db + p[1]
+        self.grads["b"] = db
+        return dx
 
     def astype(self, dtype):
         self._cols = self._dcols = None

@@ -3,6 +3,8 @@
 import numpy as np
 
 from ..init import get_rng
+from ..kernels.elementwise import dropout_forward, multiply
+from ..kernels.parallel import map_flat
 from .base import Layer
 
 
@@ -26,16 +28,26 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self.scale = None
             return x
+        x = np.ascontiguousarray(x)
         keep = 1.0 - self.p
-        # One float32 draw per entry; the mask already holds the 1/keep factor.
-        self.scale = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype)
-        self.scale *= x.dtype.type(1.0 / keep)
-        return x * self.scale
+        # One float32 draw per entry from the layer's Generator; a kernel then turns the
+        # draws into the mask m = [u < keep] / keep (in place when x is float32) and
+        # multiplies, in one pass.
+        u = self.rng.random(x.shape, dtype=np.float32)
+        m = u if x.dtype == np.float32 else np.empty_like(x)
+        y = np.empty_like(x)
+        map_flat(dropout_forward, x.size, x.reshape(-1), u.reshape(-1), np.float32(keep),
+                 x.dtype.type(1.0 / keep), m.reshape(-1), y.reshape(-1))
+        self.scale = m
+        return y
 
     def backward(self, dout):
         if self.scale is None:
             return dout
-        return dout * self.scale
+        dout = np.ascontiguousarray(dout)
+        dx = np.empty_like(dout)
+        map_flat(multiply, dout.size, dout.reshape(-1), self.scale.reshape(-1), dx.reshape(-1))
+        return dx
 
     def config(self):
         return {"p": self.p}

@@ -2,7 +2,12 @@
 
 import numpy as np
 
+from ..kernels.norm import affine, affine2, channel_sums, channel_sums_grad
+from ..kernels.parallel import chunk_for, run_chunks
 from .base import Layer
+
+# Each worker thread handles about this many bytes of the input at a time.
+CHUNK_BYTES = 1 << 20
 
 
 class BatchNorm(Layer):
@@ -36,6 +41,16 @@ class BatchNorm(Layer):
     the two subtracted means remove the parts of G that only shift or stretch the whole
     feature, which normalisation cancels anyway. In inference mode mu and var are
     constants and dL/dx = gamma / sqrt(running_var + eps) * G.
+
+    How it is computed (``tinynet/kernels/norm.py``): two passes over memory each way.
+    Forward: one pass of per-channel sums gives mu and var (accumulated in float64 around
+    the running mean, so the one-pass variance stays accurate), one pass writes
+    y = gamma * inv_std * (x - mu) + beta. Backward: one pass of per-channel sums gives
+    sum(G) and sum(G * (x - mu)) (= sum(G * xhat) / inv_std), one pass writes
+    dx = A * G + B * (x - mu) + C with the per-channel A = gamma * inv_std,
+    B = -A * inv_std * sum(G * xhat) / M and C = -A * sum(G) / M (the formula above,
+    expanded). The input x is kept for backward, so xhat is never stored. Batches are
+    split over the worker threads (``tinynet/kernels/parallel.py``).
     """
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5):
@@ -69,15 +84,28 @@ class BatchNorm(Layer):
 
     def forward(self, x, training=False):
         gamma, beta = self.params["gamma"], self.params["beta"]
-        x = np.asarray(x, dtype=gamma.dtype)
-        axes, shape = self._axes(x)
+        dt = gamma.dtype
+        x = np.ascontiguousarray(x, dtype=dt)
+        self._axes(x)
+        N, C = x.shape[0], self.num_features
+        L = x.size // (N * C)
+        x3 = x.reshape(N, C, L)                 # the (N, C, L) view the kernels use
+        chunk = chunk_for(N, C * L * dt.itemsize, CHUNK_BYTES)
         if training:
-            M = x.size // self.num_features
+            M = N * L
             if M < 2:
                 raise ValueError("BatchNorm needs more than one value per feature to train")
-            mu = x.mean(axis=axes)
-            xc = x - mu.reshape(shape)
-            var = np.mean(xc * xc, axis=axes)
+            shift = self.buffers["running_mean"]
+
+            def sums(s, e):
+                s1, s2 = np.zeros(C), np.zeros(C)
+                channel_sums(x3[s:e], shift, s1, s2)
+                return s1, s2
+
+            parts = run_chunks(sums, N, chunk)
+            d = sum(p[0] for p in parts) / M                 # mean(x) - shift, float64
+            var64 = np.maximum(sum(p[1] for p in parts) / M - d * d, 0)
+            mu, var = (shift + d).astype(dt), var64.astype(dt)
             m = self.momentum
             self.buffers["running_mean"] = (1 - m) * self.buffers["running_mean"] + m * mu
             self.buffers["running_var"] = ((1 - m) * self.buffers["running_var"]
@@ -85,25 +113,46 @@ class BatchNorm(Layer):
         else:
             mu = self.buffers["running_mean"]
             var = self.buffers["running_var"]
-            xc = x - mu.reshape(shape)
-        inv_std = 1 / np.sqrt(var + self.eps)
-        xhat = xc * inv_std.reshape(shape)
-        self._cache = (xhat, inv_std, training, axes, shape)
-        return gamma.reshape(shape) * xhat + beta.reshape(shape)
+        inv_std = (1 / np.sqrt(var + self.eps)).astype(dt)
+        y = np.empty_like(x)
+        y3 = y.reshape(N, C, L)
+        a = (gamma * inv_std).astype(dt)
+        run_chunks(lambda s, e: affine(x3[s:e], mu, a, beta, y3[s:e]), N, chunk)
+        self._cache = (x3, mu, inv_std, training, chunk)
+        return y
 
     def backward(self, dout):
-        xhat, inv_std, training, axes, shape = self._cache
+        x3, mu, inv_std, training, chunk = self._cache
         gamma = self.params["gamma"]
-        dbeta = dout.sum(axis=axes)
-        dgamma = (dout * xhat).sum(axis=axes)
-        self.grads["beta"], self.grads["gamma"] = dbeta, dgamma
+        dt = gamma.dtype
+        N, C, L = x3.shape
+        G = np.ascontiguousarray(dout, dtype=dt)
+        G3 = G.reshape(N, C, L)
+
+        def sums(s, e):
+            sg, sgx = np.zeros(C), np.zeros(C)
+            channel_sums_grad(G3[s:e], x3[s:e], mu, sg, sgx)
+            return sg, sgx
+
+        parts = run_chunks(sums, N, chunk)
+        dbeta = sum(p[0] for p in parts)                       # sum(G)
+        dgamma = sum(p[1] for p in parts) * inv_std            # sum(G * xhat)
+        self.grads["beta"], self.grads["gamma"] = dbeta.astype(dt), dgamma.astype(dt)
         if not self.needs_input_grad:
             return None
-        scale = (gamma * inv_std).reshape(shape)
-        if not training:
-            return scale * dout
-        M = dout.size // self.num_features
-        return scale * (dout - (dbeta / M).reshape(shape) - xhat * (dgamma / M).reshape(shape))
+        scale = gamma * inv_std.astype(np.float64)
+        A = scale.astype(dt)
+        if training:
+            M = N * L
+            # dx = scale * (G - sum(G)/M - xhat * sum(G*xhat)/M), xhat = (x - mu) * inv_std
+            B = (-scale * inv_std * dgamma / M).astype(dt)
+            C_ = (-scale * dbeta / M).astype(dt)
+        else:
+            B = C_ = np.zeros(C, dtype=dt)
+        dx = np.empty_like(G)
+        run_chunks(lambda s, e: affine2(G3[s:e], x3[s:e], mu, A, B, C_,
+                                        dx.reshape(N, C, L)[s:e]), N, chunk)
+        return dx
 
     def config(self):
         return {"num_features": self.num_features, "momentum": self.momentum, "eps": self.eps}

@@ -2,8 +2,11 @@
 
 import numpy as np
 
+from ..kernels.parallel import chunk_for, run_chunks
 from ..kernels.pool import maxpool_backward, maxpool_forward, pool_output_size
 from .base import Layer
+
+CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
 
 
 class MaxPool2D(Layer):
@@ -27,7 +30,8 @@ class MaxPool2D(Layer):
         dL/dx[n, c, h, w] = sum of dL/dy[n, c, oh, ow] over the windows whose max is at (h, w)
 
     (a sum only matters when windows overlap). No parameters. Kernels:
-    ``tinynet/kernels/pool.py``.
+    ``tinynet/kernels/pool.py``; the batch is split over the worker threads
+    (``tinynet/kernels/parallel.py``).
     """
 
     def __init__(self, pool_size=2, stride=None):
@@ -54,7 +58,9 @@ class MaxPool2D(Layer):
             raise ValueError(f"input plane {(H, W)} is smaller than the pool window")
         y = np.empty((N, C, OH, OW), dtype=x.dtype)
         arg = np.empty((N, C, OH, OW), dtype=np.int32)
-        maxpool_forward(x, self.ph, self.pw, self.stride, y, arg)
+        run_chunks(lambda s, e: maxpool_forward(x[s:e], self.ph, self.pw, self.stride,
+                                                y[s:e], arg[s:e]),
+                   N, chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES))
         if training:
             self._arg, self._x_shape = arg, x.shape
         return y
@@ -64,7 +70,10 @@ class MaxPool2D(Layer):
             return None
         dout = np.ascontiguousarray(dout)
         dx = np.empty(self._x_shape, dtype=dout.dtype)
-        return maxpool_backward(dout, self._arg, dx)
+        N, C, H, W = dx.shape
+        run_chunks(lambda s, e: maxpool_backward(dout[s:e], self._arg[s:e], dx[s:e]),
+                   N, chunk_for(N, C * H * W * dx.dtype.itemsize, CHUNK_BYTES))
+        return dx
 
     def config(self):
         return {"pool_size": self.pool_size, "stride": self.stride}
