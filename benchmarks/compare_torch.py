@@ -57,12 +57,13 @@ TRAIN_SIZE = 60000
 THREADS = 2
 
 MODES = {
-    #         rounds, mlp steps, cnn steps, infer images, infer reps, latency calls
-    "full": dict(rounds=5, mlp_steps=400, cnn_steps=40, infer_n=10000, infer_reps=3,
-                 latency=200, batches=(64, 100, 256, 1000, 10000)),
-    "quick": dict(rounds=3, mlp_steps=150, cnn_steps=12, infer_n=2000, infer_reps=2,
+    # budget: seconds per tool per training round at most; rounds of mlp_steps / cnn_steps;
+    # inference over infer_n test images, infer_reps times per batch size; latency calls
+    "full": dict(budget=20.0, rounds=5, mlp_steps=400, cnn_steps=40, infer_n=10000, infer_reps=3,
+                 latency=200, batches=(64, 100, 256, 1000)),
+    "quick": dict(budget=8.0, rounds=3, mlp_steps=150, cnn_steps=12, infer_n=2000, infer_reps=2,
                   latency=50, batches=(100, 1000)),
-    "smoke": dict(rounds=1, mlp_steps=3, cnn_steps=2, infer_n=64, infer_reps=1,
+    "smoke": dict(budget=5.0, rounds=1, mlp_steps=3, cnn_steps=2, infer_n=64, infer_reps=1,
                   latency=3, batches=(32,)),
 }
 
@@ -96,7 +97,10 @@ class Tinynet:
         self.opt = Adam(self.model.parameters(), lr=1e-3)
         self.blas = blas
 
-    def train(self, x, y, order, batch, steps, start):
+    def train(self, x, y, order, batch, steps, start, budget=math.inf):
+        """Run up to ``steps`` steps (fewer once ``budget`` seconds have passed);
+        returns the number of steps run."""
+        t0 = time.perf_counter()
         with threads.blas_threads(self.blas):
             for b in range(start, start + steps):
                 idx = order[(b * batch) % len(order):][:batch]
@@ -104,6 +108,9 @@ class Tinynet:
                 _, d = softmax_cross_entropy(logits, y[idx])
                 self.model.backward(d)
                 self.opt.step()
+                if time.perf_counter() - t0 > budget:
+                    return b - start + 1
+        return steps
 
     def infer(self, x, batch):
         for s in range(0, len(x), batch):
@@ -137,9 +144,10 @@ class Torch:
                 m.weight.copy_(self.torch.from_numpy(W.T.copy() if W.ndim == 2 else W))
                 m.bias.copy_(self.torch.from_numpy(layer.params["b"]))
 
-    def train(self, x, y, order, batch, steps, start):
+    def train(self, x, y, order, batch, steps, start, budget=math.inf):
         torch = self.torch
         self.model.train()
+        t0 = time.perf_counter()
         for b in range(start, start + steps):
             idx = order[(b * batch) % len(order):][:batch]
             xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
@@ -147,6 +155,9 @@ class Torch:
             loss = torch.nn.functional.cross_entropy(self.model(xb), yb)
             loss.backward()
             self.opt.step()
+            if time.perf_counter() - t0 > budget:
+                return b - start + 1
+        return steps
 
     def infer(self, x, batch):
         torch = self.torch
@@ -169,23 +180,22 @@ def interleaved(tools, fn, rounds):
     return {k: float(np.median(v)) for k, v in times.items()}, times
 
 
-def train_times(tools, x, y, batch, steps, rounds):
-    """Seconds per training step (median round) for each tool."""
+def train_times(tools, x, y, batch, steps, rounds, budget):
+    """Seconds per training step for each tool: the median over ``rounds`` alternating
+    rounds of ``steps`` steps each (a round stops early after ``budget`` seconds, so a tool
+    slowed down by a busy machine cannot stretch the run without bound)."""
     order = np.random.default_rng(1).permutation(len(x))
     for t in tools:                                  # warm-up (and Numba cache load)
         t.train(x, y, order, batch, 3, 0)
-    state = {"start": 3}
-
-    def run(t):
-        t.train(x, y, order, batch, steps, state["start"])
-
-    med = {t.name: [] for t in tools}
+    start = 3
+    per_step = {t.name: [] for t in tools}
     for _ in range(rounds):
-        m, _ = interleaved(tools, run, 1)
-        for k, v in m.items():
-            med[k].append(v / steps)
-        state["start"] += steps
-    return {k: float(np.median(v)) for k, v in med.items()}
+        for t in tools:
+            t0 = time.perf_counter()
+            done = t.train(x, y, order, batch, steps, start, budget)
+            per_step[t.name].append((time.perf_counter() - t0) / done)
+        start += steps
+    return {k: float(np.median(v)) for k, v in per_step.items()}
 
 
 def cnn_step_flops(batch):
@@ -297,7 +307,7 @@ def main():
                                               None)):
         tn = Tinynet(builder, blas)
         tools = [tn] + ([Torch(torch, builder, tn)] if torch else [])
-        per_step = train_times(tools, x, y, batch, steps, cfg["rounds"])
+        per_step = train_times(tools, x, y, batch, steps, cfg["rounds"], cfg["budget"])
         epoch_steps = math.ceil(TRAIN_SIZE / batch)
         t_tn = per_step["tinynet"] * epoch_steps
         t_pt = per_step["PyTorch"] * epoch_steps if torch else None

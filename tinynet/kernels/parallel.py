@@ -52,13 +52,16 @@ def chunks(n, chunk):
 def run_chunks(fn, n, chunk):
     """``[fn(s, e) for s, e in chunks(n, chunk)]``, computed by ``workers()`` threads.
 
-    With one worker (or one chunk) everything runs in the calling thread and the BLAS
-    keeps its own thread setting.
+    With one worker everything runs in the calling thread and the BLAS keeps its own
+    thread setting; with one chunk it runs in the calling thread on a 1-thread BLAS.
     """
     ranges = chunks(n, chunk)
     nw = workers()
-    if nw <= 1 or len(ranges) <= 1 or getattr(_local, "inside", False):
+    if getattr(_local, "inside", False) or nw <= 1:
         return [fn(s, e) for s, e in ranges]
+    if len(ranges) <= 1:
+        with threads.blas_threads(1):    # never a spinning BLAS thread beside our workers
+            return [fn(s, e) for s, e in ranges]
     pool = _pool(nw)
 
     def task(s, e):
@@ -102,6 +105,10 @@ def map_flat(kernel, n, *arrays):
     """``kernel(*[a[s:e] for a in arrays])`` over slices of flat arrays of n entries
     (non-array arguments are passed through unchanged)."""
     import numpy as np
+
+    if n <= flat_chunk(n) or workers() <= 1:       # one slice: no hand-off at all
+        kernel(*arrays)
+        return
 
     def part(s, e):
         kernel(*[a[s:e] if isinstance(a, np.ndarray) and a.ndim == 1 else a for a in arrays])

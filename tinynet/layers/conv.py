@@ -13,7 +13,7 @@ INFERENCE_CHUNK = 64
 # Training and inference work on slices of about this many bytes of ``cols`` at a time,
 # one slice per worker thread (see ``tinynet/kernels/parallel.py``), so that the im2col
 # copy is still in the core's cache when the matrix product reads it.
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 3 << 20
 
 
 def _pair(v, name):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import threads
 from ..init import get_rng, glorot_uniform, he_normal
 from ..kernels.parallel import chunks, run_chunks, workers
 from .base import Layer
@@ -50,7 +51,8 @@ class Dense(Layer):
         if training:
             self.x = x
         if not self._split(x.shape[0]):
-            return x @ W + b
+            with threads.blas_threads(1 if workers() > 1 else None):
+                return x @ W + b
         y = np.empty((x.shape[0], self.out_features), dtype=np.result_type(x, W))
 
         def rows(s, e):                      # y[s:e] = x[s:e] W + b
@@ -64,8 +66,9 @@ class Dense(Layer):
         x, W = self.x, self.params["W"]
         self.grads["b"] = dout.sum(axis=0)
         if not self._split(x.shape[0]):
-            self.grads["W"] = x.T @ dout
-            return dout @ W.T if self.needs_input_grad else None
+            with threads.blas_threads(1 if workers() > 1 else None):
+                self.grads["W"] = x.T @ dout
+                return dout @ W.T if self.needs_input_grad else None
         # Large layers: the same products, split over the worker threads. dW by rows
         # (input features), dx by rows (images); every slice is an ordinary BLAS call.
         dW = np.empty(W.shape, dtype=np.result_type(x, dout))
