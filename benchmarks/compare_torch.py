@@ -120,9 +120,12 @@ class Tinynet:
 class Torch:
     name = "PyTorch"
 
-    def __init__(self, torch, builder, reference):
+    def __init__(self, torch, builder, reference, threads=THREADS):
         nn = torch.nn
         self.torch = torch
+        self.threads = threads
+        if threads != THREADS:
+            self.name = f"PyTorch {threads} thread"
         if builder == "mlp":
             self.model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
                                        nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -145,6 +148,14 @@ class Torch:
                 m.bias.copy_(self.torch.from_numpy(layer.params["b"]))
 
     def train(self, x, y, order, batch, steps, start, budget=math.inf):
+        torch = self.torch
+        torch.set_num_threads(self.threads)
+        try:
+            return self._train(x, y, order, batch, steps, start, budget)
+        finally:
+            torch.set_num_threads(THREADS)
+
+    def _train(self, x, y, order, batch, steps, start, budget):
         torch = self.torch
         self.model.train()
         t0 = time.perf_counter()
@@ -307,6 +318,9 @@ def main():
                                               None)):
         tn = Tinynet(builder, blas)
         tools = [tn] + ([Torch(torch, builder, tn)] if torch else [])
+        if torch and key == "mlp":
+            # a reference only: PyTorch on one thread, as tinynet's MLP recipe chooses
+            tools.append(Torch(torch, builder, tn, threads=1))
         per_step = train_times(tools, x, y, batch, steps, cfg["rounds"], cfg["budget"])
         epoch_steps = math.ceil(TRAIN_SIZE / batch)
         t_tn = per_step["tinynet"] * epoch_steps
@@ -316,6 +330,11 @@ def main():
         if torch:
             results[f"{key}_train_s_per_epoch_torch"] = t_pt
             results[f"{key}_train_ratio"] = t_tn / t_pt
+        if torch and key == "mlp":
+            t_pt1 = per_step["PyTorch 1 thread"] * epoch_steps
+            row("  (reference: PyTorch with 1 thread)", t_tn, t_pt1, "s")
+            results["mlp_train_s_per_epoch_torch_1thread"] = t_pt1
+            results["mlp_train_ratio_vs_torch_1thread"] = t_tn / t_pt1
         if key == "cnn":
             flops = cnn_step_flops(batch)
             g_tn = flops / per_step["tinynet"] / 1e9
