@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import tinynet  # noqa: E402
 from tinynet import data, recipes, vision  # noqa: E402
-from tinynet.errors import TinynetError  # noqa: E402
+from tinynet.errors import ModelFileError, TinynetError  # noqa: E402
 
-DEFAULT_MODEL = "mlp"
+DEFAULT_MODEL = "cnn"
 DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist_mlp.npz", "cnn": ROOT / "weights" / "mnist.npz"}
 SHIPPED = ROOT / "weights" / "mnist.npz"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
@@ -125,6 +125,9 @@ def check_writable(path):
     folder = path.resolve().parent
     if not folder.is_dir():
         raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder; give a file name such as "
+                         f"{path / 'mnist.npz'}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UsageError(f"cannot write {path}: permission denied")
 
@@ -157,18 +160,22 @@ def evaluate(model, args):
 # -- recognising images --------------------------------------------------------------------
 
 def image_files(targets):
-    """Expand folders into their image files (sorted naturally); keep files as given."""
-    files = []
+    """Expand folders into their image files (sorted naturally); keep files as given.
+
+    Returns (files, failures): a folder without images is reported and counts as a failure."""
+    files, failures = [], 0
     for target in targets:
         path = Path(target)
         if path.is_dir():
-            found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+            found = [p for p in path.iterdir()
+                     if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
             if not found:
-                print(f"{path}: no images in this folder", file=sys.stderr)
+                print(f"{path}: error: no images in this folder", file=sys.stderr)
+                failures += 1
             files += sorted(found, key=natural_key)
         else:
             files.append(path)
-    return files
+    return files, failures
 
 
 def natural_key(path):
@@ -190,19 +197,24 @@ def describe(probs):
 
 def recognise(model, targets):
     """Predict every image; print one line each. Returns (results for the figure, failures)."""
-    results, failures = [], 0
-    files = image_files(targets)
+    results = []
+    files, failures = image_files(targets)
     if not files:
-        return results, 1
+        return results, max(failures, 1)
     for path in files:
         try:
             original = vision.load_image(path)
             digits = vision.split_digits(original)
+            probs = model.predict(np.stack(digits))
         except TinynetError as exc:
-            print(f"{path.name}: error: {exc}", file=sys.stderr)
+            print(f"{path.name}: error: {reason(exc, path)}", file=sys.stderr)
             failures += 1
             continue
-        probs = model.predict(np.stack(digits))
+        except Exception as exc:  # a bug, but one image must not stop the others
+            print(f"{path.name}: error: unexpected {type(exc).__name__}: {exc} "
+                  "(please report this)", file=sys.stderr)
+            failures += 1
+            continue
         if len(digits) == 1:
             text = describe(probs[0])
             label = text.split(" unsure")[0]
@@ -220,6 +232,27 @@ def recognise(model, targets):
     return results, failures
 
 
+def reason(exc, path):
+    """The error message on one line, without the path it starts with (printed already)."""
+    text = " ".join(str(exc).split())
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def load_model(path):
+    """tinynet.load, plus a check that the network maps a 28x28 image to 10 probabilities."""
+    model = tinynet.load(path)
+    try:
+        shape = model.predict(np.zeros((1, 28, 28), np.float32)).shape
+    except Exception as exc:
+        raise ModelFileError(f"{path}: not a digit recognizer: it cannot take a 28x28 image "
+                             f"({exc})") from None
+    if shape != (1, 10):
+        raise ModelFileError(f"{path}: not a digit recognizer: its output for one image has "
+                             f"shape {shape[1:]}, not 10 digit probabilities")
+    return model
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -233,7 +266,7 @@ def main(argv=None):
                 else:
                     args.load = str(SHIPPED)
             if not args.train:
-                model = tinynet.load(args.load)
+                model = load_model(args.load)
                 print(f"loaded {args.load}")
         if args.evaluate:
             evaluate(model, args)
@@ -251,6 +284,13 @@ def main(argv=None):
     except TinynetError as exc:
         print(f"mnist.py: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:   # e.g. the disk filled up while saving the model or the figure
+        name = f"{exc.filename}: " if exc.filename else ""
+        print(f"mnist.py: error: {name}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nmnist.py: interrupted", file=sys.stderr)
+        return 130
     return 1 if failures else 0
 
 
