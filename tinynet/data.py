@@ -13,6 +13,7 @@ cache. Every file's uncompressed bytes are checked against the published SHA-256
 import gzip
 import hashlib
 import io
+import math
 import os
 import sys
 import tempfile
@@ -28,6 +29,8 @@ from .errors import DataError
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
              0x0D: np.float32, 0x0E: np.float64}
 IDX_CODES = {np.dtype(v): k for k, v in IDX_TYPES.items()}
+MAX_IDX_DIMS = 32   # NumPy's limit was 32 for years; MNIST uses 1 and 3
+MAX_IDX_BYTES = 1 << 30  # 1 GiB uncompressed (MNIST's largest file is 47 MB): no gzip bombs
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -65,17 +68,23 @@ def parse_idx(raw, name="<bytes>"):
         raise DataError(f"{name}: wrong magic number {raw[:4].hex()} (not an IDX file)")
     ndim = raw[3]
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
+    if ndim == 0 or ndim > MAX_IDX_DIMS:
+        raise DataError(f"{name}: IDX header claims {ndim} dimensions (expected 1 to "
+                        f"{MAX_IDX_DIMS})")
+    if len(raw) < header:
         raise DataError(f"{name}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_TYPES[raw[2]]).newbyteorder(">")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(raw) - header != expected:
         raise DataError(
             f"{name}: header says shape {shape} ({expected} data bytes) but the file has "
             f"{len(raw) - header} data bytes" + (" (truncated)" if len(raw) - header < expected
                                                  else ""))
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    try:
+        data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    except ValueError as exc:  # e.g. an empty array whose other dimensions are absurd
+        raise DataError(f"{name}: unusable IDX shape {shape} ({exc})") from None
     return data.astype(dtype.newbyteorder("="))
 
 
@@ -83,11 +92,14 @@ def read_bytes(path):
     """File contents, gunzipped when the name ends in .gz."""
     path = os.fspath(path)
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            raw = f.read(MAX_IDX_BYTES + 1)
+        if len(raw) > MAX_IDX_BYTES:
+            raise DataError(f"{path}: more than {MAX_IDX_BYTES} bytes"
+                            f"{' once unzipped' if path.endswith('.gz') else ''}; "
+                            "too large for an MNIST-style IDX file")
+        return raw
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except (OSError, EOFError, zlib.error) as exc:

@@ -22,6 +22,8 @@ from .losses import softmax
 
 FORMAT_VERSION = 1
 META_KEY = "__tinynet__"
+#: Model files whose arrays unpack to more than this are refused before any array is read.
+MAX_MODEL_BYTES = 2 * 1024 ** 3
 
 
 class Sequential:
@@ -149,7 +151,19 @@ def read_npz(path):
     if os.path.isdir(path):
         raise ModelFileError(f"{path}: is a directory, not a model file")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":   # a zip whose directory (at the end) is missing
+                raise ModelFileError(f"{path}: damaged or truncated model file (the end of "
+                                     "the zip archive is missing)")
         raise ModelFileError(f"{path}: not a tinynet model (.npz) file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except Exception as exc:
+        raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
+    if unpacked > MAX_MODEL_BYTES:
+        raise ModelFileError(f"{path}: unpacks to {unpacked} bytes, more than the "
+                             f"{MAX_MODEL_BYTES} byte limit for a model file")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
@@ -159,8 +173,12 @@ def read_npz(path):
                 f"{path}: contains pickled Python objects; refusing to load them "
                 "(tinynet files only hold plain arrays)") from None
         raise ModelFileError(f"{path}: damaged model file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
+    except Exception as exc:
+        # A damaged zip or .npy header can fail in many ways (BadZipFile, zlib.error, EOFError,
+        # NotImplementedError, SyntaxError from the header, ...); with allow_pickle=False none
+        # of them can run code, so every one is reported as a damaged file.
+        raise ModelFileError(f"{path}: damaged or truncated model file "
+                             f"({type(exc).__name__}: {exc})") from None
 
 
 def load(path):
@@ -176,8 +194,15 @@ def model_from_arrays(arrays, path="<model>"):
         meta = json.loads(str(arrays[META_KEY]))
         version = int(meta["format_version"])
         specs = meta["layers"]
-    except (ValueError, KeyError, TypeError) as exc:
+        metadata = meta.get("metadata") or {}
+        if not isinstance(specs, list) or not isinstance(metadata, dict):
+            raise TypeError("'layers' must be a list and 'metadata' an object")
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError,
+            RecursionError) as exc:
         raise ModelFileError(f"{path}: unreadable model description ({exc})") from None
+    # Every array a layer builds is also stored in the file, so a layer's size can't exceed
+    # the file's: this stops a forged config (Dense(10**6, 10**6)) from allocating terabytes.
+    budget = max(sum(int(a.size) for a in arrays.values()), 1 << 16)
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: written by a newer tinynet (format {version}; this version reads "
@@ -187,9 +212,16 @@ def model_from_arrays(arrays, path="<model>"):
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind not in LAYER_TYPES:
             raise ModelFileError(f"{path}: layer {i} has unknown type {kind!r}")
+        config = spec.get("config", {})
+        if isinstance(config, dict) and "rng" in config:
+            raise ModelFileError(f"{path}: layer {i} ({kind}) has a bad config: "
+                                 "unexpected key 'rng'")
+        if isinstance(config, dict) and _config_size(config) > budget:
+            raise ModelFileError(f"{path}: layer {i} ({kind}) has a config too large for "
+                                 f"the arrays in the file: {config}")
         try:
-            layer = LAYER_TYPES[kind](**spec.get("config", {}))
-        except (TypeError, ValueError) as exc:
+            layer = LAYER_TYPES[kind](**config)
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
             raise ModelFileError(f"{path}: layer {i} ({kind}) has a bad config: {exc}") from None
         for store_name in ("params", "buffers"):
             store = getattr(layer, store_name)
@@ -211,5 +243,20 @@ def model_from_arrays(arrays, path="<model>"):
         layers.append(layer)
     if not layers:
         raise ModelFileError(f"{path}: the model has no layers")
-    return Sequential(layers, metadata=meta.get("metadata") or {})
+    return Sequential(layers, metadata=metadata)
+
+
+def _config_size(config):
+    """Product of the numbers in a layer config (numeric strings included, as ``int()`` takes
+    them): at least the number of elements of the layer's largest array."""
+    size = 1.0
+    for value in config.values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            try:
+                number = abs(float(item))
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if number == number:  # NaN is left for the layer's own check
+                size *= max(number, 1.0)
+    return size
 

@@ -192,5 +192,9 @@ def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, a
         state = {"epoch": epoch + 1, "step": 0}
         if on_step is not None:
             on_step(state)
+        if interrupt.requested:  # Ctrl-C during the evaluation: stop before the next epoch
+            if report:
+                report.done(f"interrupted after epoch {epoch + 1}")
+            raise KeyboardInterrupt
     return history
 
