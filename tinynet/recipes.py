@@ -14,7 +14,7 @@ import numpy as np
 from . import models, optim
 from .errors import ModelFileError
 from .model import Sequential, model_from_arrays, read_npz
-from .train import evaluate, fit
+from .train import fit
 
 
 @dataclass
@@ -115,16 +115,15 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
             schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
             validation=(xt, yt), progress=progress, history=history, state=state,
             on_step=remember, blas_threads=recipe.blas_threads)
-        test_loss, test_acc = evaluate(model, xt, yt)
     except KeyboardInterrupt:
-        # Also during the final evaluation: the checkpoint then holds the finished training,
-        # and resuming it only evaluates.
         if checkpoint_path is not None and position["state"] is not None:
             save_checkpoint(checkpoint_path, model, optimizer, rng, position["state"], history,
                             info)
         raise
+    # fit tested the model on (xt, yt) after the last epoch; no need to do it twice.
     model.metadata.update({
-        "history": history, "test_accuracy": test_acc, "test_loss": test_loss,
+        "history": history, "test_accuracy": history["val_accuracy"][-1],
+        "test_loss": history["val_loss"][-1],
         "recipe": {"name": recipe_name, **recipe.__dict__, "epochs": epochs, "seed": seed},
     })
     return model
