@@ -25,6 +25,33 @@ from .. import threads
 _pools = {}
 _pool_lock = threading.Lock()
 _local = threading.local()
+_malloc_tuned = False
+
+
+def _tune_malloc():
+    """Keep freed memory for reuse instead of handing it back to the OS (glibc only).
+
+    A training step allocates and frees arrays of a few MB to a few tens of MB (layer
+    outputs and gradients). By default glibc serves each from a fresh ``mmap`` and unmaps it
+    on free, so every step page-faults all of them in again, about 0.5 us per 4 KB page:
+    measured, 20% of the CNN's inference time and 4% of its training step. Serving blocks up
+    to 32 MB from the heap and trimming the heap only above 256 MB free removes that.
+    Process-wide, so done once, when tinynet first computes; ``TINYNET_MALLOC=default``
+    (environment) leaves the allocator alone.
+    """
+    global _malloc_tuned
+    _malloc_tuned = True
+    if os.environ.get("TINYNET_MALLOC", "") == "default":
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        pass                          # not glibc: nothing to tune
 
 
 def workers():
@@ -55,6 +82,8 @@ def run_chunks(fn, n, chunk):
     With one worker everything runs in the calling thread and the BLAS keeps its own
     thread setting; with one chunk it runs in the calling thread on a 1-thread BLAS.
     """
+    if not _malloc_tuned:
+        _tune_malloc()
     ranges = chunks(n, chunk)
     nw = workers()
     if getattr(_local, "inside", False) or nw <= 1:
