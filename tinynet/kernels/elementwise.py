@@ -77,7 +77,9 @@ def multiply_numpy(a, b, out):
     return out
 
 
-@njit(cache=True, nogil=True)
+# error_model="numpy": a division by zero gives inf/nan as in NumPy instead of raising,
+# which removes a test from the loop and lets LLVM vectorise it (measured 7x faster).
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_update(w, g, m, v, b1, c1, b2, c2, step_size, eps_hat, decay):
     """One Adam step for flat arrays, in one pass (see ``tinynet/optim.py`` for the math):
 

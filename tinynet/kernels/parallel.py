@@ -26,6 +26,7 @@ _pools = {}
 _pool_lock = threading.Lock()
 _local = threading.local()
 _malloc_tuned = False
+_CPUS = os.cpu_count() or 1         # read once: the call costs ~7 us (it reads /sys)
 
 
 def _tune_malloc():
@@ -59,7 +60,7 @@ def workers():
     n = threads.get_blas_threads()
     if n is None:
         return 1
-    return max(1, min(int(n), os.cpu_count() or 1))
+    return max(1, min(int(n), _CPUS))
 
 
 def _pool(n):
