@@ -105,7 +105,10 @@ def run_chunks(fn, n, chunk):
 
 def chunk_for(n, bytes_per_item, target=1 << 20):
     """A chunk size: about ``target`` bytes of work per slice, and at least two slices
-    per worker so a slow core does not hold the others up."""
+    per worker so a slow core does not hold the others up; everything in one slice when
+    the whole batch is under a quarter of ``target``."""
+    if n * bytes_per_item <= target // 4:
+        return max(1, n)              # too little work to be worth a thread hand-off
     by_size = max(1, int(target // max(1, bytes_per_item)))
     by_balance = max(1, -(-n // (2 * workers())))
     return min(by_size, by_balance)
