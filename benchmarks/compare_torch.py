@@ -265,6 +265,27 @@ def compile_times():
     return out[0][0], out[1][0]
 
 
+def cpu_busy():
+    """(seconds all cores were busy, seconds of CPU this process and its children used),
+    from /proc/stat and os.times(); None where /proc/stat does not exist."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return None
+    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
+def other_cpu(start, wall):
+    """Average number of cores that other processes kept busy since ``start``."""
+    end = cpu_busy()
+    if start is None or end is None or wall <= 0:
+        return None
+    return max(0.0, ((end[0] - start[0]) - (end[1] - start[1])) / wall)
+
+
 # -- main -----------------------------------------------------------------------------------
 
 def main():
@@ -279,7 +300,7 @@ def main():
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = MODES[mode]
     t_start = time.perf_counter()
-    load_start = os.getloadavg()[0]
+    busy_start = cpu_busy()
 
     torch = None
     if not (args.smoke or args.no_torch):
@@ -389,12 +410,15 @@ def main():
         results["numba_compile_cached_s"] = cached
 
     results["seconds"] = time.perf_counter() - t_start
-    results["load_average"] = [load_start, os.getloadavg()[0]]
-    if max(results["load_average"]) > (os.cpu_count() or 1) - 0.5:
-        print(f"WARNING: other processes were using the cores (1-minute load average "
-              f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end on "
-              f"{os.cpu_count()} cores): both tools' times are inflated, and a tool whose "
-              "threads spin-wait for each other suffers more than one that sleeps.")
+    others = other_cpu(busy_start, time.perf_counter() - t_start)
+    if others is not None:
+        results["other_processes_cores"] = others
+        print(f"other processes used {others:.2f} of the {os.cpu_count()} cores on average "
+              "during this run")
+        if others > 0.25:
+            print("WARNING: the machine was shared: both tools' times are inflated, and a "
+                  "tool whose threads spin-wait for each other suffers more than one that "
+                  "sleeps; rerun on a quiet machine for clean ratios.")
     print("\nratios are tinynet time / PyTorch time for the same work (below 1: tinynet "
           "faster; for images/s and GFLOP/s the ratio is PyTorch's rate / tinynet's)")
     print(f"total {results['seconds']:.0f} s")
