@@ -3,12 +3,24 @@
 import numpy as np
 import pytest
 
-from tinynet.kernels.augment import (augment, blur_planes, blur_planes_numpy, elastic_flow,
-                                     gaussian_taps, random_affine, warp_bilinear,
-                                     warp_bilinear_numpy)
+from tinynet.kernels.augment import (
+    augment,
+    blur_planes,
+    blur_planes_numpy,
+    elastic_flow,
+    gaussian_taps,
+    random_affine,
+    warp_bilinear,
+    warp_bilinear_numpy,
+)
 from tinynet.kernels.conv import col2im, col2im_numpy, conv_output_size, im2col, im2col_numpy
-from tinynet.kernels.pool import (maxpool_backward, maxpool_backward_numpy, maxpool_forward,
-                                  maxpool_forward_numpy, pool_output_size)
+from tinynet.kernels.pool import (
+    maxpool_backward,
+    maxpool_backward_numpy,
+    maxpool_forward,
+    maxpool_forward_numpy,
+    pool_output_size,
+)
 
 DTYPES = [np.float32, np.float64]
 # (N, C, H, W, kh, kw, stride, pad): odd sizes, non-square kernels, stride > kernel, big pad

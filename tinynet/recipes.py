@@ -61,7 +61,7 @@ RECIPES = {
                   note="original network, Adam, cosine learning-rate decay"),
     # The shipped recognizer: conv blocks with batch norm, random shifts/rotations/zooms,
     # AdamW with a one-cycle learning rate.
-    "cnn": Recipe(model="cnn", epochs=8, batch_size=128, lr=3e-3, schedule="one_cycle",
+    "cnn": Recipe(model="cnn", epochs=12, batch_size=128, lr=3e-3, schedule="one_cycle",
                   weight_decay=0.01,
                   augment={"max_shift": 2.0, "max_rotation": 10.0, "scale": (0.9, 1.1)},
                   note="conv net with batch norm, augmentation, AdamW, one-cycle"),
