@@ -61,13 +61,13 @@ def main():
         dout = rng.standard_normal(y.shape).astype(dtype)
         K, P = C * 9, y.shape[2] * y.shape[3]
         mac = N * F * P * K
-        fwd = timeit(lambda: layer.forward(x, training=True), args.repeat)
-        bwd = timeit(lambda: layer.backward(dout), args.repeat)
+        fwd = timeit(lambda layer=layer, x=x: layer.forward(x, training=True), args.repeat)
+        bwd = timeit(lambda layer=layer, dout=dout: layer.backward(dout), args.repeat)
         report(name + (" (no dx)" if first else ""), fwd, bwd, 2 * mac,
                2 * mac * (1 if first else 2))
         if not first:
-            both = timeit(lambda: (layer.forward(x, training=True), layer.backward(dout)),
-                          args.repeat)
+            both = timeit(lambda layer=layer, x=x, dout=dout: (
+                layer.forward(x, training=True), layer.backward(dout)), args.repeat)
             conv2_both = both
 
     pool = MaxPool2D(2)

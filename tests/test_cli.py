@@ -124,3 +124,18 @@ def test_a_folder_without_images(small_model, tmp_path):
     r = run("--load", small_model, "--digits", empty, "--no-show")
     assert r.returncode == 1
     assert "no images in this folder" in r.stderr
+
+
+def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(small_model, two_images,
+                                                                 tmp_path, mnist):
+    r = run("--load", small_model, "--evaluate", "--digits", two_images,
+            "--figure", tmp_path / "predictions.png", "--no-show")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    accuracy = float(re.search(r"test accuracy ([\d.]+)% on 10000 images", out)[1])
+    assert 0 <= accuracy <= 100
+    assert re.search(r"per class: 0: [\d.]+%.* 9: [\d.]+%", out)
+    rows = [line for line in out.splitlines() if re.match(r"^\s+\d(\s+\d+){10}$", line)]
+    assert len(rows) == 10
+    assert sum(int(n) for row in rows for n in row.split()[1:]) == 10000
+    assert (tmp_path / "evaluation.png").stat().st_size > 10000

@@ -12,7 +12,8 @@ u = x - cx, v = y - cy and theta = theta[n] (2 x 3)::
 and the output is the input sampled at (ys, xs) by bilinear interpolation: with
 x0 = floor(xs), fx = xs - x0 (same for y)::
 
-    out = (1-fy)(1-fx) in[y0, x0] + (1-fy) fx in[y0, x0+1] + fy (1-fx) in[y0+1, x0] + fy fx in[y0+1, x0+1]
+    out = (1-fy)(1-fx) in[y0, x0] + (1-fy) fx in[y0, x0+1]
+        + fy (1-fx) in[y0+1, x0] + fy fx in[y0+1, x0+1]
 
 Pixels outside the input count as 0 (black background, MNIST convention), and the result
 is clipped to [0, 1] to remove rounding overshoot. theta = [[1, 0, 0], [0, 1, 0]] with zero
