@@ -1,10 +1,16 @@
+import gzip
+import http.server
 import os
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinynet import data
+from tinynet import data, models, recipes
 from tinynet.errors import DataError
+from tinynet.layers import Dense, Dropout, Flatten, ReLU
+from tinynet.model import Sequential
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +28,63 @@ def mnist():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def blobs(n=600, seed=0):
+    """Three separable clusters drawn as 28x28 uint8 'images'."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n).astype(np.uint8)
+    centres = rng.random((3, 28, 28)) * 200
+    x = np.clip(centres[y] + rng.normal(0, 20, (n, 28, 28)), 0, 255).astype(np.uint8)
+    return x, y
+
+
+def tiny_net(rng):
+    return Sequential([Flatten(), Dense(784, 16, rng=rng), ReLU(), Dropout(0.2, rng=rng),
+                       Dense(16, 10, init="glorot", rng=rng)])
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    """A registered recipe 'tiny' (two epochs of tiny_net) and blob data to train it on."""
+    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
+    monkeypatch.setitem(recipes.RECIPES, "tiny",
+                        recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
+    x, y = blobs()
+    return (x[:500], y[:500], x[500:], y[500:])
+
+
+class LocalMirror:
+    """An HTTP server on localhost over a folder, standing in for an MNIST mirror.
+
+    ``mode``: 'ok' serves the files; '404' answers Not Found; 'short' closes the connection
+    half-way through a file; 'corrupt' serves valid gzip of the wrong bytes.
+    """
+
+    def __init__(self, folder, mode="ok"):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if mode == "404":
+                    self.send_error(404)
+                    return
+                if mode == "corrupt":
+                    body = gzip.compress(b"wrong bytes")
+                else:
+                    body = (Path(folder) / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if mode == "short" else body)
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,11 +1,9 @@
-import gzip
 import hashlib
-import http.server
 import os
-import threading
 
 import numpy as np
 import pytest
+from conftest import LocalMirror
 
 from tinynet import data
 from tinynet.errors import DataError
@@ -131,40 +129,11 @@ def test_no_data_and_no_network_explains_how_to_get_it(tmp_path, monkeypatch):
     assert list((tmp_path / "tinynet" / "mnist").iterdir()) == []
 
 
-class Server:
-    """A local HTTP server over a folder; optionally serving wrong bytes."""
-
-    def __init__(self, folder, corrupt=False):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **k):
-                super().__init__(*a, directory=str(folder), **k)
-
-            def log_message(self, *args):
-                pass
-
-            def send_head(self):
-                if corrupt:
-                    body = gzip.compress(b"wrong bytes")
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    return __import__("io").BytesIO(body)
-                return super().send_head()
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_download_from_a_mirror_verifies_and_fills_the_cache(tmp_path):
     mirror, cache = tmp_path / "mirror", tmp_path / "cache"
     mirror.mkdir()
     arrays, sums = fake_mnist(mirror)
-    server = Server(mirror)
+    server = LocalMirror(mirror)
     try:
         data.download_mnist(cache, mirrors=["http://127.0.0.1:9/", server.url],
                             checksums=sums, quiet=True)
@@ -179,7 +148,7 @@ def test_download_of_wrong_bytes_leaves_nothing_in_the_cache(tmp_path):
     mirror, cache = tmp_path / "mirror", tmp_path / "cache"
     mirror.mkdir()
     _, sums = fake_mnist(mirror)
-    server = Server(mirror, corrupt=True)
+    server = LocalMirror(mirror, 'corrupt')
     try:
         with pytest.raises(DataError, match="checksum mismatch"):
             data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
@@ -193,7 +162,7 @@ def test_download_of_real_mnist_from_a_local_mirror(tmp_path, monkeypatch):
     if not source or not all(os.path.exists(os.path.join(source, s + ".gz"))
                              for s in data.MNIST_FILES.values()):
         pytest.skip("needs TINYNET_DATA pointing at the gzipped MNIST files")
-    server = Server(source)
+    server = LocalMirror(source)
     monkeypatch.delenv("TINYNET_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("TINYNET_MNIST_MIRROR", server.url)

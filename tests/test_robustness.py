@@ -6,21 +6,19 @@ The command-line tests run examples/mnist.py as a subprocess, as a user would.
 """
 
 import gzip
-import http.server
 import json
 import os
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_train import blobs, tiny_net
+from conftest import LocalMirror, blobs, tiny_net
 
 import tinynet
 from tinynet import data, models, optim, recipes, train, vision
@@ -327,38 +325,6 @@ def test_corrupt_cached_file_is_named_with_the_checksum(tmp_path):
         data.load_mnist(tmp_path)
 
 
-class Mirror:
-    """A local HTTP mirror. ``mode``: 'ok', '404', or 'short' (closes mid-file)."""
-
-    def __init__(self, folder, mode="ok"):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **k):
-                super().__init__(*a, directory=str(folder), **k)
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                if mode == "404":
-                    self.send_error(404)
-                    return
-                body = (Path(folder) / self.path.lstrip("/")).read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body if mode == "ok" else body[: len(body) // 2])
-                self.wfile.flush()
-                self.close_connection = True
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("mode, message", [("404", "HTTP Error 404|Not Found"),
                                            ("short", "connection closed|IncompleteRead|"
                                                      "incomplete|Compressed file ended")])
@@ -368,7 +334,7 @@ def test_failed_download_leaves_nothing_in_the_cache(tmp_path, mode, message):
     mirror, cache = tmp_path / "mirror", tmp_path / "cache"
     mirror.mkdir()
     _, sums = fake_mnist(mirror, n_train=300)
-    server = Mirror(mirror, mode)
+    server = LocalMirror(mirror, mode)
     try:
         with pytest.raises(DataError, match=message) as info:
             data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
@@ -392,7 +358,7 @@ def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monk
         return real_fetch(url, timeout, quiet)
 
     monkeypatch.setattr(data, "_fetch", fetch)
-    server = Mirror(mirror)
+    server = LocalMirror(mirror)
     try:
         with pytest.raises(KeyboardInterrupt):
             data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
@@ -427,15 +393,6 @@ def test_nan_loss_restores_exactly_the_last_good_weights():
     good = int(message.split("those of step ")[1].split(" ")[0])
     for p, kept in zip(params, after_step[good]):
         np.testing.assert_array_equal(p, kept)
-
-
-@pytest.fixture
-def tiny_recipe(monkeypatch):
-    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
-    monkeypatch.setitem(recipes.RECIPES, "tiny",
-                        recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
-    x, y = blobs()
-    return (x[:500], y[:500], x[500:], y[500:])
 
 
 def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_recipe, tmp_path,

@@ -3,35 +3,11 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import blobs, tiny_net
 
 from tinynet import models, optim, recipes
 from tinynet.errors import TrainingError
-from tinynet.layers import Dense, Dropout, Flatten, ReLU
-from tinynet.model import Sequential
 from tinynet.train import evaluate, fit
-
-
-def blobs(n=600, seed=0):
-    """Three separable clusters drawn as 28x28 uint8 'images'."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n).astype(np.uint8)
-    centres = rng.random((3, 28, 28)) * 200
-    x = np.clip(centres[y] + rng.normal(0, 20, (n, 28, 28)), 0, 255).astype(np.uint8)
-    return x, y
-
-
-def tiny_net(rng):
-    return Sequential([Flatten(), Dense(784, 16, rng=rng), ReLU(), Dropout(0.2, rng=rng),
-                       Dense(16, 10, init="glorot", rng=rng)])
-
-
-@pytest.fixture
-def tiny_recipe(monkeypatch):
-    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
-    monkeypatch.setitem(recipes.RECIPES, "tiny",
-                        recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
-    x, y = blobs()
-    return (x[:500], y[:500], x[500:], y[500:])
 
 
 def test_fit_learns_separable_data():
