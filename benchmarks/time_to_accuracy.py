@@ -7,7 +7,7 @@ from scratch ("cold"); ``--warm`` reuses the normal cache instead.
 
 Both tools train the same network (tinynet.models.small_cnn, rebuilt layer for layer in
 PyTorch) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
-rate, batch 64) and the same thread budget (2), and test after every epoch.
+rate, batch 128) and the same thread budget (2), and test after every epoch.
 
     python benchmarks/time_to_accuracy.py [--target 0.99] [--runs 1] [--warm]
 
