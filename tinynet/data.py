@@ -16,7 +16,6 @@ import io
 import math
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ import zlib
 import numpy as np
 
 from .errors import DataError
+from .files import atomic_write
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32,
              0x0D: np.float32, 0x0E: np.float64}
@@ -122,20 +122,7 @@ def write_idx(path, array):
     path = os.fspath(path)
     if path.endswith(".gz"):
         raw = gzip.compress(raw)
-    _atomic_write(path, raw)
-
-
-def _atomic_write(path, raw):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(raw))
 
 
 # -- finding MNIST -----------------------------------------------------------------------
@@ -241,7 +228,7 @@ def download_mnist(folder, mirrors=None, checksums=None, timeout=30, quiet=False
             if digest != checksums[stem]:
                 errors.append(f"{url}: checksum mismatch (got {digest[:16]}...)")
                 continue
-            _atomic_write(target, payload)
+            atomic_write(target, lambda f, raw=payload: f.write(raw))
             break
         else:
             raise DataError(f"could not download {stem}.gz: " + "; ".join(errors) +
@@ -280,13 +267,6 @@ def to_float(images):
     return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
 
 
-def batches(n, batch_size, rng=None):
-    """Index arrays covering range(n) in batches; shuffled when ``rng`` is given."""
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
-
-
 __all__ = ["load_mnist", "read_idx", "write_idx", "parse_idx", "find_mnist", "download_mnist",
-           "cache_dir", "to_float", "batches", "MNIST_SHA256", "MNIST_FILES"]
+           "cache_dir", "to_float", "MNIST_SHA256", "MNIST_FILES"]
 

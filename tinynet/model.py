@@ -11,12 +11,12 @@ after it. Each layer stores the gradients of its own parameters on the way.
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from .errors import ModelFileError
+from .files import atomic_write
 from .layers import LAYER_TYPES
 from .losses import softmax
 
@@ -106,41 +106,25 @@ class Sequential:
                     out[f"{i}.{kind}.{name}"] = value
         return out
 
-    def save(self, path, extra_arrays=None):
+    def save(self, path, extra_arrays=None, extra_metadata=None):
         """Write the model to ``path`` as one .npz file, atomically.
 
         The arrays go in as they are; the architecture, format version and ``metadata``
         (e.g. training history) go in as a JSON string under ``__tinynet__``. The file is
         written next to its destination and renamed over it only once complete, so a crash
-        mid-write leaves any previous file intact.
+        mid-write leaves any previous file intact. ``extra_arrays`` and ``extra_metadata``
+        are stored beside the model's own (a training checkpoint uses them).
         """
         meta = {"format": "tinynet", "format_version": FORMAT_VERSION,
-                "layers": self.describe(), "metadata": self.metadata}
+                "layers": self.describe(), "metadata": {**self.metadata, **(extra_metadata or {})}}
         arrays = self.arrays()
         arrays.update(extra_arrays or {})
         arrays[META_KEY] = np.array(json.dumps(meta))
-        atomic_savez(path, arrays)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def _grad_getter(layer, name):
     return lambda: layer.grads[name]
-
-
-def atomic_savez(path, arrays):
-    """np.savez to a temporary file in the target's folder, fsync, then rename over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_npz(path):

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import models, optim
+from .data import to_float
 from .errors import ModelFileError
-from .model import Sequential, model_from_arrays, read_npz
+from .model import model_from_arrays, read_npz
 from .train import fit
 
 
@@ -86,10 +87,8 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     """
     recipe = RECIPES[recipe_name]
     x_train, y_train, x_test, y_test = data
-    x = (x_train.astype(np.float32) / 255)[:, None]
-    y = y_train.astype(np.int64)
-    xt = (x_test.astype(np.float32) / 255)[:, None]
-    yt = y_test.astype(np.int64)
+    x, y = to_float(x_train), y_train.astype(np.int64)
+    xt, yt = to_float(x_test), y_test.astype(np.int64)
     epochs = epochs or recipe.epochs
 
     rng = np.random.default_rng(seed)
@@ -145,10 +144,7 @@ def save_checkpoint(path, model, optimizer, rng, state, history, info):
     checkpoint = {**info, "state": plain_state, "history": history,
                   "optimizer": {"steps": optimizer.steps, "lr": optimizer.lr},
                   "rng": rng.bit_generator.state, "layer_rngs": layer_rngs}
-    saved = Sequential(model.layers, metadata={**model.metadata,
-                                               "checkpoint": to_jsonable(checkpoint)})
-    saved.layers[0].needs_input_grad = False
-    saved.save(path, extra_arrays=extra)
+    model.save(path, extra_arrays=extra, extra_metadata={"checkpoint": to_jsonable(checkpoint)})
 
 
 def load_checkpoint(path, model, optimizer, rng):
