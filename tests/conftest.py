@@ -1,9 +1,12 @@
 import gzip
 import http.server
 import os
+import struct
 import threading
+import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -88,3 +91,21 @@ class LocalMirror:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def encoded(ext, image):
+    """``image`` encoded by OpenCV as the file format of extension ``ext``, as bytes."""
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+def png_bytes(width, height, idat=b""):
+    """A well-formed PNG whose header claims width x height, with the given IDAT payload
+    (no real pixel data is needed to test header checks)."""
+    def chunk(kind, payload):
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))

@@ -16,6 +16,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import encoded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -192,12 +193,6 @@ def seven(size=24):
     return canvas
 
 
-def encoded(ext, image):
-    ok, buf = cv2.imencode(ext, image)
-    assert ok
-    return buf.tobytes()
-
-
 def gif_bytes():
     pil = pytest.importorskip("PIL.Image")
     buffer = io.BytesIO()
@@ -249,3 +244,10 @@ def test_load_image_mutated_files(tmp_path_factory, raw):
     lambda n: raw[:n])))
 def test_load_image_truncated_files(tmp_path_factory, raw):
     check_image(tmp_path_factory, raw)
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff",
+                                                 b"BM", b"II*\x00", b"GIF89a"]))
+def test_load_image_random_bytes_never_crash(tmp_path_factory, raw, magic):
+    check_image(tmp_path_factory, magic + raw)

@@ -9,7 +9,6 @@ import gzip
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import zlib
@@ -18,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LocalMirror, blobs, tiny_net
+from conftest import LocalMirror, encoded, png_bytes
 
 import tinynet
-from tinynet import data, models, optim, recipes, train, vision
+from tinynet import data, models, recipes, train, vision
 from tinynet import model as model_module
-from tinynet.errors import DataError, ImageError, ModelFileError, TinynetError, TrainingError
+from tinynet.errors import DataError, ImageError, ModelFileError, TinynetError
 from tinynet.model import META_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,22 +47,6 @@ def seven(size=56, thickness=3):
     cv2.line(img, (size // 4, size // 7), (3 * size // 4, size // 7), 0, thickness)
     cv2.line(img, (3 * size // 4, size // 7), (size // 2, 6 * size // 7), 0, thickness)
     return img
-
-
-def encoded(ext, image):
-    ok, buf = cv2.imencode(ext, image)
-    assert ok
-    return buf.tobytes()
-
-
-def png_bytes(width, height, idat=b""):
-    """A well-formed PNG whose header claims width x height; no pixel data is needed."""
-    def chunk(kind, payload):
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
 
 
 @pytest.fixture
@@ -371,29 +354,6 @@ def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monk
 
 
 # -- 4. training --------------------------------------------------------------------------------
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_nan_loss_restores_exactly_the_last_good_weights():
-    x, y = blobs(200)
-    xf = (x / 255).astype(np.float32)[:, None]
-    rng = np.random.default_rng(0)
-    model = tiny_net(rng)
-    params = [p for p, _ in model.parameters()]
-    after_step = {0: [p.copy() for p in params]}
-    opt = optim.SGD(model.parameters(), lr=1e30)
-
-    def remember(state):
-        after_step[opt.steps] = [p.copy() for p in params]
-
-    with pytest.raises(TrainingError) as info:
-        train.fit(model, opt, xf, y.astype(np.int64), epochs=50, batch_size=20, rng=rng,
-                  progress=False, on_step=remember)
-    message = str(info.value)
-    assert "loss became" in message and "training stopped" in message
-    good = int(message.split("those of step ")[1].split(" ")[0])
-    for p, kept in zip(params, after_step[good]):
-        np.testing.assert_array_equal(p, kept)
-
 
 def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_recipe, tmp_path,
                                                                           monkeypatch):

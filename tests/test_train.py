@@ -25,15 +25,26 @@ def test_fit_learns_separable_data():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_nan_loss_stops_training_and_keeps_finite_weights():
+def test_nan_loss_stops_training_and_restores_exactly_the_last_good_weights():
     x, y = blobs(200)
     xf = (x / 255).astype(np.float32)[:, None]
     rng = np.random.default_rng(0)
     model = tiny_net(rng)
+    params = [p for p, _ in model.parameters()]
+    after_step = {0: [p.copy() for p in params]}
     opt = optim.SGD(model.parameters(), lr=1e30)  # float32 overflows within a few steps
-    with pytest.raises(TrainingError, match="loss became (nan|inf).*restored"):
+
+    def remember(state):
+        after_step[opt.steps] = [p.copy() for p in params]
+
+    with pytest.raises(TrainingError, match="loss became (nan|inf).*restored") as info:
         fit(model, opt, xf, y.astype(np.int64), epochs=50, batch_size=20, rng=rng,
-            progress=False)
+            progress=False, on_step=remember)
+    message = str(info.value)
+    assert "loss became" in message and "training stopped" in message
+    good = int(message.split("those of step ")[1].split(" ")[0])
+    for p, kept in zip(params, after_step[good]):
+        np.testing.assert_array_equal(p, kept)
     for layer in model.layers:
         for value in layer.params.values():
             assert np.all(np.isfinite(value))

@@ -46,19 +46,18 @@ class Progress:
 
     def update(self, text, force=False):
         now = time.monotonic()
-        if not force and now - self.last < self.interval:
-            return
-        self.last = now
-        if self.tty:
-            print("\r" + text.ljust(100), end="", file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)
+        if force or now - self.last >= self.interval:
+            self.last = now
+            self._write(text, end="" if self.tty else "\n")
 
     def done(self, text):
-        if self.tty:
-            print("\r" + text.ljust(100), file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)
+        self._write(text, end="\n")
+
+    def _write(self, text, end):
+        # On a terminal, "\r" returns to the start of the line so each update overwrites
+        # the last; padding wipes the tail of a longer previous line.
+        line = "\r" + text.ljust(100) if self.tty else text
+        print(line, end=end, file=self.stream, flush=True)
 
 
 class _StepBoundaryInterrupt:
