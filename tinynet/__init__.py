@@ -20,12 +20,14 @@ from .layers import (
                      Tanh,
 )
 from .model import Sequential, load
+from .reader import Digit, Reading, ReadError, read, read_many
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "BatchNorm", "Conv2D", "DataError", "Dense", "Dropout", "Flatten", "ImageError",
-    "LeakyReLU", "MaxPool2D", "ModelFileError", "ReLU", "SGD", "Sequential", "Sigmoid", "Tanh",
-    "TinynetError", "TrainingError", "data", "gradcheck", "layers", "load", "losses", "optim",
+    "Adam", "BatchNorm", "Digit", "Conv2D", "DataError", "Dense", "Dropout", "Flatten", "ImageError",
+    "LeakyReLU", "MaxPool2D", "ModelFileError", "ReLU", "ReadError", "Reading", "SGD", "Sequential", "Sigmoid", "Tanh",
+    "TinynetError", "TrainingError", "data", "gradcheck", "layers", "load", "losses", "optim", "read",
+    "read_many",
 ]
