@@ -35,6 +35,7 @@ RULE_LENGTH = 2.5       # a straight stroke this many times the writing's height
 RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's height thick
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
+PIECE_GAP = 0.3         # ... and a small piece (the flag of a 5) this close to a larger one
 SMALL_GLYPH = 0.4       # glyphs shorter than this fraction of the line's tallest ...
 SMALL_AREA = 0.2        # ... and with less ink than this fraction of its largest are dropped
 FLAT_GLYPH = 0.3        # glyphs flatter than this fraction of the line's height are dashes
@@ -96,7 +97,12 @@ class Glyph:
     def ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """This glyph's soft ink, cropped to its box (other ink in the box is blanked)."""
         x0, y0, x1, y1 = self.box
-        keep = np.isin(labels[y0:y1, x0:x1], [b.label for b in self.blobs]).astype(np.uint8)
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((0, 0), np.float32)
+        crop = labels[y0:y1, x0:x1]
+        keep = np.zeros(crop.shape, np.uint8)
+        for blob in self.blobs:
+            keep[crop == blob.label] = 1
         keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))   # keep the anti-aliased rim
         return soft[y0:y1, x0:x1] * keep
 
@@ -206,7 +212,8 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
 
     The pieces must overlap left to right by more than half of the narrower one, and the gap
     between them must be under STACK_GAP of their joint height (lines of writing are further
-    apart than that).
+    apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
+    than half as tall (the detached flag of a 5 above its body) and they overlap at all.
     """
     units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
     merged = True
@@ -219,7 +226,11 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
                 narrower = min(a[2] - a[0], b[2] - b[0])
                 top, bottom = min(a[1], b[1]), max(a[3], b[3])
                 gap = max(a[1], b[1]) - min(a[3], b[3])
-                if overlap > 0.5 * narrower and 0 <= gap < STACK_GAP * (bottom - top):
+                taller = max(a[3] - a[1], b[3] - b[1])
+                shorter = min(a[3] - a[1], b[3] - b[1])
+                close = overlap > 0.5 * narrower and gap < STACK_GAP * (bottom - top)
+                piece = shorter < 0.5 * taller and overlap > 0 and gap < PIECE_GAP * taller
+                if gap >= 0 and (close or piece):
                     units[i] += units.pop(j)
                     merged = True
                     break
@@ -282,9 +293,16 @@ def drop_small_lines(lines: list[list[Glyph]]) -> list[list[Glyph]]:
         return []
     tallest = max(g.height for line in lines for g in line)
     most_ink = max(sum(g.area for g in line) for line in lines)
-    return [line for line in lines
-            if max(g.height for g in line) >= SMALL_LINE * tallest
-            or sum(g.area for g in line) >= SMALL_LINE_AREA * most_ink]
+    kept = []
+    for line in lines:
+        line_tallest = max(g.height for g in line)
+        # bits cut off by the image's edge (a shadow's rim, the next word) are not a line
+        if all(any(b.border for b in g.blobs) for g in line) and line_tallest < 0.6 * tallest:
+            continue
+        if line_tallest >= SMALL_LINE * tallest or \
+                sum(g.area for g in line) >= SMALL_LINE_AREA * most_ink:
+            kept.append(line)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +310,7 @@ def drop_small_lines(lines: list[list[Glyph]]) -> list[list[Glyph]]:
 # --------------------------------------------------------------------------------------------
 
 def split_options(glyph: Glyph, soft: np.ndarray, labels: np.ndarray,
-                  most: int = 2) -> list[tuple[Glyph, Glyph]]:
+                  most: int = 1) -> list[tuple[Glyph, Glyph]]:
     """Up to `most` ways to cut a glyph in two (left, right) for the network to judge.
 
     Two kinds of cut: between blobs (digits that overlap a little left to right but do not
@@ -338,6 +356,8 @@ def split_options(glyph: Glyph, soft: np.ndarray, labels: np.ndarray,
 def _shrink_to_ink(glyph: Glyph, soft: np.ndarray, labels: np.ndarray) -> Glyph | None:
     """The glyph with its box shrunk to the ink actually inside its columns (None if empty)."""
     ink = glyph.ink(soft, labels)
+    if ink.size == 0:
+        return None
     ys, xs = np.nonzero(ink > 0.05)
     if ys.size < 3:
         return None

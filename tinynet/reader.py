@@ -43,6 +43,8 @@ ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and l
 UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
 SPLIT_ODDS = 4.0       # how much more probable each extra digit must make a cut reading
 MAX_DIGITS_PER_GLYPH = 4
+WIDE = 1.2             # glyphs this wide for their height are always tried cut as well
+SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
 PREVIEW_SIZE = 160     # longer side of the grey preview kept with each reading
 BATCH_IMAGES = 32      # read_many lays out this many images, then runs the network once
 
@@ -303,28 +305,45 @@ class _Page:
 
 
 class _Node:
-    """A glyph (or a piece of one) with its possible cuts, rendered for the network."""
+    """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
 
-    __slots__ = ("glyph", "image", "options", "probs")
+    __slots__ = ("page", "glyph", "image", "pieces_left", "options", "probs")
 
-    def __init__(self, glyph, image):
-        self.glyph, self.image, self.options, self.probs = glyph, image, [], None
+    def __init__(self, page, glyph, image, pieces_left):
+        self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
+        self.options, self.probs = [], None
 
 
-def _build(page: _Page, glyph, pieces_left: int, nodes: list) -> _Node | None:
-    """The tree of ways to read a glyph, up to `pieces_left` digits; every node rendered."""
+def _node(page: _Page, glyph, pieces_left: int) -> _Node | None:
     ink = glyph.ink(page.soft, page.labels)
-    if ink.max() <= 0.05:
+    if ink.size == 0 or ink.max() <= 0.05:
         return None
-    node = _Node(glyph, vision.render_digit(ink))
-    nodes.append(node)
-    if pieces_left >= 2:
-        for left, right in layout.split_options(glyph, page.soft, page.labels):
-            a = _build(page, left, pieces_left - 1, nodes)
-            b = _build(page, right, pieces_left - 1, nodes) if a is not None else None
-            if a is not None and b is not None:
-                node.options.append((a, b))
-    return node
+    return _Node(page, glyph, vision.render_digit(ink), pieces_left)
+
+
+def _worth_cutting(node: _Node) -> bool:
+    """Should the network see this glyph cut? Wide glyphs and glyphs of several blobs always;
+    glyphs of ordinary width only when the network is not sure of them whole."""
+    glyph = node.glyph
+    if node.pieces_left < 2 or glyph.height < 4:
+        return False
+    aspect = glyph.width / glyph.height
+    several = sum(b.area >= 0.15 * glyph.area for b in glyph.blobs) >= 2
+    return several or aspect >= WIDE or (aspect >= layout.SPLIT_ASPECT
+                                         and float(node.probs.max()) < SURE)
+
+
+def _expand(node: _Node) -> list[_Node]:
+    """Render the cuts of a node; return the new nodes (for the next round of the network)."""
+    new = []
+    page = node.page
+    for left, right in layout.split_options(node.glyph, page.soft, page.labels):
+        a = _node(page, left, node.pieces_left - 1)
+        b = _node(page, right, node.pieces_left - 1)
+        if a is not None and b is not None:
+            node.options.append((a, b))
+            new += [a, b]
+    return new
 
 
 def _best(node: _Node, penalty: float) -> tuple[float, list[_Node]]:
@@ -340,18 +359,26 @@ def _best(node: _Node, penalty: float) -> tuple[float, list[_Node]]:
 
 
 def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
-    """Run the network once over every glyph (and candidate cut) of the pages, then decide."""
-    trees, nodes = [], []
+    """Lay out the pages' glyphs, run the network over them in rounds, then decide.
+
+    Round one reads every glyph whole; each later round reads the cuts of the glyphs that
+    are worth cutting (see `_worth_cutting`), all pages together, so the network runs a few
+    times per batch of pages instead of once per glyph.
+    """
+    trees: list[list | None] = []
+    frontier: list[_Node] = []
     for page in pages:
-        if page.error is None:
-            trees.append([[_build(page, g, MAX_DIGITS_PER_GLYPH, nodes) for g in line]
-                          for line in page.lines])
-        else:
+        if page.error is not None:
             trees.append(None)
-    if nodes:
-        probs = model.predict(np.stack([n.image for n in nodes]))
-        for node, p in zip(nodes, probs):
+            continue
+        tree = [[_node(page, g, MAX_DIGITS_PER_GLYPH) for g in line] for line in page.lines]
+        trees.append(tree)
+        frontier += [n for line in tree for n in line if n is not None]
+    while frontier:
+        probs = model.predict(np.stack([n.image for n in frontier]))
+        for node, p in zip(frontier, probs):
             node.probs = p
+        frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
     penalty = math.log(SPLIT_ODDS)
     results: list[Reading | ImageError] = []
     for page, tree in zip(pages, trees):
@@ -384,8 +411,14 @@ def _digit(node: _Node, scale: float) -> Digit:
 def _flush(batch: list[_Page], model) -> Iterable[Reading | ReadError]:
     if not batch:
         return []
+    try:
+        results = _read_pages(batch, model)
+    except Exception:   # a bug: read the pages one at a time so only the culprit fails
+        if len(batch) == 1:
+            raise
+        return [r for page in batch for r in _flush([page], model)]
     out = []
-    for page, result in zip(batch, _read_pages(batch, model)):
+    for page, result in zip(batch, results):
         if isinstance(result, TinynetError):
             out.append(ReadError(page.source, _reason(result, page.source)))
         else:
