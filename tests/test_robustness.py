@@ -20,7 +20,7 @@ import pytest
 from conftest import LocalMirror, encoded, png_bytes
 
 import tinynet
-from tinynet import data, models, recipes, train, vision
+from tinynet import data, imagefile, models, recipes, train
 from tinynet import model as model_module
 from tinynet.errors import DataError, ImageError, ModelFileError, TinynetError
 from tinynet.model import META_KEY
@@ -139,8 +139,8 @@ def test_huge_image_is_refused_from_its_header_without_decoding(tmp_path, monkey
 
     monkeypatch.setattr(cv2, "imdecode", must_not_decode)
     with pytest.raises(ImageError, match=r"huge.png: image of 30000x30000 pixels is too large"):
-        vision.load_image(path)
-    assert vision.MAX_PIXELS * 20 <= 600 * 1024 ** 2   # the documented bound: about 0.5 GB
+        imagefile.load_image(path)
+    assert imagefile.MAX_PIXELS * 20 <= 600 * 1024 ** 2   # the documented bound: about 0.5 GB
 
 
 # -- 2. model files ---------------------------------------------------------------------------

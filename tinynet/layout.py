@@ -99,11 +99,14 @@ class Glyph:
         x0, y0, x1, y1 = self.box
         if x1 <= x0 or y1 <= y0:
             return np.zeros((0, 0), np.float32)
+        # one pixel more all round for the anti-aliased rim, but never across a cut
+        x0, x1 = max(x0 - 1, self.c0, 0), min(x1 + 1, self.c1, soft.shape[1])
+        y0, y1 = max(y0 - 1, 0), min(y1 + 1, soft.shape[0])
         crop = labels[y0:y1, x0:x1]
         keep = np.zeros(crop.shape, np.uint8)
         for blob in self.blobs:
             keep[crop == blob.label] = 1
-        keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))   # keep the anti-aliased rim
+        keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
         return soft[y0:y1, x0:x1] * keep
 
 
@@ -213,7 +216,7 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
     The pieces must overlap left to right by more than half of the narrower one, and the gap
     between them must be under STACK_GAP of their joint height (lines of writing are further
     apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
-    than half as tall (the detached flag of a 5 above its body) and they overlap at all.
+    than half as tall and at most that far to the side (the detached flag of a 5).
     """
     units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
     merged = True
@@ -229,8 +232,9 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
                 taller = max(a[3] - a[1], b[3] - b[1])
                 shorter = min(a[3] - a[1], b[3] - b[1])
                 close = overlap > 0.5 * narrower and gap < STACK_GAP * (bottom - top)
-                piece = shorter < 0.5 * taller and overlap > 0 and gap < PIECE_GAP * taller
-                if gap >= 0 and (close or piece):
+                piece = (shorter < 0.5 * taller and overlap > -PIECE_GAP * taller
+                         and gap < PIECE_GAP * taller)
+                if gap > -0.5 * shorter and (close or piece):
                     units[i] += units.pop(j)
                     merged = True
                     break
@@ -361,6 +365,7 @@ def _shrink_to_ink(glyph: Glyph, soft: np.ndarray, labels: np.ndarray) -> Glyph 
     ys, xs = np.nonzero(ink > 0.05)
     if ys.size < 3:
         return None
-    x0, y0 = glyph.box[0], glyph.box[1]
+    x0 = max(glyph.box[0] - 1, glyph.c0, 0)
+    y0 = max(glyph.box[1] - 1, 0)
     box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
     return Glyph(glyph.blobs, glyph.c0, glyph.c1, box)

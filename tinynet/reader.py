@@ -101,7 +101,7 @@ class Reading:
 
     @property
     def name(self) -> str:
-        return Path(self.source).name if self.source else "<array>"
+        return display_name(self.source) if self.source else "<array>"
 
 
 @dataclass
@@ -115,7 +115,7 @@ class ReadError:
 
     @property
     def name(self) -> str:
-        return Path(self.source).name
+        return display_name(self.source)
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"
@@ -226,6 +226,12 @@ def image_files(sources) -> Iterator[Path | ReadError]:
                                             "PNG or JPEG")
         if not found:
             yield ReadError(str(path), "no images in this folder")
+
+
+def display_name(path) -> str:
+    """A file's name, printable anywhere: bytes that are not valid UTF-8 become U+FFFD."""
+    name = Path(path).name or str(path)
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def natural_key(path) -> list:
