@@ -43,6 +43,7 @@ SMALL_LINE = 0.35       # lines shorter than this fraction of the tallest line a
 SMALL_LINE_AREA = 0.15  # ... when their ink is also under this fraction of the largest line's
 SPLIT_ASPECT = 0.5      # glyphs at least this wide (of their height) may be cut in columns
 PIECE_WIDTH = 0.12      # a cut leaves at least this fraction of the height on either side
+PIECE_HEIGHT = 0.5      # ... and pieces at least this fraction of the glyph's height tall
 
 
 @dataclass
@@ -159,32 +160,42 @@ def writing_height(blobs: list[Blob]) -> float:
 
 
 def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
-    """The mask without ruled lines and underlines, or None when it has none.
+    """The mask without ruled lines, margins and underlines, or None when it has none.
 
-    A rule is a straight run of ink, horizontal or vertical, at least RULE_LENGTH times as
-    long as the writing is tall and thin next to it. A morphological opening with a line as
-    long as that keeps exactly such runs, even where digits touch the rule; they are removed
-    (with a one-pixel rim) and the digits keep the rest of their strokes.
+    A rule is a straight run of ink, horizontal or vertical, that is thin for its length and
+    either crosses (almost) the whole image, like ruled paper and margins, or is at least
+    RULE_LENGTH times as long as the writing is tall, like an underline. A morphological
+    opening with a line that long keeps exactly such runs, even where digits touch the rule;
+    they are removed (with a one-pixel rim) and the digits keep the rest of their strokes.
     """
-    tall = writing_height(blobs)
-    if tall <= 0:
-        return None
-    length = max(25, int(RULE_LENGTH * tall))
     found = np.zeros_like(mask)
-    for shape in ((length, 1), (1, length)):
-        if length >= mask.shape[1 if shape[1] == 1 else 0]:
-            continue
-        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(shape[::-1], np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-        for label in range(1, count):
-            w, h, area = stats[label, 2], stats[label, 3], stats[label, 4]
-            long_side = max(w, h)
-            if area / long_side <= max(3.0, RULE_THICKNESS * tall):
-                found[labels == label] = 1
+    height, width = mask.shape
+    _mark_runs(mask, int(0.9 * width), int(0.9 * height), lambda long, thick: long >= 25 * thick,
+               found)
+    tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
+    if tall > 0:
+        length = max(25, int(RULE_LENGTH * tall))
+        _mark_runs(mask, length, length,
+                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), found)
     if not found.any():
         return None
     found = cv2.dilate(found, np.ones((3, 3), np.uint8))
     return mask * (1 - found)
+
+
+def _mark_runs(mask, across: int, down: int, thin, found: np.ndarray) -> None:
+    """Mark in `found` the horizontal runs at least `across` long and the vertical ones at
+    least `down` long whose (length, mean thickness) satisfy `thin`."""
+    for length, shape in ((across, (1, across)), (down, (down, 1))):
+        if length < 25 or length >= max(mask.shape):
+            continue
+        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        for label in range(1, count):
+            w, h, area = stats[label, 2], stats[label, 3], stats[label, 4]
+            long_side = max(w, h)
+            if thin(long_side, area / long_side):
+                found[labels == label] = 1
 
 
 def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blob]:
@@ -354,7 +365,11 @@ def split_options(glyph: Glyph, soft: np.ndarray, labels: np.ndarray,
             left, right = _shrink_to_ink(left, soft, labels), _shrink_to_ink(right, soft, labels)
             if left is not None and right is not None:
                 options.append((left, right))
-    return options[: most + 1]
+    # digits written side by side are of a height: a cut leaving a sliver or a tail is not
+    # two digits, however confidently the network reads the sliver
+    tall_enough = [(a, b) for a, b in options
+                   if min(a.height, b.height) >= PIECE_HEIGHT * glyph.height]
+    return tall_enough[: most + 1]
 
 
 def _shrink_to_ink(glyph: Glyph, soft: np.ndarray, labels: np.ndarray) -> Glyph | None:

@@ -18,9 +18,10 @@ How an image is read:
 4. Each glyph is rendered MNIST-style (`vision.render_digit`) and read by the network, whole
    and cut in the ways `layout.split_options` proposes. A glyph is read as several digits
    only when the cut reading is clearly more probable than the whole one: the product of the
-   pieces' probabilities must beat the whole glyph's by a factor of `SPLIT_ODDS` for every
-   extra digit. So a wide 0 or a 4 with a long bar stays one digit, while touching digits,
-   each clearly a digit on its own, are cut apart.
+   pieces' probabilities must beat the whole glyph's by a factor that depends on its shape
+   (`split_penalty`: up to `SPLIT_ODDS` for a glyph of ordinary width, less for a wide one).
+   So a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
+   digit on its own, are cut apart.
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ class ReadError:
 
     @property
     def name(self) -> str:
+        """The file's name; the whole path for a folder."""
+        path = Path(self.source)
+        if path.is_dir():
+            return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         return display_name(self.source)
 
     def __str__(self) -> str:
@@ -352,12 +357,25 @@ def _expand(node: _Node) -> list[_Node]:
     return new
 
 
-def _best(node: _Node, penalty: float) -> tuple[float, list[_Node]]:
+def split_penalty(glyph) -> float:
+    """How much less likely (in log-odds) a glyph is to be two digits than one, from its shape.
+
+    One digit is rarely wider than it is tall, two side by side usually are: the penalty is
+    log(SPLIT_ODDS) for glyphs up to 0.7 times as wide as tall, falls to 0 at 1.3 and turns
+    into a bonus beyond, so a glyph 1.9 times as wide as tall must be read SPLIT_ODDS times
+    better whole than cut to stay whole.
+    """
+    aspect = glyph.width / max(1, glyph.height)
+    return math.log(SPLIT_ODDS) * float(np.clip((1.3 - aspect) / 0.6, 0.0, 1.0))
+
+
+def _best(node: _Node) -> tuple[float, list[_Node]]:
     """(log-probability, digits) of the most probable reading of a node, cuts included."""
     best = (math.log(max(float(node.probs.max()), 1e-12)), [node])
+    penalty = split_penalty(node.glyph)
     for a, b in node.options:
-        score_a, digits_a = _best(a, penalty)
-        score_b, digits_b = _best(b, penalty)
+        score_a, digits_a = _best(a)
+        score_b, digits_b = _best(b)
         score = score_a + score_b - penalty
         if score > best[0]:
             best = (score, digits_a + digits_b)
@@ -385,7 +403,6 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         for node, p in zip(frontier, probs):
             node.probs = p
         frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
-    penalty = math.log(SPLIT_ODDS)
     results: list[Reading | ImageError] = []
     for page, tree in zip(pages, trees):
         if tree is None:
@@ -396,7 +413,7 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
             digits = []
             for root in line:
                 if root is not None:
-                    digits += [_digit(n, page.scale) for n in _best(root, penalty)[1]]
+                    digits += [_digit(n, page.scale) for n in _best(root)[1]]
             if digits:
                 lines.append(digits)
         if not lines:
