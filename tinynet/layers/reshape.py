@@ -11,8 +11,8 @@ class Flatten(Layer):
     """
 
     def forward(self, x, training=False):
-        self.input_shape = x.shape
+        self.cache = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        return dout.reshape(self.input_shape)
+        return dout.reshape(self.cache)
