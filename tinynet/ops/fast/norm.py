@@ -15,6 +15,8 @@ variance stays accurate for float32 data) into their outputs, so a batch split o
 adds its partial sums.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -103,8 +105,8 @@ def _view(x):
     """x as the contiguous (N, C, L) array the kernels use, and the chunk size for it."""
     x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
-    x3 = x.reshape(N, C, -1)
-    return x3, chunk_for(N, x3[0].size * x.dtype.itemsize, CHUNK_BYTES)
+    x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+    return x3, chunk_for(N, C * x3.shape[2] * x.dtype.itemsize, CHUNK_BYTES)
 
 
 def batchnorm_moments(x):
