@@ -21,8 +21,9 @@ What is measured (issue 3, item 6):
 Fairness: PyTorch runs with torch.set_num_threads(2); tinynet with 2 threads (its fast ops
 split each batch over 2 worker threads, each on a 1-thread BLAS, see
 tinynet/ops/fast/scheduler.py). The MLP recipe runs tinynet on 1 thread (its recipe's
-``threads=1``), tinynet's own choice within the same 2-core budget. Other jobs may share the cores, so the two tools alternate
-(A, B, A, B, ...) in the same process and the ratios use each one's median round.
+``threads=1``), tinynet's own choice within the same 2-core budget. Other jobs may share
+the cores, so the two tools alternate (A, B, A, B, ...) in the same process and the ratios
+use each one's median round.
 
 The last line of output is JSON with at least mlp_train_ratio, cnn_train_ratio and
 cnn_infer_ratio (tinynet time / PyTorch time for the same work: below 1 means tinynet is

@@ -1,8 +1,9 @@
 """Training recipes: which network, optimizer, schedule and augmentation reach which accuracy,
 plus checkpoints that let an interrupted run continue exactly where it stopped.
 
-A recipe is data; ``run`` trains one (``tinynet.train.fit`` is the loop it calls). ``examples/mnist.py --train`` and the benchmarks
-both go through here, so the numbers in the README come from the same code a user runs.
+A recipe is data; ``run`` trains one (``tinynet.train.fit`` is the loop it calls).
+``examples/mnist.py --train`` and the benchmarks both go through here, so the numbers in the
+README come from the same code a user runs.
 """
 
 import json

@@ -62,7 +62,6 @@ def im2col(x, kh, kw, stride, pad, cols):
     N, C, H, W = x.shape
     OH = (H + 2 * pad - kh) // stride + 1
     OW = (W + 2 * pad - kw) // stride + 1
-    K = C * kh * kw
     xp = _pad(x, pad) if pad > 0 else x
     for n in range(N):
         for c in range(C):

@@ -5,8 +5,8 @@ Every input is viewed as x (N, C, L): C features (channels), L = H*W positions p
 channel. The math is in ``tinynet/ops/reference.py``; here each direction is two passes over
 memory:
 
-    forward:  channel_sums (mean and variance, one pass)  ->  affine (y = a*(x - mu) + b)
-    backward: channel_sums_grad (sum G, sum G*(x - mu))    ->  input_grad (dx = A*G + B*(x - mu) + c)
+    forward:  channel_sums (mean, variance: one pass)  ->  affine (y = a*(x - mu) + b)
+    backward: channel_sums_grad (sum G, sum G*(x - mu)) ->  input_grad (dx = A*G + B*(x - mu) + c)
 
 where input_grad's per-channel A = gamma * inv_std, B = -A * inv_std * sum(G * xhat) / M and
 c = -A * sum(G) / M are the reference's formula for dL/dx, expanded, so xhat is never stored.
