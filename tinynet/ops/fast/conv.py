@@ -4,8 +4,8 @@ The math is ``conv2d_forward`` / ``conv2d_backward`` in ``tinynet/ops/reference.
 layout (k = (c*kh + i)*kw + j for the K = C*kh*kw taps, p = oh*OW + ow for the P = OH*OW
 output positions) is the same, so ``cols[n]`` is the reference's im2col of image n.
 
-How the work is scheduled (measured on a 2-core Zen 3, conv2 of PyTorch's examples/mnist
-network at batch 64):
+How the work is scheduled (timings of conv2 of PyTorch's examples/mnist network at batch 64
+on two threads, as ``benchmarks/profile_conv.py`` measures them):
 
 * The batch is cut into slices of a few images, and each worker thread runs a slice's whole
   pipeline, im2col then its products on a 1-thread BLAS (and, backward, dcols and col2im

@@ -37,8 +37,8 @@ def dense_backward(dout, x, W, need_dx=True):
     if not _split(x.shape[0], *W.shape):
         with single_blas():
             return (dout @ W.T if need_dx else None), x.T @ dout, db
-    # dW by blocks of rows (input features), dx by blocks of rows (images); worker i does
-    # dW block i and dx block i, and the last worker any dx blocks left over.
+    # dW by blocks of rows (input features), dx by blocks of rows (images): worker i does
+    # dW block i and dx block i (there are never more image blocks than feature blocks).
     dW = np.empty(W.shape, dtype=np.result_type(x, dout))
     dx = np.empty(x.shape, dtype=np.result_type(dout, W)) if need_dx else None
     cols = chunks(W.shape[0], -(-W.shape[0] // workers()))
@@ -47,10 +47,9 @@ def dense_backward(dout, x, W, need_dx=True):
     def part(i, _):
         s, e = cols[i]
         np.matmul(x[:, s:e].T, dout, out=dW[s:e])
-        if dx is not None:
-            mine = rows[i:i + 1] + (rows[len(cols):] if i == len(cols) - 1 else [])
-            for r0, r1 in mine:
-                np.matmul(dout[r0:r1], W.T, out=dx[r0:r1])
+        if dx is not None and i < len(rows):
+            r0, r1 = rows[i]
+            np.matmul(dout[r0:r1], W.T, out=dx[r0:r1])
 
     run_chunks(part, len(cols), 1)
     return dx, dW, db
