@@ -1,8 +1,9 @@
 """Training recipes: which network, optimizer, schedule and augmentation reach which accuracy,
 plus checkpoints that let an interrupted run continue exactly where it stopped.
 
-A recipe is data; ``train`` runs one. ``examples/mnist.py --train`` and the benchmarks
-both go through here, so the numbers in the README come from the same code a user runs.
+A recipe is data; ``run`` trains one (``tinynet.train.fit`` is the loop it calls).
+``examples/mnist.py --train`` and the benchmarks both go through here, so the numbers in the
+README come from the same code a user runs.
 """
 
 import json
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import models, optim
+from . import networks, optim
 from .data import to_float
 from .errors import ModelFileError
 from .model import model_from_arrays, read_npz
@@ -20,7 +21,7 @@ from .train import fit
 
 @dataclass
 class Recipe:
-    model: str                      # a key of models.BUILDERS
+    model: str                      # a key of networks.BUILDERS
     epochs: int
     batch_size: int
     lr: float
@@ -28,8 +29,8 @@ class Recipe:
     schedule: str = "cosine"        # "constant", "cosine" or "one_cycle"
     weight_decay: float = 0.0
     momentum: float = 0.9           # SGD only
-    augment: dict = field(default_factory=dict)  # keyword arguments of kernels.augment.augment
-    blas_threads: int | None = None
+    augment: dict = field(default_factory=dict)  # keyword arguments of tinynet.augment.augment
+    threads: int | None = None      # threads for the ops; None: every available core
     note: str = ""
 
     def make_optimizer(self, model):
@@ -48,7 +49,7 @@ class Recipe:
     def make_augment(self):
         if not self.augment:
             return None
-        from .kernels.augment import augment
+        from .augment import augment
 
         settings = dict(self.augment)
         return lambda xb, rng: augment(xb, rng, **settings)
@@ -56,9 +57,9 @@ class Recipe:
 
 RECIPES = {
     # The original script's network and optimizer (784-128-128-10, Adam, 3 epochs, batch 32);
-    # a cosine decay of the learning rate is the one addition. One BLAS thread: these matrix
-    # products are too small to pay for waking a second one.
-    "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, blas_threads=1,
+    # a cosine decay of the learning rate is the one addition. One thread, for tinynet's ops
+    # and the BLAS alike: these products are too small to pay for waking a second one.
+    "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, threads=1,
                   note="original network, Adam, cosine learning-rate decay"),
     # The shipped recognizer: conv blocks with batch norm, random shifts/rotations/zooms,
     # AdamW with a one-cycle learning rate.
@@ -76,8 +77,8 @@ def to_jsonable(state):
     return json.loads(json.dumps(state, default=int))
 
 
-def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
-          checkpoint_path=None):
+def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
+        checkpoint_path=None):
     """Train a recipe on ``data = (x_train, y_train, x_test, y_test)`` (uint8 MNIST arrays).
 
     Returns the trained ``Sequential`` with its history, test accuracy and recipe in
@@ -92,7 +93,7 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     epochs = epochs or recipe.epochs
 
     rng = np.random.default_rng(seed)
-    model = models.BUILDERS[recipe.model](rng)
+    model = networks.BUILDERS[recipe.model](rng)
     optimizer = recipe.make_optimizer(model)
     history, state = {}, None
     if resume is not None:
@@ -113,7 +114,7 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
             schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
             validation=(xt, yt), progress=progress, history=history, state=state,
-            on_step=remember, blas_threads=recipe.blas_threads)
+            on_step=remember, threads=recipe.threads)
     except KeyboardInterrupt:
         if checkpoint_path is not None and position["state"] is not None:
             save_checkpoint(checkpoint_path, model, optimizer, rng, position["state"], history,
@@ -126,6 +127,11 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         "recipe": {"name": recipe_name, **recipe.__dict__, "epochs": epochs, "seed": seed},
     })
     return model
+
+
+# The old name of ``run``, kept for callers written before it was renamed (``train`` is
+# also the name of the module holding ``fit``).
+train = run
 
 
 def save_checkpoint(path, model, optimizer, rng, state, history, info):
