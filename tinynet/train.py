@@ -60,29 +60,51 @@ class Progress:
         print(line, end=end, file=self.stream, flush=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped at the user's request: Ctrl-C (SIGINT) or SIGTERM, told by ``signum``.
+
+    A ``KeyboardInterrupt``, so code that cleans up after Ctrl-C does the same for SIGTERM."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# SIGTERM is what `kill`, systemd and job schedulers send: it gets the same orderly stop as
+# Ctrl-C, so the run can still write its checkpoint.
+_STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s)
+
+
 class _StepBoundaryInterrupt:
-    """Turn Ctrl-C into a request honoured between two steps.
+    """Turn Ctrl-C (or SIGTERM) into a request honoured between two steps.
 
     Stopping in the middle of ``optimizer.step()`` would leave some parameters updated and
-    others not; a checkpoint written then could not be resumed exactly. The first Ctrl-C sets
-    a flag the loop checks after each step; a second one interrupts at once.
+    others not; a checkpoint written then could not be resumed exactly. The first signal sets
+    a flag the loop checks after each step; a second one interrupts at once. Any more are
+    ignored until training has stopped, so an impatient third Ctrl-C cannot break the
+    clean-up (writing the checkpoint, waiting for the worker threads).
     """
 
     def __enter__(self):
         self.requested = False
-        self.previous = None
+        self.signum = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in _STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            for sig in self.previous:
+                signal.signal(sig, signal.SIG_IGN)
+            raise Interrupted(self.signum)
         self.requested = True
+        self.signum = signum
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
 
 
@@ -106,11 +128,17 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     dense networks on few cores; None leaves it alone).
 
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
-    the last values that gave a finite loss.
+    the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
+    with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
     """
     with threads.blas_threads(blas_threads), _StepBoundaryInterrupt() as interrupt:
-        return _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, augment,
-                    validation, progress, history, state, on_step)
+        try:
+            return _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule,
+                        augment, validation, progress, history, state, on_step)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            raise Interrupted(interrupt.signum or signal.SIGINT) from None
 
 
 def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, validation,
