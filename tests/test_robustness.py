@@ -324,7 +324,7 @@ def test_failed_download_leaves_nothing_in_the_cache(tmp_path, mode, message):
     finally:
         server.close()
     assert "train-images-idx3-ubyte.gz" in str(info.value) and "TINYNET_DATA" in str(info.value)
-    assert os.listdir(cache) == []
+    assert not cache.exists()
 
 
 def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monkeypatch):
