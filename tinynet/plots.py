@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from .files import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -25,11 +27,56 @@ def _display_available():
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+#: Extensions ``save`` writes (matplotlib's own formats; pgf would need LaTeX).
+FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff", "webp")
+
+
+def figure_path(path, default_name="predictions.png"):
+    """The file a figure asked for as ``path`` is written to, decided before any work is done.
+
+    An existing folder (or a name ending in '/') gets ``default_name`` inside it; a name
+    without an extension gets '.png'; any other extension must be one of ``FIGURE_FORMATS``.
+    Raises ``ValueError`` saying what is wrong with ``path``."""
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("the figure's file name is empty")
+    if os.path.isdir(text) or text.endswith(("/", os.sep)):
+        text = os.path.join(text, default_name)
+    root, ext = os.path.splitext(text)
+    if not ext:
+        text, ext = text + ".png", ".png"
+    if ext.lower().lstrip(".") not in FIGURE_FORMATS:
+        raise ValueError(f"{path}: cannot save a figure as '{ext}'; use one of "
+                         + ", ".join("." + f for f in FIGURE_FORMATS[:5])
+                         + " (no extension means .png)")
+    folder = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{path}: cannot save a figure there: {folder} is a file, not a folder")
+    return text
+
+
 def save(fig, path):
+    """Write ``fig`` to ``path`` (see ``figure_path``) atomically; return the path written.
+
+    Text drawn in the figure is made printable first: a file name with bytes that are not
+    UTF-8 (kept by Python as lone surrogates) cannot be rendered or written to a PDF/SVG."""
+    path = figure_path(path)
+    for text in fig.findobj(lambda artist: hasattr(artist, "get_text")
+                            and hasattr(artist, "set_text")):
+        text.set_text(display_text(text.get_text()))
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100, bbox_inches="tight"))
     return path
+
+
+def display_text(text):
+    """``text`` with any undecodable bytes of a file name (which Python keeps as lone
+    surrogates, U+D800-U+DFFF) shown as U+FFFD, the replacement character."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in str(text))
 
 
 def show():

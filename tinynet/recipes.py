@@ -35,6 +35,13 @@ class Recipe:
     augment: dict = field(default_factory=dict)  # keyword arguments of kernels.augment.augment
     blas_threads: int | None = None
     note: str = ""
+    seconds: float | None = None    # training time measured on the 2-core development machine
+
+    def expected_seconds(self, epochs=None):
+        """About how long training takes for ``epochs`` (default the recipe's), or None."""
+        if self.seconds is None:
+            return None
+        return self.seconds * (epochs or self.epochs) / self.epochs
 
     def make_optimizer(self, model):
         if self.optimizer == "adam":
@@ -63,16 +70,16 @@ RECIPES = {
     # a cosine decay of the learning rate is the one addition. One BLAS thread: these matrix
     # products are too small to pay for waking a second one.
     "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, blas_threads=1,
-                  note="original network, Adam, cosine learning-rate decay"),
+                  note="original network, Adam, cosine learning-rate decay", seconds=6),
     # The shipped recognizer: conv blocks with batch norm, random shifts/rotations/zooms,
     # AdamW with a one-cycle learning rate.
     "cnn": Recipe(model="cnn", epochs=12, batch_size=128, lr=3e-3, schedule="one_cycle",
                   weight_decay=0.01,
                   augment={"max_shift": 2.0, "max_rotation": 10.0, "scale": (0.9, 1.1)},
-                  note="conv net with batch norm, augmentation, AdamW, one-cycle"),
+                  note="conv net with batch norm, augmentation, AdamW, one-cycle", seconds=619),
     # The quickest route to 99% we found: a LeNet-sized net, two epochs, one-cycle.
     "fast": Recipe(model="small_cnn", epochs=2, batch_size=128, lr=6e-3, schedule="one_cycle",
-                   note="small conv net, 2 epochs, Adam, one-cycle"),
+                   note="small conv net, 2 epochs, Adam, one-cycle", seconds=24),
 }
 
 

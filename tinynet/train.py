@@ -110,7 +110,23 @@ class _StepBoundaryInterrupt:
 
 def _format_time(seconds):
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def describe_duration(seconds):
+    """'6 s', '4 min 10 s', '10 min', '1 h 5 min': a duration as a person says it."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 10:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
 
 
 def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
