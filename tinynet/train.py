@@ -9,6 +9,8 @@
 """
 
 import math
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -36,12 +38,19 @@ def evaluate(model, x, y, batch_size=1000):
 
 
 class Progress:
-    """One self-overwriting status line on a terminal; a line every few seconds otherwise."""
+    """One self-overwriting status line on a terminal; a line every few seconds otherwise.
 
-    def __init__(self, stream=None, interval=None):
+    On a terminal the line is cut to the terminal's width (read at each update, so resizing
+    the window is followed): a line that wraps can no longer be overwritten, and every update
+    would scroll. Text is made of parts separated by two spaces; the last parts are dropped
+    first when it does not fit.
+    """
+
+    def __init__(self, stream=None, interval=None, width=None):
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if interval is not None else (0.2 if self.tty else 10.0)
+        self.width = width
         self.last = 0.0
 
     def update(self, text, force=False):
@@ -53,11 +62,62 @@ class Progress:
     def done(self, text):
         self._write(text, end="\n")
 
+    def columns(self):
+        if self.width is not None:
+            return self.width
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
+
     def _write(self, text, end):
-        # On a terminal, "\r" returns to the start of the line so each update overwrites
-        # the last; padding wipes the tail of a longer previous line.
-        line = "\r" + text.ljust(100) if self.tty else text
+        if self.tty:
+            # "\r" returns to the start of the line so each update overwrites the last;
+            # padding to one column short of the width wipes the tail of a longer previous
+            # line without reaching the last column (which would wrap on some terminals).
+            width = max(self.columns() - 1, 1)
+            line = "\r" + fit_line(text, width).ljust(width)
+        else:
+            line = text
         print(line, end=end, file=self.stream, flush=True)
+
+
+def fit_line(text, width):
+    """``text`` cut to ``width`` characters by dropping its last two-space-separated parts,
+    then, if still too long, its last characters."""
+    parts = text.split("  ")
+    while len(parts) > 1 and len("  ".join(parts)) > width:
+        parts.pop()
+    return "  ".join(parts)[:width]
+
+
+class TimeLeft:
+    """Estimate of the time a run still needs, given only once it means something.
+
+    The first steps of a process include Numba compiling the kernels (seconds, against
+    milliseconds for a step), so a speed measured from the start predicts minutes for a run
+    of seconds. The speed is measured from the first report on (after the first step, which
+    compiles) and, wall-clock based, includes the evaluation after each epoch; no estimate
+    is given before ``min_seconds`` have passed and ``min_fraction`` of the run is done.
+    """
+
+    def __init__(self, total, min_seconds=3.0, min_fraction=0.02, clock=time.monotonic):
+        self.total = total
+        self.min_seconds = min_seconds
+        self.min_fraction = min_fraction
+        self.clock = clock
+        self.start = None
+
+    def update(self, done):
+        """Seconds left when ``done`` of ``total`` units are done, or None (not known yet)."""
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, done)
+            return None
+        seconds, units = now - self.start[0], done - self.start[1]
+        if seconds < self.min_seconds or units < self.min_fraction * self.total or units <= 0:
+            return None
+        return (self.total - done) * seconds / units
 
 
 class Interrupted(KeyboardInterrupt):
@@ -168,6 +228,7 @@ def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, a
     state = dict(state or {"epoch": 0, "step": 0})
     params = [p for p, _ in model.parameters()]
     last_good = {"step": optimizer.steps, "params": [p.copy() for p in params]}
+    time_left = TimeLeft(epochs * len(x))
 
     while state["epoch"] < epochs:
         epoch = state["epoch"]
@@ -212,12 +273,13 @@ def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, a
             if report:
                 elapsed = time.monotonic() - start_time
                 rate = (state["seen"] - start_seen) / max(elapsed, 1e-9)
-                left = (len(x) - state["seen"] + (epochs - epoch - 1) * len(x)) / max(rate, 1e-9)
+                left = time_left.update(epoch * len(x) + state["seen"])
                 report.update(
-                    f"epoch {epoch + 1}/{epochs} {state['seen']:>6}/{len(x)} "
-                    f"loss {state['sum_loss'] / state['seen']:.4f} "
-                    f"acc {state['correct'] / state['seen']:.4f} "
-                    f"{rate:,.0f} img/s  {_format_time(left)} left")
+                    f"epoch {epoch + 1}/{epochs}  {state['seen']:>6}/{len(x)}  "
+                    f"loss {state['sum_loss'] / state['seen']:.4f}  "
+                    f"acc {state['correct'] / state['seen']:.4f}"
+                    + (f"  {_format_time(left)} left" if left is not None else "")
+                    + f"  {rate:,.0f} img/s")
         seconds = time.monotonic() - start_time
         history["loss"].append(state["sum_loss"] / max(state["seen"], 1))
         history["accuracy"].append(state["correct"] / max(state["seen"], 1))
