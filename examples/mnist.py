@@ -214,7 +214,7 @@ def evaluate(model, args):
     for c in range(10):
         print(f"{c:>5}" + "".join(f"{n:>6}" for n in matrix[c]))
     wrong = np.flatnonzero(pred != y_test)
-    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:7]
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:12]
     mistakes = [(x_test[i] / 255, int(y_test[i]), int(pred[i]), float(probs[i, pred[i]]))
                 for i in wrong]
     fig = plots.evaluation(model.metadata.get("history"), matrix, mistakes)
