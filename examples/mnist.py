@@ -13,6 +13,7 @@ Exit status: 0 when every image was read, 1 when some could not be (or training 
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import tinynet  # noqa: E402
-from tinynet import data, recipes  # noqa: E402
+from tinynet import data, plots, recipes  # noqa: E402
+from tinynet import train as train_module  # noqa: E402
 from tinynet.errors import ModelFileError, TinynetError  # noqa: E402
 
 DEFAULT_MODEL = "cnn"
@@ -47,11 +49,13 @@ def parse_args(argv):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--train", action="store_true", help="train a new network on MNIST")
     mode.add_argument("--load", metavar="PATH", help="load a saved model (.npz)")
-    p.add_argument("--model", choices=sorted(recipes.RECIPES), default=DEFAULT_MODEL,
-                   help=f"network to train (default {DEFAULT_MODEL})")
-    p.add_argument("--out", metavar="PATH", help="where --train saves the model")
+    p.add_argument("--model", choices=sorted(recipes.RECIPES),
+                   help=f"network to train (default {DEFAULT_MODEL}; with --resume, the "
+                   "checkpoint's)")
+    p.add_argument("--out", metavar="PATH", help="where --train saves the model (with "
+                   "--resume, default: where the interrupted run would have saved it)")
     p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--data", metavar="DIR", help="folder with the MNIST files "
                    "(default: $TINYNET_DATA, then the cache, then download)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted --train")
@@ -60,28 +64,38 @@ def parse_args(argv):
     p.add_argument("--digits", nargs="+", metavar="PATH", default=[str(ROOT / "digits")],
                    help="folders or image files to recognise (default digits/)")
     p.add_argument("--figure", metavar="PNG", default=str(ROOT / "out" / "predictions.png"),
-                   help="where to save the predictions figure")
+                   help="where to save the predictions figure: a file (.png, .pdf, .svg, "
+                   ".jpg; no extension means .png) or a folder (--evaluate puts "
+                   "evaluation.png beside it)")
     p.add_argument("--no-show", action="store_true", help="do not open a window")
     p.add_argument("--no-figure", action="store_true",
                    help="do not draw the predictions figure (nor open a window)")
     args = p.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
-    if args.resume and not args.train:
+    try:
+        args.figure = plots.figure_path(args.figure)
+    except ValueError as exc:
+        p.error(f"--figure {exc}")
+    if args.resume:
         args.train = True
     if args.evaluate and args.train is False and args.load is None:
         args.load = str(SHIPPED)
     return args
 
 
-def ask_load_or_train():
-    """The original script's question. Without a terminal, load the shipped model."""
+def ask_load_or_train(model=DEFAULT_MODEL):
+    """The original script's question. Without a terminal, load the shipped model.
+
+    The 't' choice says up front how long training takes and which file it replaces."""
     if not sys.stdin.isatty():
         return "load"
+    shipped = SHIPPED.relative_to(ROOT)
+    print(f"  [l] load the trained model ({shipped})\n"
+          f"  [t] train a new one: {training_plan(model, None, DEFAULT_OUT[model])}")
     while True:
         try:
-            answer = input(f"Load the trained model ({SHIPPED.relative_to(ROOT)}) [l] "
-                           "or train a new one [t]? ").strip().lower()
+            answer = input("Load or train? [l/t] ").strip().lower()
         except EOFError:
             return "load"
         if answer in ("", "l", "load"):
@@ -91,32 +105,85 @@ def ask_load_or_train():
         print("Please answer l or t.")
 
 
+def training_plan(model, epochs, out):
+    """'cnn, 12 epochs, about 10 minutes (on 2 cores); then replaces weights/mnist.npz'."""
+    recipe = recipes.RECIPES[model]
+    epochs = epochs or recipe.epochs
+    text = f"{model}, {epochs} epoch{'s' if epochs != 1 else ''}"
+    seconds = recipe.expected_seconds(epochs)
+    if seconds is not None:
+        text += f", about {train_module.describe_duration(seconds)} (on 2 cores)"
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    if out.exists():
+        text += f"; then replaces {shown}"
+        if out.resolve() == SHIPPED:
+            text += " (the shipped model; `git checkout` brings it back)"
+    else:
+        text += f"; saves {shown}"
+    return text
+
+
 # -- training ------------------------------------------------------------------------------
 
 def train(args):
+    info = None
+    if args.resume:
+        # The checkpoint knows which recipe it trains and where the model was to be saved.
+        _, _, info = recipes.read_checkpoint(args.resume)
+        if args.model is not None and args.model != info["recipe"]:
+            raise UsageError(f"{args.resume} continues the training of --model "
+                             f"{info['recipe']}, not {args.model}")
+        if info["recipe"] not in recipes.RECIPES:
+            raise TinynetError(f"{args.resume}: a checkpoint of recipe {info['recipe']!r}, "
+                               "which this tinynet does not have")
+        for flag, given, saved in (("--epochs", args.epochs, info["epochs"]),
+                                   ("--seed", args.seed, info["seed"])):
+            if given is not None and given != saved:
+                raise UsageError(f"{args.resume} continues a run with {flag} {saved}; "
+                                 f"{flag} cannot change that when resuming")
+        args.model = info["recipe"]
+        if args.out is None and info["out"]:
+            args.out = info["out"]
+    args.model = args.model or DEFAULT_MODEL
     out = Path(args.out) if args.out else DEFAULT_OUT[args.model]
     check_writable(out)
-    checkpoint = out.with_name(out.stem + ".checkpoint.npz")
+    checkpoint = recipes.checkpoint_for(out)
     print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
-    mnist = data.load_mnist(args.data)
+    mnist = data.load_mnist(args.data, source="--data")
     recipe = recipes.RECIPES[args.model]
-    print(f"training {args.model}: {recipe.note}; {args.epochs or recipe.epochs} epochs, "
-          f"batch {recipe.batch_size}")
-    start = time.monotonic()
+    if info is not None:
+        state = info["state"]
+        steps = -(-len(mnist[0]) // recipe.batch_size)
+        print(f"resuming {args.model} from {args.resume}: epoch {state['epoch'] + 1} of "
+              f"{info['epochs']}, step {state['step']} of {steps}, after "
+              f"{train_module.describe_duration(info['train_seconds'])} of training")
+    else:
+        print(f"training {args.model}: {recipe.note}; {args.epochs or recipe.epochs} epochs, "
+              f"batch {recipe.batch_size}")
     try:
-        model = recipes.train(args.model, mnist, seed=args.seed, epochs=args.epochs,
-                              resume=args.resume, checkpoint_path=checkpoint)
-    except KeyboardInterrupt:
+        model = recipes.run(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
+                              resume=args.resume, checkpoint_path=checkpoint, out=out)
+    except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # stopping already: no more tracebacks
         where = f"; resume with --resume {checkpoint}" if checkpoint.exists() else ""
         print(f"\ninterrupted: {out} was not changed{where}", file=sys.stderr)
-        raise SystemExit(130) from None
-    seconds = time.monotonic() - start
-    model.metadata["train_seconds"] = round(seconds, 1)
-    print(f"test accuracy {100 * model.metadata['test_accuracy']:.2f}% "
-          f"(trained in {seconds:.0f} s)")
-    model.save(out)
-    if checkpoint.exists():
-        checkpoint.unlink()
+        raise SystemExit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+    seconds = model.metadata["train_seconds"]
+    took = f"trained in {train_module.describe_duration(seconds)}"
+    if info is not None:
+        before = info["train_seconds"]
+        took += (f": {train_module.describe_duration(before)} before the interruption, "
+                 f"{train_module.describe_duration(seconds - before)} now")
+    print(f"test accuracy {100 * model.metadata['test_accuracy']:.2f}% ({took})")
+    try:
+        model.save(out)
+    except OSError as exc:
+        kept = "the previous file is unchanged" if out.exists() else "nothing was written"
+        raise TinynetError(f"could not write {out}: {exc.strerror or exc} ({kept}; the "
+                           "trained model is lost)") from None
+    for done in {checkpoint, Path(args.resume) if args.resume else checkpoint}:
+        if done.exists() and done.resolve() != out.resolve():
+            done.unlink()
     print(f"saved {out}")
     return model
 
@@ -135,9 +202,7 @@ def check_writable(path):
 # -- evaluation ----------------------------------------------------------------------------
 
 def evaluate(model, args):
-    from tinynet import plots
-
-    _, _, x_test, y_test = data.load_mnist(args.data)
+    _, _, x_test, y_test = data.load_mnist(args.data, parts=("test",), source="--data")
     probs = model.predict(x_test.astype(np.float32) / 255)
     pred = probs.argmax(axis=1)
     matrix = plots.confusion_matrix(y_test, pred)
@@ -149,11 +214,11 @@ def evaluate(model, args):
     for c in range(10):
         print(f"{c:>5}" + "".join(f"{n:>6}" for n in matrix[c]))
     wrong = np.flatnonzero(pred != y_test)
-    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:7]
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:12]
     mistakes = [(x_test[i] / 255, int(y_test[i]), int(pred[i]), float(probs[i, pred[i]]))
                 for i in wrong]
     fig = plots.evaluation(model.metadata.get("history"), matrix, mistakes)
-    path = Path(args.figure).with_name("evaluation.png")
+    path = Path(args.figure).with_name("evaluation" + Path(args.figure).suffix)
     print(f"saved {plots.save(fig, path)}")
 
 
@@ -228,8 +293,13 @@ def main(argv=None):
             model = train(args)
         else:
             if args.load is None:
-                if ask_load_or_train() == "train":
+                if ask_load_or_train(args.model or DEFAULT_MODEL) == "train":
                     args.train = True
+                    out = Path(args.out) if args.out else DEFAULT_OUT[args.model or
+                                                                      DEFAULT_MODEL]
+                    if out.exists():
+                        print(f"{out} will be replaced when training finishes; Ctrl-C stops "
+                              "it and keeps the old file")
                     model = train(args)
                 else:
                     args.load = str(SHIPPED)
@@ -241,8 +311,6 @@ def main(argv=None):
         entries, counts = recognise(model, args.digits)
         failures = counts["errors"]
         if counts["read"] and not args.no_figure:
-            from tinynet import plots
-
             figure = plots.predictions(entries, counts["total"], counts)
             print(f"figure saved to {plots.save_image(figure, args.figure)}")
             if not args.no_show:
@@ -258,6 +326,7 @@ def main(argv=None):
         print(f"mnist.py: error: {name}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # stopping already: no more tracebacks
         print("\nmnist.py: interrupted", file=sys.stderr)
         return 130
     return 1 if failures else 0

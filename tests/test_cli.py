@@ -3,8 +3,10 @@
 import csv
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -139,3 +141,272 @@ def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(small_model, tw
     assert len(rows) == 10
     assert sum(int(n) for row in rows for n in row.split()[1:]) == 10000
     assert (tmp_path / "evaluation.png").stat().st_size > 10000
+
+
+# -- issue 13: rough edges -------------------------------------------------------------------
+
+def run_with(env_changes, *args, stdin=subprocess.DEVNULL, script=None):
+    """``run`` with some environment variables set (a value of None removes one)."""
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("DISPLAY", None)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    command = [sys.executable, str(SCRIPT)] if script is None else [sys.executable, "-c", script]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
+                          errors="surrogateescape", stdin=stdin, env=env, timeout=300)
+
+
+def test_a_figure_name_without_extension_is_saved_and_reported_as_png(small_model, two_images,
+                                                                      tmp_path):
+    r = run("--load", small_model, "--digits", two_images, "--figure", tmp_path / "result",
+            "--no-show")
+    assert r.returncode == 0, r.stderr
+    assert f"figure saved to {tmp_path / 'result.png'}\n" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "result.png", "small.npz"]
+
+
+def test_a_figure_path_naming_a_folder_saves_inside_it(small_model, two_images, tmp_path):
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    r = run("--load", small_model, "--digits", two_images, "--figure", folder, "--no-show")
+    assert r.returncode == 0, r.stderr
+    assert f"figure saved to {folder / 'predictions.png'}\n" in r.stdout
+    assert (folder / "predictions.png").stat().st_size > 1000
+
+
+def test_an_unsupported_figure_extension_is_a_usage_error_before_any_work(small_model,
+                                                                          two_images, tmp_path):
+    r = run("--load", small_model, "--digits", two_images, "--figure", tmp_path / "f.txt",
+            "--no-show")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert (f"mnist.py: error: --figure {tmp_path / 'f.txt'}: cannot save a figure as '.txt'; "
+            "use one of .png") in r.stderr
+    assert r.stdout == "" and not (tmp_path / "f.txt").exists()
+
+
+def test_a_file_name_with_non_utf8_bytes_is_read_and_drawn(small_model, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    img = np.full((56, 56), 255, np.uint8)
+    cv2.line(img, (28, 8), (28, 48), 0, 3)
+    ok, encoded = cv2.imencode(".png", img)
+    with open(os.fsencode(folder) + b"/one-\xff\xfe.png", "wb") as f:
+        f.write(encoded.tobytes())
+    for figure in (tmp_path / "f.png", tmp_path / "f.pdf", tmp_path / "f.svg"):
+        r = run_with({}, "--load", small_model, "--digits", folder, "--figure", figure,
+                     "--no-show")
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        assert r.stdout.splitlines()[1].startswith("one-\ufffd\ufffd.png: ")   # shown as U+FFFD
+        assert figure.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+@pytest.mark.parametrize("mode", [["--train", "--out", "OUT"], ["--evaluate"]])
+def test_a_data_path_that_is_not_a_folder_is_named_as_such(small_model, tmp_path, kind, mode):
+    target = tmp_path / ("mnist.gz" if kind == "file" else "no-such-folder")
+    if kind == "file":
+        target.write_bytes(b"x")
+    args = [a if a != "OUT" else tmp_path / "m.npz" for a in mode]
+    if "--evaluate" in mode:
+        args += ["--load", small_model]
+    r = run(*args, "--data", target, "--no-show", "--figure", tmp_path / "f.png")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    expected = ("is a file, not a folder; give the folder that holds the four MNIST files"
+                if kind == "file" else "no such folder.")
+    assert r.stderr.startswith(f"mnist.py: error: {target} (from --data): {expected}")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_a_tinynet_data_that_is_not_a_folder_is_named_as_such(small_model, tmp_path, kind):
+    target = tmp_path / ("mnist.gz" if kind == "file" else "no-such-folder")
+    if kind == "file":
+        target.write_bytes(b"x")
+    r = run_with({"TINYNET_DATA": target}, "--load", small_model, "--evaluate", "--no-show",
+                 "--figure", tmp_path / "f.png")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"mnist.py: error: {target} (from TINYNET_DATA): "
+                               + ("is a file" if kind == "file" else "no such folder"))
+
+
+def test_evaluate_needs_only_the_test_files_and_makes_no_cache_folder(small_model, two_images,
+                                                                      tmp_path, mnist):
+    from tinynet import data
+
+    source = data.find_mnist(download=False)
+    test_only = tmp_path / "test-only"
+    test_only.mkdir()
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        found = data._find_file(source, stem)
+        (test_only / os.path.basename(found)).symlink_to(found)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    r = run_with({"TINYNET_DATA": None, "XDG_CACHE_HOME": cache,
+                  "MPLCONFIGDIR": tmp_path / "mpl"}, "--load", small_model,
+                 "--evaluate", "--data", test_only, "--digits", two_images,
+                 "--figure", tmp_path / "fig", "--no-show")
+    assert r.returncode == 0, r.stderr
+    assert "on 10000 images" in r.stdout
+    assert f"saved {tmp_path / 'evaluation.png'}" in r.stdout
+    assert os.listdir(cache) == []
+
+
+def test_evaluate_without_mnist_and_without_network_leaves_no_cache_folder(small_model,
+                                                                           tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    script = (f"import sys; sys.argv[0] = {str(SCRIPT)!r}; sys.path.insert(0, {str(ROOT)!r})\n"
+              "from tinynet import data\n"
+              "data.MNIST_MIRRORS[:] = ['http://127.0.0.1:9/']   # an offline machine\n"
+              "import runpy; runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    r = run_with({"TINYNET_DATA": None, "XDG_CACHE_HOME": cache, "TINYNET_MNIST_MIRROR": None,
+                  "MPLCONFIGDIR": tmp_path / "mpl"},
+                 "--load", small_model, "--evaluate", "--no-show", script=script)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "could not download t10k-images-idx3-ubyte.gz" in r.stderr
+    assert "could not download train" not in r.stderr   # it never asked for the training set
+    assert os.listdir(cache) == []
+
+
+def load_cli():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mnist_cli", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_train_answer_says_how_long_it_takes_and_what_it_replaces(monkeypatch, capsys):
+    cli = load_cli()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    answers = iter(["x", "t"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    assert cli.ask_load_or_train() == "train"
+    out = capsys.readouterr().out
+    assert "[l] load the trained model (weights/mnist.npz)" in out
+    assert ("[t] train a new one: cnn, 12 epochs, about 10 min (on 2 cores); then replaces "
+            "weights/mnist.npz (the shipped model; `git checkout` brings it back)") in out
+    assert "Please answer l or t." in out
+
+
+def test_the_train_plan_for_a_new_file_says_it_saves_it(tmp_path):
+    cli = load_cli()
+    assert cli.training_plan("mlp", 1, tmp_path / "m.npz") == (
+        f"mlp, 1 epoch, about 2 s (on 2 cores); saves {tmp_path / 'm.npz'}")
+
+
+SAVE_ON_A_FULL_DISK = """
+import errno, sys
+sys.argv[0] = {script!r}
+sys.path.insert(0, {root!r})
+import numpy as np
+from tinynet import data, networks, recipes
+
+def fake_train(name, mnist, **kwargs):     # training itself is tested elsewhere
+    model = networks.mlp(np.random.default_rng(1), hidden=(8,))
+    model.metadata.update(test_accuracy=0.5, train_seconds=1.0)
+    return model
+
+def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+data.load_mnist = lambda *a, **k: (np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8),
+                                   np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.uint8))
+recipes.run = fake_train
+np.savez = full_disk
+import runpy; runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_full_disk_keeps_the_old_model_with_one_line_naming_it(small_model, tmp_path):
+    before = small_model.read_bytes()
+    script = SAVE_ON_A_FULL_DISK.format(script=str(SCRIPT), root=str(ROOT))
+    r = run_with({}, "--train", "--model", "mlp", "--out", small_model, "--no-show",
+                 script=script)
+    assert r.returncode == 1
+    assert r.stderr == (f"mnist.py: error: could not write {small_model}: No space left on "
+                        "device (the previous file is unchanged; the trained model is lost)\n")
+    assert small_model.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["small.npz"]
+
+
+def start_training(tmp_path, out, *extra):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--train", "--model", "mlp",
+                             "--epochs", "1", "--out", str(out), "--no-show", "--digits",
+                             str(tmp_path / "nothing"), *map(str, extra)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stderr:                 # the first progress line: training runs
+        if line.startswith("epoch 1/1"):
+            break
+    return proc, line
+
+
+def finish(proc, first_line):
+    try:
+        stdout, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return stdout, first_line + rest
+
+
+def test_sigterm_during_training_checkpoints_and_keeps_the_old_model(small_model, tmp_path,
+                                                                     mnist):
+    os.chmod(small_model, 0o664)
+    before = small_model.read_bytes()
+    proc, line = start_training(tmp_path, small_model)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = finish(proc, line)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    checkpoint = tmp_path / "small.checkpoint.npz"
+    assert (f"interrupted: {small_model} was not changed; resume with --resume {checkpoint}"
+            in stderr)
+    assert small_model.read_bytes() == before
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+    # --resume alone: the checkpoint knows the recipe (mlp, not the default cnn) and --out
+    resumed = run("--resume", checkpoint, "--no-show", "--digits", tmp_path / "nothing")
+    assert "Traceback" not in resumed.stderr
+    assert f"resuming mlp from {checkpoint}: epoch 1 of 1, step " in resumed.stdout
+    assert re.search(r"\(trained in [\w ]+: [\w ]+ before the interruption, [\w ]+ now\)",
+                     resumed.stdout), resumed.stdout
+    assert f"saved {small_model}" in resumed.stdout
+    assert not checkpoint.exists()
+    assert stat_mode(small_model) == 0o664              # the replaced file kept its mode
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_three_quick_ctrl_c_presses_end_without_a_traceback(tmp_path, mnist):
+    out = tmp_path / "m.npz"
+    proc, line = start_training(tmp_path, out)
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    stdout, stderr = finish(proc, line)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert "interrupted: " in stderr and not out.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+
+def test_resume_with_another_model_is_a_usage_error(tmp_path, tiny_recipe):
+    from test_checkpoints import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "c.npz", tiny_recipe)
+    r = run("--resume", checkpoint, "--model", "cnn", "--no-show")
+    assert r.returncode == 2
+    assert r.stderr == f"mnist.py: error: {checkpoint} continues the training of --model tiny, " \
+                       "not cnn\n"

@@ -126,7 +126,7 @@ def test_no_data_and_no_network_explains_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MNIST_MIRRORS", ["http://127.0.0.1:9/"])
     with pytest.raises(DataError, match="TINYNET_DATA=DIR"):
         data.load_mnist()
-    assert list((tmp_path / "tinynet" / "mnist").iterdir()) == []
+    assert os.listdir(tmp_path) == []       # no empty cache folder left behind
 
 
 def test_download_from_a_mirror_verifies_and_fills_the_cache(tmp_path):
@@ -154,7 +154,7 @@ def test_download_of_wrong_bytes_leaves_nothing_in_the_cache(tmp_path):
             data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
     finally:
         server.close()
-    assert os.listdir(cache) == []
+    assert not cache.exists()       # the folder it made is removed again
 
 
 def test_download_of_real_mnist_from_a_local_mirror(tmp_path, monkeypatch):
@@ -179,3 +179,70 @@ def test_real_mnist_loads_with_published_checksums(mnist):
     assert y.shape == (60000,) and xt.shape == (10000, 28, 28) and yt.shape == (10000,)
     assert list(y[:8]) == [5, 0, 4, 1, 9, 2, 1, 3]
     assert np.bincount(yt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.mark.parametrize("source", ["argument", "TINYNET_DATA"])
+def test_a_data_folder_that_does_not_exist_is_named_as_such(tmp_path, monkeypatch, source):
+    folder = tmp_path / "mnsit"
+    if source == "TINYNET_DATA":
+        monkeypatch.setenv("TINYNET_DATA", str(folder))
+        folder_argument = None
+    else:
+        monkeypatch.setenv("TINYNET_DATA", str(tmp_path / "never-read"))
+        folder_argument = folder
+    with pytest.raises(DataError) as info:
+        data.load_mnist(folder_argument)
+    assert str(info.value).startswith(f"{folder} (from {source}): no such folder. ")
+
+
+@pytest.mark.parametrize("source", ["argument", "TINYNET_DATA"])
+def test_a_data_path_naming_a_file_is_named_as_such(tmp_path, monkeypatch, source):
+    fake_mnist(tmp_path)
+    file = tmp_path / "train-images-idx3-ubyte.gz"
+    monkeypatch.setenv("TINYNET_DATA", str(file))
+    with pytest.raises(DataError) as info:
+        data.load_mnist(file if source == "argument" else None)
+    assert str(info.value) == (f"{file} (from {source}): is a file, not a folder; give the "
+                               "folder that holds the four MNIST files")
+
+
+def test_the_caller_names_the_source_of_the_folder(tmp_path):
+    with pytest.raises(DataError, match=r"nope \(from --data\): no such folder"):
+        data.load_mnist(tmp_path / "nope", source="--data")
+
+
+def test_the_test_set_alone_needs_only_the_test_files(tmp_path):
+    arrays, _ = fake_mnist(tmp_path)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        os.unlink(tmp_path / f"{stem}.gz")
+    x_train, y_train, x_test, y_test = data.load_mnist(tmp_path, verify=False, parts=("test",))
+    assert x_train is None and y_train is None
+    np.testing.assert_array_equal(x_test, arrays["t10k-images-idx3-ubyte"])
+    np.testing.assert_array_equal(y_test, arrays["t10k-labels-idx1-ubyte"])
+    with pytest.raises(DataError, match="missing MNIST files train-images-idx3-ubyte, "
+                                        "train-labels-idx1-ubyte"):
+        data.load_mnist(tmp_path, verify=False)
+
+
+def test_a_failed_download_of_the_test_set_fetches_only_it_and_leaves_no_folder(tmp_path):
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache" / "tinynet" / "mnist"
+    mirror.mkdir()
+    _, sums = fake_mnist(mirror)
+    os.unlink(mirror / "t10k-labels-idx1-ubyte.gz")          # the mirror lacks one file
+    server = LocalMirror(mirror)
+    try:
+        with pytest.raises(DataError, match="could not download t10k-labels-idx1-ubyte.gz"):
+            data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True,
+                                stems=["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+        # the image file was complete and verified, so it stays; nothing else was fetched
+        assert os.listdir(cache) == ["t10k-images-idx3-ubyte.gz"]
+        os.unlink(cache / "t10k-images-idx3-ubyte.gz")
+        os.rmdir(cache)
+        server.close()
+        server = LocalMirror(mirror, "404")
+        with pytest.raises(DataError):
+            data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True,
+                                stems=["t10k-images-idx3-ubyte"])
+        assert os.listdir(tmp_path / "cache" / "tinynet") == []   # only what it created went
+    finally:
+        server.close()

@@ -324,7 +324,7 @@ def test_failed_download_leaves_nothing_in_the_cache(tmp_path, mode, message):
     finally:
         server.close()
     assert "train-images-idx3-ubyte.gz" in str(info.value) and "TINYNET_DATA" in str(info.value)
-    assert os.listdir(cache) == []
+    assert not cache.exists()
 
 
 def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monkeypatch):
@@ -357,7 +357,7 @@ def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monk
 
 def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_recipe, tmp_path,
                                                                           monkeypatch):
-    straight = recipes.train("tiny", tiny_recipe, seed=3, progress=False)
+    straight = recipes.run("tiny", tiny_recipe, seed=3, progress=False)
     real_evaluate = train.evaluate
     calls = {"n": 0}
 
@@ -370,9 +370,9 @@ def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_re
     monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
     checkpoint = tmp_path / "ckpt.npz"
     with pytest.raises(KeyboardInterrupt):
-        recipes.train("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
+        recipes.run("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
     monkeypatch.setattr(train, "evaluate", real_evaluate)
-    resumed = recipes.train("tiny", tiny_recipe, progress=False, resume=checkpoint)
+    resumed = recipes.run("tiny", tiny_recipe, progress=False, resume=checkpoint)
     for a, b in zip(straight.layers, resumed.layers):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])

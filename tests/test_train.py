@@ -1,3 +1,4 @@
+import io
 import os
 import signal
 
@@ -7,7 +8,8 @@ from conftest import blobs, tiny_net
 
 from tinynet import models, optim, recipes
 from tinynet.errors import TrainingError
-from tinynet.train import evaluate, fit
+from tinynet.train import (Progress, TimeLeft, _format_time, describe_duration, evaluate, fit,
+                           fit_line)
 
 
 def test_fit_learns_separable_data():
@@ -95,3 +97,79 @@ def test_training_records_history_and_test_accuracy(tiny_recipe):
     assert len(meta["history"]["val_accuracy"]) == 2
     assert meta["test_accuracy"] > 0.9
     assert meta["recipe"]["name"] == "tiny" and meta["recipe"]["seed"] == 0
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_progress_line_never_wraps_in_an_80_column_terminal():
+    stream = FakeTerminal()
+    report = Progress(stream=stream, interval=0, width=80)
+    long = ("epoch 12/12  59904/60000  loss 0.0123  acc 0.9987  12:34:56 left  "
+            "123,456 img/s  and more")
+    report.update(long)
+    report.update("epoch 1/2  short")
+    lines = stream.getvalue().split("\r")[1:]
+    assert [len(line) for line in lines] == [79, 79]
+    assert lines[0].rstrip() == ("epoch 12/12  59904/60000  loss 0.0123  acc 0.9987  "
+                                 "12:34:56 left  123,456 img/s")
+    assert lines[1].rstrip() == "epoch 1/2  short"       # the longer line is wiped
+
+
+def test_a_narrow_terminal_drops_the_last_parts_first():
+    assert fit_line("epoch 1/3  100/600  loss 0.1000  acc 0.9000  0:12 left  5 img/s", 45) == (
+        "epoch 1/3  100/600  loss 0.1000  acc 0.9000")
+    assert fit_line("epoch 1/3  100/600", 7) == "epoch 1"
+    assert fit_line("x", 10) == "x"
+
+
+def test_training_progress_fits_the_terminal_and_ends_each_epoch_on_its_own_line():
+    x, y = blobs(200)
+    xf = (x / 255).astype(np.float32)[:, None]
+    rng = np.random.default_rng(0)
+    model = tiny_net(rng)
+    stream = FakeTerminal()
+    fit(model, optim.Adam(model.parameters()), xf, y.astype(np.int64), epochs=2,
+        batch_size=20, rng=rng, progress=Progress(stream=stream, interval=0, width=50))
+    text = stream.getvalue()
+    updates = [part.split("\n")[0] for part in text.split("\r")[1:]]
+    assert len(updates) >= 20
+    assert all(len(u) == 49 and u.startswith("epoch ") for u in updates)
+    assert text.count("\n") == 2 and "epoch 2/2 loss" in text.splitlines()[-1]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_left_waits_for_the_compiling_first_step_and_a_few_seconds():
+    clock = Clock()
+    left = TimeLeft(total=1000, min_seconds=3.0, min_fraction=0.02, clock=clock)
+    clock.now = 12.0                      # the first step compiled for 12 s: not counted
+    assert left.update(10) is None
+    clock.now = 13.0                      # 100 units in 1 s: too early to say
+    assert left.update(110) is None
+    clock.now = 15.0                      # 300 units in 3 s: 690 left at 100 a second
+    assert left.update(310) == pytest.approx(6.9)
+
+
+def test_time_left_needs_some_of_the_run_done():
+    clock = Clock()
+    left = TimeLeft(total=100_000, min_seconds=1.0, min_fraction=0.02, clock=clock)
+    left.update(0)
+    clock.now = 5.0
+    assert left.update(1000) is None      # 1% done: an estimate would still swing widely
+    clock.now = 10.0
+    assert left.update(2000) == pytest.approx(490.0)
+
+
+def test_describe_duration_and_format_time():
+    assert [describe_duration(s) for s in (6, 59.6, 61, 250, 600, 619, 3600, 3960)] == [
+        "6 s", "1 min", "1 min 1 s", "4 min 10 s", "10 min", "10 min", "1 h", "1 h 6 min"]
+    assert _format_time(75) == "1:15" and _format_time(3725) == "1:02:05"

@@ -140,38 +140,66 @@ def _find_file(folder, stem):
     return None
 
 
-def _has_mnist(folder):
-    return all(_find_file(folder, stem) for stem in MNIST_FILES.values())
+def _missing(folder, stems):
+    return [s for s in stems if not _find_file(folder, s)]
 
 
-def find_mnist(path=None, download=True):
-    """The folder holding the four MNIST files: argument, $TINYNET_DATA, cache, download."""
-    for source, folder in (("argument", path), ("TINYNET_DATA", os.environ.get("TINYNET_DATA"))):
+def _stems(parts):
+    unknown = set(parts) - {"train", "test"}
+    if unknown or not parts:
+        raise ValueError(f"parts must be 'train' and/or 'test', got {parts!r}")
+    return [stem for key, stem in MNIST_FILES.items() if key.split("_")[0] in parts]
+
+
+def _check_folder(folder, source):
+    """A --data folder or $TINYNET_DATA that is not a folder at all gets its own message:
+    "missing MNIST files" would send the user looking for files in the wrong place."""
+    if not os.path.exists(folder):
+        raise DataError(f"{folder} (from {source}): no such folder. {HOW_TO_GET_MNIST}")
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder} (from {source}): is a file, not a folder; give the folder "
+                        "that holds the four MNIST files")
+
+
+def find_mnist(path=None, download=True, parts=("train", "test"), source="argument"):
+    """The folder holding the MNIST files: argument, $TINYNET_DATA, cache, download.
+
+    ``parts`` says which files are needed (``"test"`` alone needs only the two t10k files);
+    ``source`` is how the caller names ``path`` in messages (``"--data"`` for a command line).
+    """
+    stems = _stems(parts)
+    for source, folder in ((source, path), ("TINYNET_DATA", os.environ.get("TINYNET_DATA"))):
         if folder:
-            if not _has_mnist(folder):
-                missing = [s for s in MNIST_FILES.values() if not _find_file(folder, s)]
+            folder = os.fspath(folder)
+            _check_folder(folder, source)
+            missing = _missing(folder, stems)
+            if missing:
                 raise DataError(f"{folder} (from {source}): missing MNIST files "
                                 f"{', '.join(missing)}. {HOW_TO_GET_MNIST}")
             return folder
     cached = cache_dir()
-    if _has_mnist(cached):
+    if os.path.isdir(cached) and not _missing(cached, stems):
         return cached
     if not download:
         raise DataError(f"MNIST not found (no argument, TINYNET_DATA unset, nothing in "
                         f"{cached}). {HOW_TO_GET_MNIST}")
-    download_mnist(cached)
+    download_mnist(cached, stems=stems)
     return cached
 
 
-def load_mnist(path=None, verify=True, download=True):
+def load_mnist(path=None, verify=True, download=True, parts=("train", "test"),
+               source="argument"):
     """(x_train, y_train, x_test, y_test) as uint8 arrays: images (N, 28, 28), labels (N,).
 
     ``path`` is a folder with the four files, raw or gzipped. ``verify`` checks the SHA-256 of
-    each uncompressed file against the published MNIST checksums.
+    each uncompressed file against the published MNIST checksums. With ``parts=("test",)``
+    only the test files are needed and read, and the training arrays are returned as None.
     """
-    folder = find_mnist(path, download=download)
-    arrays = {}
+    folder = find_mnist(path, download=download, parts=parts, source=source)
+    arrays = dict.fromkeys(MNIST_FILES)
     for key, stem in MNIST_FILES.items():
+        if stem not in _stems(parts):
+            continue
         file = _find_file(folder, stem)
         raw = read_bytes(file)
         if verify:
@@ -181,7 +209,7 @@ def load_mnist(path=None, verify=True, download=True):
                                 f"{MNIST_SHA256[stem][:16]}...); the file is corrupt or not "
                                 "the original MNIST")
         arrays[key] = parse_idx(raw, file)
-    for split in ("train", "test"):
+    for split in parts:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
             raise DataError(f"{folder}: {split} images have shape {images.shape} and dtype "
@@ -198,20 +226,48 @@ def load_mnist(path=None, verify=True, download=True):
 
 # -- downloading -------------------------------------------------------------------------
 
-def download_mnist(folder, mirrors=None, checksums=None, timeout=30, quiet=False):
-    """Fetch the four gzipped files into ``folder``, verifying each before it is kept.
+def download_mnist(folder, mirrors=None, checksums=None, timeout=30, quiet=False, stems=None):
+    """Fetch the gzipped files (all four, or ``stems``) into ``folder``, verifying each
+    before it is kept.
 
     Each file is downloaded to a temporary name and renamed only after its checksum passes,
     so the folder never holds a partial or wrong file. Mirrors are tried in order;
-    ``$TINYNET_MNIST_MIRROR`` (a base URL) is tried first when set.
+    ``$TINYNET_MNIST_MIRROR`` (a base URL) is tried first when set. Folders this call
+    created are removed again if it fails before putting anything in them.
     """
+    created = _missing_folders(folder)
+    try:
+        _download(folder, mirrors, checksums, timeout, quiet, stems)
+    except BaseException:
+        for made in created:          # deepest first: each is empty once its child is gone
+            try:
+                os.rmdir(made)
+            except OSError:
+                break                 # not empty (a file was completed) or not ours to remove
+        raise
+
+
+def _missing_folders(folder):
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def _download(folder, mirrors, checksums, timeout, quiet, stems):
     if mirrors is None:
         mirrors = list(MNIST_MIRRORS)
         if os.environ.get("TINYNET_MNIST_MIRROR"):
             mirrors.insert(0, os.environ["TINYNET_MNIST_MIRROR"])
     checksums = checksums or MNIST_SHA256
     os.makedirs(folder, exist_ok=True)
-    for stem in MNIST_FILES.values():
+    for stem in (stems or MNIST_FILES.values()):
         target = os.path.join(folder, stem + ".gz")
         if os.path.isfile(target):
             continue

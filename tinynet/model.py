@@ -10,6 +10,7 @@ after it. Each layer stores the gradients of its own parameters on the way.
 """
 
 import json
+import math
 import os
 import zipfile
 
@@ -24,6 +25,11 @@ FORMAT_VERSION = 1
 META_KEY = "__tinynet__"
 #: Model files whose arrays unpack to more than this are refused before any array is read.
 MAX_MODEL_BYTES = 2 * 1024 ** 3
+#: ... and beyond that, more than this many times their size on disk (plus the slack below):
+#: np.savez stores arrays uncompressed, and deflate cannot shrink trained weights much, so
+#: only a forged file (a "zip bomb") asks for more.
+MAX_UNPACK_RATIO = 64
+UNPACK_SLACK = 16 * 1024 ** 2
 
 
 class Sequential:
@@ -128,41 +134,85 @@ def _grad_getter(layer, name):
 
 
 def read_npz(path):
-    """All arrays of an .npz as a dict, never unpickling anything. Raises ModelFileError."""
+    """All arrays of an .npz as a dict, never unpickling anything. Raises ModelFileError.
+
+    A small file cannot make this allocate much: the archive may unpack to at most
+    ``MAX_UNPACK_RATIO`` times its size on disk (plus ``UNPACK_SLACK``, and never more than
+    ``MAX_MODEL_BYTES``), and each array's header (shape and type) must account for exactly
+    the bytes its archive entry holds before the array is allocated and read."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ModelFileError(f"{path}: is a directory, not a model file")
-    if not zipfile.is_zipfile(path):
+    try:
         with open(path, "rb") as f:
-            if f.read(4) == b"PK\x03\x04":   # a zip whose directory (at the end) is missing
-                raise ModelFileError(f"{path}: damaged or truncated model file (the end of "
-                                     "the zip archive is missing)")
+            start = f.read(4)
+        size_on_disk = os.path.getsize(path)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not zipfile.is_zipfile(path):
+        if start == b"PK\x03\x04":   # a zip whose directory (at the end) is missing
+            raise ModelFileError(f"{path}: damaged or truncated model file (the end of "
+                                 "the zip archive is missing)")
         raise ModelFileError(f"{path}: not a tinynet model (.npz) file")
     try:
         with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except Exception as exc:
-        raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
-    if unpacked > MAX_MODEL_BYTES:
-        raise ModelFileError(f"{path}: unpacks to {unpacked} bytes, more than the "
-                             f"{MAX_MODEL_BYTES} byte limit for a model file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise ModelFileError(
-                f"{path}: contains pickled Python objects; refusing to load them "
-                "(tinynet files only hold plain arrays)") from None
-        raise ModelFileError(f"{path}: damaged model file ({exc})") from None
+            infos = archive.infolist()
+            unpacked = sum(info.file_size for info in infos)
+            limit = min(MAX_MODEL_BYTES, UNPACK_SLACK + MAX_UNPACK_RATIO * size_on_disk)
+            if unpacked > limit:
+                raise ModelFileError(
+                    f"{path}: unpacks to {unpacked} bytes, more than the {limit} byte limit "
+                    f"for a model file of {size_on_disk} bytes" + (
+                        "" if limit < MAX_MODEL_BYTES else " (the limit for any model file)"))
+            arrays = {}
+            for info in infos:
+                if info.filename.endswith(".npy"):
+                    arrays[info.filename[:-4]] = _read_member(archive, info, path)
+            return arrays
+    except ModelFileError:
+        raise
     except Exception as exc:
         # A damaged zip or .npy header can fail in many ways (BadZipFile, zlib.error, EOFError,
-        # NotImplementedError, SyntaxError from the header, ...); with allow_pickle=False none
-        # of them can run code, so every one is reported as a damaged file.
+        # NotImplementedError, SyntaxError from the header, ...); none of them can run code
+        # (nothing is unpickled), so every one is reported as a damaged file.
         raise ModelFileError(f"{path}: damaged or truncated model file "
                              f"({type(exc).__name__}: {exc})") from None
+
+
+def _read_member(archive, info, path):
+    """One .npy entry of the archive, its header checked against the entry's size first."""
+    name = info.filename[:-4]
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ModelFileError(f"{path}: array {name} has an unknown .npy version {version}")
+        if dtype.hasobject:
+            raise ModelFileError(
+                f"{path}: contains pickled Python objects; refusing to load them "
+                "(tinynet files only hold plain arrays)")
+        header = f.tell()
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        if header + nbytes != info.file_size:
+            raise ModelFileError(
+                f"{path}: array {name} claims shape {shape} of {dtype} ({nbytes} bytes) but "
+                f"its entry holds {info.file_size - header} bytes of data")
+        buffer = bytearray(nbytes)
+        view = memoryview(buffer)
+        done = 0
+        while done < nbytes:
+            n = f.readinto(view[done:])
+            if not n:
+                raise ModelFileError(f"{path}: array {name} is truncated")
+            done += n
+    array = np.frombuffer(buffer, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def load(path):
@@ -172,15 +222,22 @@ def load(path):
 
 
 def model_from_arrays(arrays, path="<model>"):
+    """Build the model an .npz's arrays describe. Every value of the description is checked
+    (type and range) before anything is built from it; raises ModelFileError naming ``path``."""
     if META_KEY not in arrays:
         raise ModelFileError(f"{path}: not a tinynet model (no {META_KEY} entry)")
     try:
         meta = json.loads(str(arrays[META_KEY]))
-        version = int(meta["format_version"])
+        if not isinstance(meta, dict):
+            raise TypeError("the description is not a JSON object")
+        version = meta["format_version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"format_version is {version!r}, not a version number")
         specs = meta["layers"]
         metadata = meta.get("metadata") or {}
         if not isinstance(specs, list) or not isinstance(metadata, dict):
             raise TypeError("'layers' must be a list and 'metadata' an object")
+        _check_metadata(metadata)
     except (ValueError, KeyError, TypeError, OverflowError, AttributeError,
             RecursionError) as exc:
         raise ModelFileError(f"{path}: unreadable model description ({exc})") from None
@@ -194,19 +251,38 @@ def model_from_arrays(arrays, path="<model>"):
     layers = []
     for i, spec in enumerate(specs):
         kind = spec.get("type") if isinstance(spec, dict) else None
-        if kind not in LAYER_TYPES:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
             raise ModelFileError(f"{path}: layer {i} has unknown type {kind!r}")
         config = spec.get("config", {})
-        if isinstance(config, dict) and "rng" in config:
-            raise ModelFileError(f"{path}: layer {i} ({kind}) has a bad config: "
-                                 "unexpected key 'rng'")
-        if isinstance(config, dict) and _config_size(config) > budget:
+        where = f"{path}: layer {i} ({kind}) has a bad config"
+        if not isinstance(config, dict):
+            raise ModelFileError(f"{where}: {config!r} is not an object")
+        if "rng" in config:
+            raise ModelFileError(f"{where}: unexpected key 'rng'")
+        for key, value in config.items():
+            problem = _config_value_problem(value)
+            if problem:
+                raise ModelFileError(f"{where}: {key} is {value!r}, {problem}")
+        if _config_size(config) > budget:
             raise ModelFileError(f"{path}: layer {i} ({kind}) has a config too large for "
                                  f"the arrays in the file: {config}")
         try:
             layer = LAYER_TYPES[kind](**config)
-        except (TypeError, ValueError, OverflowError, MemoryError) as exc:
-            raise ModelFileError(f"{path}: layer {i} ({kind}) has a bad config: {exc}") from None
+        except Exception as exc:
+            # Whatever a constructor trips over (int(None), [][0], a zero fan-in) is a setting
+            # it cannot use; the size check above has already ruled out huge allocations.
+            raise ModelFileError(f"{where}: {exc} (settings {config})") from None
+        # The layer converts what it is given (int("3"), int(2.5), int(True)); a value that
+        # does not survive unchanged had the wrong type, and would build a different layer
+        # from the one that was saved.
+        built = layer.config()
+        for key, value in config.items():
+            if key in built and not _same_value(value, built[key]):
+                raise ModelFileError(f"{where}: {key} is {value!r}, expected "
+                                     f"{_kind_of(built[key])} such as {built[key]!r}")
+        for key, (test, needs) in _LIMITS.get(kind, {}).items():
+            if key in built and not test(built[key]):
+                raise ModelFileError(f"{where}: {key} is {built[key]!r}, it must be {needs}")
         for store_name in ("params", "buffers"):
             store = getattr(layer, store_name)
             for name, current in store.items():
@@ -223,11 +299,86 @@ def model_from_arrays(arrays, path="<model>"):
                                          "expected floating point")
                 if not np.all(np.isfinite(value)):
                     raise ModelFileError(f"{path}: array {key} holds NaN or infinite values")
+                if (kind, name) in _NON_NEGATIVE and np.any(value < 0):
+                    raise ModelFileError(f"{path}: array {key} holds negative values "
+                                         "(a variance cannot be negative)")
                 store[name] = value.astype(current.dtype)
         layers.append(layer)
     if not layers:
         raise ModelFileError(f"{path}: the model has no layers")
     return Sequential(layers, metadata=metadata)
+
+
+# Values a layer's constructor accepts but that make no working layer.
+_LIMITS = {
+    "Dense": {"in_features": (lambda v: v >= 1, "at least 1"),
+              "out_features": (lambda v: v >= 1, "at least 1")},
+    "BatchNorm": {"eps": (lambda v: v > 0, "positive")},
+    "MaxPool2D": {"stride": (lambda v: v is None or v >= 1, "at least 1")},
+}
+_NON_NEGATIVE = {("BatchNorm", "running_var")}
+
+
+def _config_value_problem(value):
+    """Why ``value`` cannot be a layer setting (None if it can): settings are numbers, text
+    or lists of numbers, and JSON's NaN and Infinity are not numbers a layer can use."""
+    if isinstance(value, bool):
+        return "not a number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a finite number"
+    if isinstance(value, list):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v) for v in value):
+            return "not a list of numbers"
+        return None
+    if value is None or isinstance(value, (int, float, str)):
+        return None
+    return "not a number or text"
+
+
+def _same_value(given, built):
+    if isinstance(built, bool) or isinstance(given, bool):
+        return given is built
+    if isinstance(built, int):
+        return isinstance(given, int) and given == built
+    if isinstance(built, float):
+        return isinstance(given, (int, float)) and given == built
+    if isinstance(built, (list, tuple)):
+        return (isinstance(given, list) and len(given) == len(built)
+                and all(_same_value(g, b) for g, b in zip(given, built)))
+    return type(given) is type(built) and given == built
+
+
+def _kind_of(value):
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list of whole numbers"
+    if isinstance(value, str):
+        return "text"
+    return "null"
+
+
+def _check_metadata(metadata):
+    """The metadata entries tinynet itself reads back (for figures and reports)."""
+    history = metadata.get("history")
+    if history is not None:
+        if not isinstance(history, dict):
+            raise TypeError("'metadata.history' must be an object")
+        for key, values in history.items():
+            if not isinstance(values, list) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in values):
+                raise TypeError(f"'metadata.history.{key}' must be a list of numbers")
+    for key, high in (("test_accuracy", 1), ("test_loss", None), ("train_seconds", None)):
+        value = metadata.get(key)
+        if value is None:
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0 or (high is not None and value > high)):
+            raise ValueError(f"'metadata.{key}' is {value!r}, not a possible value")
 
 
 def _config_size(config):
@@ -238,9 +389,10 @@ def _config_size(config):
         for item in value if isinstance(value, (list, tuple)) else [value]:
             try:
                 number = abs(float(item))
-            except (TypeError, ValueError, OverflowError):
+            except OverflowError:      # an integer too large for a float: too large, full stop
+                return math.inf
+            except (TypeError, ValueError):
                 continue
             if number == number:  # NaN is left for the layer's own check
                 size *= max(number, 1.0)
     return size
-

@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from .files import atomic_write
+
 
 def _pyplot():
     import matplotlib
@@ -25,11 +27,56 @@ def _display_available():
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+#: Extensions ``save`` writes (matplotlib's own formats; pgf would need LaTeX).
+FIGURE_FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff", "webp")
+
+
+def figure_path(path, default_name="predictions.png"):
+    """The file a figure asked for as ``path`` is written to, decided before any work is done.
+
+    An existing folder (or a name ending in '/') gets ``default_name`` inside it; a name
+    without an extension gets '.png'; any other extension must be one of ``FIGURE_FORMATS``.
+    Raises ``ValueError`` saying what is wrong with ``path``."""
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("the figure's file name is empty")
+    if os.path.isdir(text) or text.endswith(("/", os.sep)):
+        text = os.path.join(text, default_name)
+    root, ext = os.path.splitext(text)
+    if not ext:
+        text, ext = text + ".png", ".png"
+    if ext.lower().lstrip(".") not in FIGURE_FORMATS:
+        raise ValueError(f"{path}: cannot save a figure as '{ext}'; use one of "
+                         + ", ".join("." + f for f in FIGURE_FORMATS[:5])
+                         + " (no extension means .png)")
+    folder = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{path}: cannot save a figure there: {folder} is a file, not a folder")
+    return text
+
+
 def save(fig, path):
+    """Write ``fig`` to ``path`` (see ``figure_path``) atomically; return the path written.
+
+    Text drawn in the figure is made printable first: a file name with bytes that are not
+    UTF-8 (kept by Python as lone surrogates) cannot be rendered or written to a PDF/SVG."""
+    path = figure_path(path)
+    for text in fig.findobj(lambda artist: hasattr(artist, "get_text")
+                            and hasattr(artist, "set_text")):
+        text.set_text(display_text(text.get_text()))
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100, bbox_inches="tight"))
     return path
+
+
+def display_text(text):
+    """``text`` with any undecodable bytes of a file name (which Python keeps as lone
+    surrogates, U+D800-U+DFFF) shown as U+FFFD, the replacement character."""
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in str(text))
 
 
 def show():
@@ -130,15 +177,23 @@ def _text(image, text, origin, scale, colour, max_width, thickness=1) -> None:
 
 
 def save_image(image: np.ndarray, path) -> str:
-    """Write a BGR image drawn by `predictions`; the format follows the path's extension."""
+    """Write a BGR image drawn by `predictions` to `path` (see `figure_path`) atomically.
+
+    Raster formats are encoded by OpenCV, without loading matplotlib; PDF, SVG and other
+    vector formats wrap the image in a matplotlib figure."""
     import cv2
 
-    from .files import atomic_write
-
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1].lower() or ".png"
+    path = figure_path(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+        plt = _pyplot()
+        h, w = image.shape[:2]
+        fig = plt.figure(figsize=(w / 100, h / 100))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(image[:, :, ::-1])
+        ax.axis("off")
+        return save(fig, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     ok, buffer = cv2.imencode(suffix, image)
     if not ok:
         raise ValueError(f"{path}: cannot write a {suffix} image")
@@ -164,6 +219,12 @@ def show_image(image: np.ndarray, title="tinynet") -> bool:
 
 
 def training_curves(history, ax_loss, ax_acc):
+    if not history.get("loss"):
+        for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+            ax.text(0.5, 0.5, f"no training history\nin this model file", ha="center",
+                    va="center", transform=ax.transAxes, color="gray")
+            ax.set(title=name, xticks=[], yticks=[])
+        return
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     ax_loss.plot(epochs, history.get("loss", []), label="train")
     if history.get("val_loss"):
@@ -175,6 +236,10 @@ def training_curves(history, ax_loss, ax_acc):
         ax_acc.plot(epochs, history["val_accuracy"], label="test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax_acc.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def confusion_matrix(y_true, y_pred, classes=10):
@@ -184,29 +249,65 @@ def confusion_matrix(y_true, y_pred, classes=10):
     return matrix
 
 
-def evaluation(history, matrix, mistakes):
-    """Training curves, confusion matrix and the most confident mistakes in one figure.
+def evaluation(history, matrix, mistakes, per_row=3):
+    """Overall accuracy, training curves, confusion matrix and the most confident mistakes,
+    in one figure.
 
-    ``mistakes``: list of (image 28x28, true label, predicted label, confidence).
+    ``mistakes``: list of (image 28x28, true label, predicted label, confidence), shown in a
+    compact grid of ``per_row`` columns.
     """
     plt = _pyplot()
-    fig = plt.figure(figsize=(14, 8))
-    grid = fig.add_gridspec(2, 8)
-    training_curves(history or {}, fig.add_subplot(grid[0, 0:3]), fig.add_subplot(grid[0, 3:6]))
-    ax = fig.add_subplot(grid[1, 0:3])
-    ax.imshow(np.log1p(matrix), cmap="Blues")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix",
-           xticks=range(10), yticks=range(10))
-    spots = [grid[r, c] for r in range(2) for c in range(3, 8) if (r, c) not in
-             {(0, 3), (0, 4), (0, 5)}][:7]
-    for spot, (image, true, pred, conf) in zip(spots, mistakes):
-        a = fig.add_subplot(spot)
-        a.imshow(image, cmap="gray", vmin=0, vmax=1)
-        a.set_title(f"true {true}, said {pred}\n({100 * conf:.0f}%)", fontsize=8)
-        a.axis("off")
-    fig.tight_layout()
+    matrix = np.asarray(matrix)
+    total = int(matrix.sum())
+    correct = int(np.trace(matrix))
+    fig = plt.figure(figsize=(16, 7.5))
+    fig.suptitle(f"test accuracy {100 * correct / max(total, 1):.2f}%: {correct:,} of "
+                 f"{total:,} images right, {total - correct:,} wrong", fontsize=15,
+                 fontweight="bold", y=1.04)
+    outer = fig.add_gridspec(2, 3, width_ratios=[1.0, 1.45, 1.15], wspace=0.28, hspace=0.45)
+    training_curves(history or {}, fig.add_subplot(outer[0, 0]), fig.add_subplot(outer[1, 0]))
+    confusion_axes(fig.add_subplot(outer[:, 1]), matrix)
+    mistakes = list(mistakes)
+    if mistakes:
+        rows = -(-len(mistakes) // per_row)
+        grid = outer[:, 2].subgridspec(max(rows, 4), per_row, wspace=0.1, hspace=0.55)
+        for k, (image, true, pred, conf) in enumerate(mistakes):
+            a = fig.add_subplot(grid[divmod(k, per_row)])
+            a.imshow(image, cmap="gray", vmin=0, vmax=1)
+            a.set_title(f"true {true}, said {pred}\n{100 * conf:.0f}% sure", fontsize=8.5)
+            a.set_xticks([])
+            a.set_yticks([])
+            if k == 0:
+                a.text(0, 1.45, "most confident mistakes", transform=a.transAxes, fontsize=12,
+                       va="bottom")
     return fig
+
+
+def confusion_axes(ax, matrix):
+    """Draw the confusion matrix: log-scaled colours (the diagonal dwarfs the rest), each
+    count in a size that fits its cell and a colour that stands out from it."""
+    plt = _pyplot()
+    classes = matrix.shape[0]
+    shade = np.log1p(matrix) / max(np.log1p(matrix.max()), 1e-9)
+    cmap = plt.get_cmap("Blues")
+    ax.imshow(shade, cmap=cmap, vmin=0, vmax=1)
+    digits = len(str(int(matrix.max()))) if matrix.size else 1
+    size = 10 if digits <= 4 else 8
+    for i in range(classes):
+        for j in range(classes):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=size,
+                        color=text_color_on(cmap(shade[i, j])))
+    ax.set(xlabel="predicted digit", ylabel="true digit", xticks=range(classes),
+           yticks=range(classes))
+    ax.set_title("confusion matrix (test set)", fontsize=12)
+
+
+def text_color_on(rgba):
+    """Black or white, whichever contrasts more with the background colour ``rgba``."""
+    def channel(c):
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgba[:3])
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"

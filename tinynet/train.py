@@ -9,6 +9,8 @@
 """
 
 import math
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -36,12 +38,19 @@ def evaluate(model, x, y, batch_size=1000):
 
 
 class Progress:
-    """One self-overwriting status line on a terminal; a line every few seconds otherwise."""
+    """One self-overwriting status line on a terminal; a line every few seconds otherwise.
 
-    def __init__(self, stream=None, interval=None):
+    On a terminal the line is cut to the terminal's width (read at each update, so resizing
+    the window is followed): a line that wraps can no longer be overwritten, and every update
+    would scroll. Text is made of parts separated by two spaces; the last parts are dropped
+    first when it does not fit.
+    """
+
+    def __init__(self, stream=None, interval=None, width=None):
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if interval is not None else (0.2 if self.tty else 10.0)
+        self.width = width
         self.last = 0.0
 
     def update(self, text, force=False):
@@ -53,45 +62,134 @@ class Progress:
     def done(self, text):
         self._write(text, end="\n")
 
+    def columns(self):
+        if self.width is not None:
+            return self.width
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
+
     def _write(self, text, end):
-        # On a terminal, "\r" returns to the start of the line so each update overwrites
-        # the last; padding wipes the tail of a longer previous line.
-        line = "\r" + text.ljust(100) if self.tty else text
+        if self.tty:
+            # "\r" returns to the start of the line so each update overwrites the last;
+            # padding to one column short of the width wipes the tail of a longer previous
+            # line without reaching the last column (which would wrap on some terminals).
+            width = max(self.columns() - 1, 1)
+            line = "\r" + fit_line(text, width).ljust(width)
+        else:
+            line = text
         print(line, end=end, file=self.stream, flush=True)
 
 
+def fit_line(text, width):
+    """``text`` cut to ``width`` characters by dropping its last two-space-separated parts,
+    then, if still too long, its last characters."""
+    parts = text.split("  ")
+    while len(parts) > 1 and len("  ".join(parts)) > width:
+        parts.pop()
+    return "  ".join(parts)[:width]
+
+
+class TimeLeft:
+    """Estimate of the time a run still needs, given only once it means something.
+
+    The first steps of a process include Numba compiling the kernels (seconds, against
+    milliseconds for a step), so a speed measured from the start predicts minutes for a run
+    of seconds. The speed is measured from the first report on (after the first step, which
+    compiles) and, wall-clock based, includes the evaluation after each epoch; no estimate
+    is given before ``min_seconds`` have passed and ``min_fraction`` of the run is done.
+    """
+
+    def __init__(self, total, min_seconds=3.0, min_fraction=0.02, clock=time.monotonic):
+        self.total = total
+        self.min_seconds = min_seconds
+        self.min_fraction = min_fraction
+        self.clock = clock
+        self.start = None
+
+    def update(self, done):
+        """Seconds left when ``done`` of ``total`` units are done, or None (not known yet)."""
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, done)
+            return None
+        seconds, units = now - self.start[0], done - self.start[1]
+        if seconds < self.min_seconds or units < self.min_fraction * self.total or units <= 0:
+            return None
+        return (self.total - done) * seconds / units
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped at the user's request: Ctrl-C (SIGINT) or SIGTERM, told by ``signum``.
+
+    A ``KeyboardInterrupt``, so code that cleans up after Ctrl-C does the same for SIGTERM."""
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# SIGTERM is what `kill`, systemd and job schedulers send: it gets the same orderly stop as
+# Ctrl-C, so the run can still write its checkpoint.
+_STOP_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if s)
+
+
 class _StepBoundaryInterrupt:
-    """Turn Ctrl-C into a request honoured between two steps.
+    """Turn Ctrl-C (or SIGTERM) into a request honoured between two steps.
 
     Stopping in the middle of ``optimizer.step()`` would leave some parameters updated and
-    others not; a checkpoint written then could not be resumed exactly. The first Ctrl-C sets
-    a flag the loop checks after each step; a second one interrupts at once.
+    others not; a checkpoint written then could not be resumed exactly. The first signal sets
+    a flag the loop checks after each step; a second one interrupts at once. Any more are
+    ignored until training has stopped, so an impatient third Ctrl-C cannot break the
+    clean-up (writing the checkpoint, waiting for the worker threads).
     """
 
     def __enter__(self):
         self.requested = False
-        self.previous = None
+        self.signum = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in _STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            for sig in self.previous:
+                signal.signal(sig, signal.SIG_IGN)
+            raise Interrupted(self.signum)
         self.requested = True
+        self.signum = signum
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
 
 
 def _format_time(seconds):
     seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def describe_duration(seconds):
+    """'6 s', '4 min 10 s', '10 min', '1 h 5 min': a duration as a person says it."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 10:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes % 60 else f"{minutes // 60} h"
 
 
 def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
@@ -110,15 +208,21 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     to share). ``blas_threads`` is its old name, still accepted.
 
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
-    the last values that gave a finite loss.
+    the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
+    with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
     """
     run = _Run(model, optimizer, x, y, batch_size, rng, schedule, augment, progress, history,
                state, on_step)
     with ops.threads(threads if threads is not None else blas_threads), \
             _StepBoundaryInterrupt() as interrupt:
-        while run.state["epoch"] < epochs:
-            run.epoch(epochs, interrupt)
-            run.end_epoch(epochs, validation, interrupt)
+        try:
+            while run.state["epoch"] < epochs:
+                run.epoch(epochs, interrupt)
+                run.end_epoch(epochs, validation, interrupt)
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            raise Interrupted(interrupt.signum or signal.SIGINT) from None
     return run.history
 
 
@@ -147,6 +251,8 @@ class _Run:
             state["order"] = self.rng.permutation(len(self.x))
             state["sum_loss"], state["correct"], state["seen"] = 0.0, 0, 0
         self.start_time, self.start_seen = time.monotonic(), state["seen"]
+        if getattr(self, "time_left", None) is None:   # one estimate across the epochs
+            self.time_left = TimeLeft(len(self.x) * epochs)
         for b in range(state["step"], math.ceil(len(self.x) / self.batch_size)):
             index = state["order"][b * self.batch_size:(b + 1) * self.batch_size]
             loss, correct = self.step(self.x[index], self.y[index], b)
@@ -196,12 +302,13 @@ class _Run:
         state, n = self.state, len(self.x)
         elapsed = time.monotonic() - self.start_time
         rate = (state["seen"] - self.start_seen) / max(elapsed, 1e-9)
-        left = (n - state["seen"] + (epochs - state["epoch"] - 1) * n) / max(rate, 1e-9)
+        left = self.time_left.update(state["epoch"] * n + state["seen"])
         self.report.update(
-            f"epoch {state['epoch'] + 1}/{epochs} {state['seen']:>6}/{n} "
-            f"loss {state['sum_loss'] / state['seen']:.4f} "
-            f"acc {state['correct'] / state['seen']:.4f} "
-            f"{rate:,.0f} img/s  {_format_time(left)} left")
+            f"epoch {state['epoch'] + 1}/{epochs}  {state['seen']:>6}/{n}  "
+            f"loss {state['sum_loss'] / state['seen']:.4f}  "
+            f"acc {state['correct'] / state['seen']:.4f}"
+            + (f"  {_format_time(left)} left" if left is not None else "")
+            + f"  {rate:,.0f} img/s")
 
     def end_epoch(self, epochs, validation, interrupt):
         """Record the epoch in the history, evaluate on ``validation``, report, move on."""
