@@ -120,6 +120,26 @@ def _number_line(images, labels, rng, height, style):
     return row, "".join(str(int(d)) for d in digits)
 
 
+def photo_of_paper(coverage, rng) -> np.ndarray:
+    """Ink coverage photographed on paper: light x reflectance, plus grain and sensor noise.
+
+    The light falls off across the page and a soft shadow darkens part of it; ink (pen or
+    pencil, reflectance 0.05-0.45) and paper (0.75-0.95) are both lit by it, as in a photo.
+    """
+    rows, cols = coverage.shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(angle) * xx / cols + np.sin(angle) * yy / rows)
+    light = 1.0 - rng.uniform(0.1, 0.4) * (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
+    edge = rng.uniform(0.2, 0.8) * cols
+    light *= 1 - rng.uniform(0.1, 0.45) / (1 + np.exp(-(xx - edge) / (0.04 * cols)))
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (rows, cols)).astype(np.float32), (0, 0), 1.2)
+    paper, ink = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.45)
+    reflectance = paper * (1 - coverage) + ink * coverage + 0.02 * grain
+    gray = light * reflectance + rng.normal(0, 0.015, coverage.shape)
+    return np.clip(gray * 255, 0, 255).astype(np.uint8)
+
+
 def write_numbers_and_pages(images, labels, folder, rng, count=200) -> list[Path]:
     """`count` images of 1-5 lines of numbers on paper-like backgrounds, PNG and JPEG."""
     folder = Path(folder)
@@ -153,9 +173,7 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200) -> list[Path
             y += r.shape[0] + (spacing[k + 1] if k + 1 < len(rows) else 0)
         coverage = np.clip(coverage, 0, 1)
         if rng.random() < 0.7:
-            gray = cv2.cvtColor(make_digits.paper_photo(coverage, rng,
-                                                        ink_level=rng.uniform(0.05, 0.35)),
-                                cv2.COLOR_BGR2GRAY)
+            gray = photo_of_paper(coverage, rng)
         else:
             gray = make_digits.plain(coverage)
         path = folder / f"{'_'.join(texts)}__{i:04d}.{'jpg' if i % 2 else 'png'}"

@@ -36,9 +36,8 @@ RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's he
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
 PIECE_GAP = 0.3         # ... and a small piece (the flag of a 5) this close to a larger one
-SMALL_GLYPH = 0.4       # glyphs shorter than this fraction of the line's tallest ...
-SMALL_AREA = 0.2        # ... and with less ink than this fraction of its largest are dropped
-FLAT_GLYPH = 0.3        # glyphs flatter than this fraction of the line's height are dashes
+SMALL_GLYPH = 0.5       # glyphs shorter than this fraction of the line's tallest are dropped
+SLIVER_WIDTH = 0.25     # a glyph this narrow for its height, short and close, is a sliver
 SMALL_LINE = 0.35       # lines shorter than this fraction of the tallest line are noise ...
 SMALL_LINE_AREA = 0.15  # ... when their ink is also under this fraction of the largest line's
 SPLIT_ASPECT = 0.5      # glyphs at least this wide (of their height) may be cut in columns
@@ -227,7 +226,9 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
     The pieces must overlap left to right by more than half of the narrower one, and the gap
     between them must be under STACK_GAP of their joint height (lines of writing are further
     apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
-    than half as tall and at most that far to the side (the detached flag of a 5).
+    than half as tall and at most that far to the side (the detached flag of a 5), or when
+    both are flat (few digits are 1.5 times as wide as tall) and together they are shaped
+    like a digit (the top and the belly of a 5 drawn apart).
     """
     units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
     merged = True
@@ -245,7 +246,12 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
                 close = overlap > 0.5 * narrower and gap < STACK_GAP * (bottom - top)
                 piece = (shorter < 0.5 * taller and overlap > -PIECE_GAP * taller
                          and gap < PIECE_GAP * taller)
-                if gap > -0.5 * shorter and (close or piece):
+                wide = max(a[2], b[2]) - min(a[0], b[0])
+                flat = sorted(((a[2] - a[0]) / max(1, a[3] - a[1]),
+                               (b[2] - b[0]) / max(1, b[3] - b[1])))
+                halves = (overlap > 0.5 * narrower and gap < PIECE_GAP * (bottom - top)
+                          and flat[0] > 1.2 and flat[1] > 1.5 and wide < 1.2 * (bottom - top))
+                if gap > -0.5 * shorter and (close or piece or halves):
                     units[i] += units.pop(j)
                     merged = True
                     break
@@ -294,11 +300,33 @@ def merge_columns(line: list[list[Blob]]) -> list[Glyph]:
 
 
 def drop_small_glyphs(line: list[Glyph]) -> list[Glyph]:
-    """Drop dots, commas, dashes and dust next to the line's digits."""
+    """Drop dots, commas, dashes and dust next to the line's digits, after joining slivers
+    (a stroke of a digit broken off beside it) to the digit they almost touch."""
+    line = attach_slivers(line)
     tallest = max(g.height for g in line)
-    biggest = max(g.area for g in line)
-    return [g for g in line if g.height >= FLAT_GLYPH * tallest
-            and (g.height >= SMALL_GLYPH * tallest or g.area >= SMALL_AREA * biggest)]
+    return [g for g in line if g.height >= SMALL_GLYPH * tallest]
+
+
+def attach_slivers(line: list[Glyph]) -> list[Glyph]:
+    """Join each sliver (a thin glyph clearly shorter than a neighbour and almost touching
+    it) to that neighbour; a 1 is as tall as the digits beside it, so it is not a sliver."""
+    line = sorted(line, key=lambda g: g.box[0])
+    k = 0
+    while k < len(line):
+        g = line[k]
+        if g.width < SLIVER_WIDTH * g.height:
+            for n in (k - 1, k + 1):
+                if not 0 <= n < len(line):
+                    continue
+                other = line[n]
+                gap = max(other.box[0] - g.box[2], g.box[0] - other.box[2])
+                if g.height < 0.7 * other.height and gap < 0.15 * other.height:
+                    line[n] = Glyph(other.blobs + g.blobs)
+                    del line[k]
+                    k -= 1
+                    break
+        k += 1
+    return line
 
 
 def drop_small_lines(lines: list[list[Glyph]]) -> list[list[Glyph]]:
