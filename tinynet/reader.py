@@ -317,18 +317,24 @@ class _Page:
 class _Node:
     """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
 
-    __slots__ = ("page", "glyph", "image", "pieces_left", "options", "probs")
+    __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs")
 
-    def __init__(self, page, glyph, image, pieces_left):
+    def __init__(self, page, glyph, image, pieces_left, digit_width):
         self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
+        self.digit_width = digit_width      # the typical width of a glyph in its line, if known
         self.options, self.probs = [], None
 
 
-def _node(page: _Page, glyph, pieces_left: int) -> _Node | None:
+def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None) -> _Node | None:
     ink = glyph.ink(page.soft, page.labels)
     if ink.size == 0 or ink.max() <= 0.05:
         return None
-    return _Node(page, glyph, vision.render_digit(ink), pieces_left)
+    return _Node(page, glyph, vision.render_digit(ink), pieces_left, digit_width)
+
+
+def _digit_width(line) -> float | None:
+    """The median width of a line's glyphs, when it has enough of them to tell."""
+    return float(np.median([g.width for g in line])) if len(line) >= 3 else None
 
 
 def _worth_cutting(node: _Node) -> bool:
@@ -339,8 +345,9 @@ def _worth_cutting(node: _Node) -> bool:
         return False
     aspect = glyph.width / glyph.height
     several = sum(b.area >= 0.15 * glyph.area for b in glyph.blobs) >= 2
-    return several or aspect >= WIDE or (aspect >= layout.SPLIT_ASPECT
-                                         and float(node.probs.max()) < SURE)
+    wider = node.digit_width is not None and glyph.width >= 1.4 * node.digit_width
+    return several or aspect >= WIDE or wider or (aspect >= layout.SPLIT_ASPECT
+                                                  and float(node.probs.max()) < SURE)
 
 
 def _expand(node: _Node) -> list[_Node]:
@@ -348,8 +355,8 @@ def _expand(node: _Node) -> list[_Node]:
     new = []
     page = node.page
     for left, right in layout.split_options(node.glyph, page.soft, page.labels):
-        a = _node(page, left, node.pieces_left - 1)
-        b = _node(page, right, node.pieces_left - 1)
+        a = _node(page, left, node.pieces_left - 1, node.digit_width)
+        b = _node(page, right, node.pieces_left - 1, node.digit_width)
         if a is not None and b is not None:
             node.options.append((a, b))
             new += [a, b]
@@ -358,9 +365,11 @@ def _expand(node: _Node) -> list[_Node]:
 
 #: (aspect, penalty) points of `split_penalty`, linear in between and flat beyond the ends.
 SPLIT_PENALTY = ((0.7, math.log(4.0)), (1.3, 0.0))
+#: (width / typical width in the line, penalty) points, used when the line has 3+ glyphs.
+SPLIT_PENALTY_IN_LINE = ((1.2, math.log(4.0)), (1.8, 0.0))
 
 
-def split_penalty(glyph) -> float:
+def split_penalty(glyph, digit_width: float | None = None) -> float:
     """How much less likely (in log-odds) a glyph is to be two digits than one, from its shape.
 
     MNIST's digits are rarely wider than tall (4% of them are 1.2 times as wide as tall, 0.5%
@@ -370,16 +379,23 @@ def split_penalty(glyph) -> float:
     *training* digits and pages made from them: letting the factor fall below 1 for very wide
     glyphs cut more single digits in two and read fewer pages right, because the network is
     often confident about half a digit.)
+
+    With `digit_width`, the typical width of the glyphs in the glyph's line, a glyph much
+    wider than its neighbours is also likely to be two digits (`SPLIT_PENALTY_IN_LINE`).
     """
     aspect = glyph.width / max(1, glyph.height)
     xs, ys = zip(*SPLIT_PENALTY)
-    return float(np.interp(aspect, xs, ys))
+    penalty = float(np.interp(aspect, xs, ys))
+    if digit_width:     # in a line of digits, a glyph as wide as two of them is likely two
+        xs, ys = zip(*SPLIT_PENALTY_IN_LINE)
+        penalty = min(penalty, float(np.interp(glyph.width / digit_width, xs, ys)))
+    return penalty
 
 
 def _best(node: _Node) -> tuple[float, list[_Node]]:
     """(log-probability, digits) of the most probable reading of a node, cuts included."""
     best = (math.log(max(float(node.probs.max()), 1e-12)), [node])
-    penalty = split_penalty(node.glyph)
+    penalty = split_penalty(node.glyph, node.digit_width)
     for a, b in node.options:
         score_a, digits_a = _best(a)
         score_b, digits_b = _best(b)
@@ -402,7 +418,8 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         if page.error is not None:
             trees.append(None)
             continue
-        tree = [[_node(page, g, MAX_DIGITS_PER_GLYPH) for g in line] for line in page.lines]
+        tree = [[_node(page, g, MAX_DIGITS_PER_GLYPH, _digit_width(line)) for g in line]
+                for line in page.lines]
         trees.append(tree)
         frontier += [n for line in tree for n in line if n is not None]
     while frontier:
