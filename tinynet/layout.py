@@ -169,12 +169,16 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
     """
     found = np.zeros_like(mask)
     height, width = mask.shape
-    _mark_runs(mask, int(0.9 * width), int(0.9 * height), lambda long, thick: long >= 25 * thick,
-               found)
+    # a run can only be as long as the blob holding it: most images need no morphology at all
+    widest = max((b.width for b in blobs), default=0)
+    tallest = max((b.height for b in blobs), default=0)
+    _mark_runs(mask, int(0.9 * width) if widest >= 0.9 * width else 0,
+               int(0.9 * height) if tallest >= 0.9 * height else 0,
+               lambda long, thick: long >= 25 * thick, found)
     tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
     if tall > 0:
         length = max(25, int(RULE_LENGTH * tall))
-        _mark_runs(mask, length, length,
+        _mark_runs(mask, length if widest >= length else 0, length if tallest >= length else 0,
                    lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), found)
     if not found.any():
         return None
@@ -189,6 +193,8 @@ def _mark_runs(mask, across: int, down: int, thin, found: np.ndarray) -> None:
         if length < 25 or length >= max(mask.shape):
             continue
         runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
+        if not cv2.countNonZero(runs):
+            continue
         count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         for label in range(1, count):
             w, h, area = stats[label, 2], stats[label, 3], stats[label, 4]

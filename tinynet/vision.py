@@ -65,6 +65,15 @@ def shrink(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
+def quantiles(values: np.ndarray, *qs: float) -> list[float]:
+    """The values at fractions `qs` of the sorted `values` (nearest rank), by one partial sort:
+    several times cheaper than np.percentile on the small images read here."""
+    flat = values.ravel()
+    ranks = [min(flat.size - 1, max(0, round(q * (flat.size - 1)))) for q in qs]
+    part = np.partition(flat, sorted(set(ranks)))
+    return [float(part[r]) for r in ranks]
+
+
 def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
     """(soft ink in [0, 1] on a black background, binary ink mask as uint8), same size.
 
@@ -80,7 +89,7 @@ def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
     else:                      # photos and scans: flatten light gradients and shadows
         dark = _ink_is_dark(gray, _coarse_background(gray))
         ink = _flatten_background(1 - gray if dark else gray, relative=dark)
-    peak = float(np.percentile(ink, 99.8)) if ink.size > 500 else float(ink.max())
+    peak = quantiles(ink, 0.998)[0] if ink.size > 500 else float(ink.max())
     if peak < MIN_CONTRAST:
         raise ImageError("no digit found (the image is blank or has no contrast)")
     as_bytes = np.round(ink * 255).astype(np.uint8)
@@ -109,14 +118,14 @@ def _coarse_background(gray: np.ndarray) -> np.ndarray:
 def _flat_paper(gray: np.ndarray) -> float | None:
     """The background level if the image border is uniform (a digital drawing), else None."""
     ring = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    low, high = np.percentile(ring, [5, 95])
+    low, high = quantiles(ring, 0.05, 0.95)
     return float(np.median(ring)) if high - low < 0.1 else None
 
 
 def _ink_is_dark(gray: np.ndarray, paper) -> bool:
     """Is the ink darker than the paper? Ink is what departs furthest from the paper colour,
     so compare how far the darkest and the brightest pixels depart from the background."""
-    darkest, brightest = np.percentile(gray - paper, [0.2, 99.8])
+    darkest, brightest = quantiles(gray - paper, 0.002, 0.998)
     return bool(-darkest > brightest)
 
 
@@ -147,8 +156,8 @@ def _normalise_ink(ink: np.ndarray, mask: np.ndarray, level: float) -> np.ndarra
     """Stretch so the ink's core is 1 and the background noise floor is 0."""
     near = cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0
     far = ink[~near]
-    floor = min(2.0 * float(np.percentile(far, 95)), 0.5 * level) if far.size else 0.0
-    top = float(np.percentile(ink[mask > 0], 90)) if mask.any() else 1.0
+    floor = min(2.0 * quantiles(far, 0.95)[0], 0.5 * level) if far.size else 0.0
+    top = quantiles(ink[mask > 0], 0.9)[0] if mask.any() else 1.0
     return np.clip((ink - floor) / max(top - floor, 1e-6), 0, 1).astype(np.float32)
 
 
