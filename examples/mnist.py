@@ -14,7 +14,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +83,7 @@ def parse_args(argv):
     return args
 
 
-def ask_load_or_train(model=DEFAULT_MODEL):
+def ask_load_or_train(model=DEFAULT_MODEL, out=None):
     """The original script's question. Without a terminal, load the shipped model.
 
     The 't' choice says up front how long training takes and which file it replaces."""
@@ -92,7 +91,7 @@ def ask_load_or_train(model=DEFAULT_MODEL):
         return "load"
     shipped = SHIPPED.relative_to(ROOT)
     print(f"  [l] load the trained model ({shipped})\n"
-          f"  [t] train a new one: {training_plan(model, None, DEFAULT_OUT[model])}")
+          f"  [t] train a new one: {training_plan(model, None, out or DEFAULT_OUT[model])}")
     while True:
         try:
             answer = input("Load or train? [l/t] ").strip().lower()
@@ -325,10 +324,10 @@ def main(argv=None):
             model = train(args)
         else:
             if args.load is None:
-                if ask_load_or_train(args.model or DEFAULT_MODEL) == "train":
+                model_name = args.model or DEFAULT_MODEL
+                out = Path(args.out) if args.out else DEFAULT_OUT[model_name]
+                if ask_load_or_train(model_name, out) == "train":
                     args.train = True
-                    out = Path(args.out) if args.out else DEFAULT_OUT[args.model or
-                                                                      DEFAULT_MODEL]
                     if out.exists():
                         print(f"{out} will be replaced when training finishes; Ctrl-C stops "
                               "it and keeps the old file")

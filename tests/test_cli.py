@@ -201,7 +201,8 @@ def test_a_file_name_with_non_utf8_bytes_is_read_and_drawn(small_model, tmp_path
                      "--no-show")
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
-        assert r.stdout.splitlines()[1].startswith("one-\udcff\udcfe.png: ")   # the bytes as they are
+        # the name is printed with its bytes as they are
+        assert r.stdout.splitlines()[1].startswith("one-\udcff\udcfe.png: ")
         assert figure.stat().st_size > 1000
 
 

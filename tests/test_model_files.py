@@ -13,8 +13,7 @@ import pytest
 import tinynet
 from tinynet import model as model_module
 from tinynet.errors import ModelFileError
-from tinynet.layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D,
-                            ReLU)
+from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from tinynet.model import META_KEY, Sequential
 
 
@@ -208,7 +207,8 @@ def test_the_unpack_limit_follows_the_size_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(model_module, "MAX_UNPACK_RATIO", 2)
     path = tmp_path / "z.npz"
     forged_npz(path, {"a": npy_bytes((10_000,), data=bytes(40_000))}, zipfile.ZIP_DEFLATED)
-    with pytest.raises(ModelFileError, match=r"z\.npz: unpacks to \d+ bytes, more than the \d+ byte limit for a model file"):
+    with pytest.raises(ModelFileError, match=r"z\.npz: unpacks to \d+ bytes, more than the "
+                                             r"\d+ byte limit for a model file"):
         tinynet.load(path)
 
 

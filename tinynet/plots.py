@@ -117,7 +117,7 @@ def predictions(results, per_row=4):
 def training_curves(history, ax_loss, ax_acc):
     if not history.get("loss"):
         for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-            ax.text(0.5, 0.5, f"no training history\nin this model file", ha="center",
+            ax.text(0.5, 0.5, "no training history\nin this model file", ha="center",
                     va="center", transform=ax.transAxes, color="gray")
             ax.set(title=name, xticks=[], yticks=[])
         return
