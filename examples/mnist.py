@@ -16,7 +16,24 @@ import signal
 import sys
 from pathlib import Path
 
-import numpy as np
+_STARTED = False
+
+
+def _stop_once(signum, frame):
+    """Ctrl-C outside training: stop, and ignore further presses while stopping, so that an
+    impatient second or third press cannot break the clean-up into a traceback. (Training
+    has its own handler: first press = stop after this step, second = at once.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _STARTED:      # still importing (Numba takes a moment): nothing to clean up
+        os.write(2, b"\nmnist.py: interrupted\n")
+        os._exit(130)
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _stop_once)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
@@ -318,6 +335,8 @@ def load_model(path):
 
 
 def main(argv=None):
+    global _STARTED
+    _STARTED = True
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.train:

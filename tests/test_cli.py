@@ -411,3 +411,19 @@ def test_resume_with_another_model_is_a_usage_error(tmp_path, tiny_recipe):
     assert r.returncode == 2
     assert r.stderr == f"mnist.py: error: {checkpoint} continues the training of --model tiny, " \
                        "not cnn\n"
+
+
+def test_ctrl_c_presses_while_starting_up_end_without_a_traceback(small_model, two_images):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--load", str(small_model),
+                             "--digits", str(two_images), "--no-show"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)                          # importing NumPy, Numba and tinynet
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip() == "mnist.py: interrupted"
