@@ -3,6 +3,7 @@ another exception and never a model other than the one described; a small file c
 tinynet allocate much before it is refused."""
 
 import json
+import os
 import struct
 import tracemalloc
 import zipfile
@@ -232,3 +233,11 @@ def test_a_model_that_cannot_be_opened_is_a_model_file_error_naming_it(tmp_path)
     path.write_text("x")
     with pytest.raises(ModelFileError, match=rf"{path / 'm.npz'}: "):
         tinynet.load(path / "m.npz")
+
+
+def test_a_fifo_or_device_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)                        # opening it to read would wait for a writer
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ModelFileError, match=f"{path}: not a regular file"):
+            tinynet.load(path)
