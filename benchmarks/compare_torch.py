@@ -6,8 +6,8 @@
 
 What is measured (issue 3, item 6):
 
-* training time per epoch of (a) the original MLP (tinynet.models.mlp, Adam, batch 32) and
-  (b) PyTorch's examples/mnist network (tinynet.models.torch_example_cnn, rebuilt layer for
+* training time per epoch of (a) the original MLP (tinynet.networks.mlp, Adam, batch 32) and
+  (b) PyTorch's examples/mnist network (tinynet.networks.torch_example_cnn, rebuilt layer for
   layer with torch.nn; Adam, batch 64), from a fixed number of steps extrapolated to the
   60,000 training images;
 * inference images/s of that CNN over the 10,000 test images at several batch sizes, and
@@ -18,11 +18,12 @@ What is measured (issue 3, item 6):
   multiply-add of every convolution and dense product), against the 166 GFLOP/s fp32 peak
   of the 2 Zen 3 cores of the reference machine.
 
-Fairness: PyTorch runs with torch.set_num_threads(2); tinynet with its default of 2 BLAS
-threads (its layers split each batch over 2 worker threads, see tinynet/kernels/parallel.py).
-The MLP recipe runs tinynet inside tinynet.threads.blas_threads(1), tinynet's own choice
-within the same 2-core budget. Other jobs may share the cores, so the two tools alternate
-(A, B, A, B, ...) in the same process and the ratios use each one's median round.
+Fairness: PyTorch runs with torch.set_num_threads(2); tinynet with 2 threads (its fast ops
+split each batch over 2 worker threads, each on a 1-thread BLAS, see
+tinynet/ops/fast/scheduler.py). The MLP recipe runs tinynet on 1 thread (its recipe's
+``threads=1``), tinynet's own choice within the same 2-core budget. Other jobs may share
+the cores, so the two tools alternate (A, B, A, B, ...) in the same process and the ratios
+use each one's median round.
 
 The last line of output is JSON with at least mlp_train_ratio, cnn_train_ratio and
 cnn_infer_ratio (tinynet time / PyTorch time for the same work: below 1 means tinynet is
@@ -48,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tinynet import models, threads  # noqa: E402
+from tinynet import networks, ops  # noqa: E402
 from tinynet.losses import softmax_cross_entropy  # noqa: E402
 from tinynet.optim import Adam  # noqa: E402
 
@@ -92,16 +93,16 @@ def load_data(random_only=False):
 class Tinynet:
     name = "tinynet"
 
-    def __init__(self, builder, blas=None):
-        self.model = models.BUILDERS[builder](np.random.default_rng(0))
+    def __init__(self, builder, threads=THREADS):
+        self.model = networks.BUILDERS[builder](np.random.default_rng(0))
         self.opt = Adam(self.model.parameters(), lr=1e-3)
-        self.blas = blas
+        self.threads = threads
 
     def train(self, x, y, order, batch, steps, start, budget=math.inf):
         """Run up to ``steps`` steps (fewer once ``budget`` seconds have passed);
         returns the number of steps run."""
         t0 = time.perf_counter()
-        with threads.blas_threads(self.blas):
+        with ops.threads(self.threads):
             for b in range(start, start + steps):
                 idx = order[(b * batch) % len(order):][:batch]
                 logits = self.model.forward(x[idx], training=True)
@@ -113,6 +114,7 @@ class Tinynet:
         return steps
 
     def infer(self, x, batch):
+        # as model.predict runs: the ops' default threads, no block around the calls
         for s in range(0, len(x), batch):
             self.model.forward(x[s:s + batch], training=False)
 
@@ -223,15 +225,15 @@ import sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from tinynet import models
-from tinynet.kernels.augment import augment
+from tinynet import networks
+from tinynet.augment import augment
 from tinynet.losses import softmax_cross_entropy
 from tinynet.optim import Adam
 t_import = time.perf_counter() - t0
 rng = np.random.default_rng(0)
 def work():
     for name in ("torch_example_cnn", "cnn", "mlp"):
-        m = models.BUILDERS[name](0)
+        m = networks.BUILDERS[name](0)
         opt = Adam(m.parameters())
         x = rng.random((8, 1, 28, 28), dtype=np.float32)
         x = augment(x, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1))
@@ -317,8 +319,8 @@ def main():
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, data: {source}")
     print(f"threads: PyTorch torch.set_num_threads({THREADS}) "
           f"{'(torch ' + torch.__version__ + ')' if torch else '(not installed)'}; "
-          f"tinynet {threads.get_blas_threads()} BLAS threads = 2 worker threads per layer; "
-          "the MLP recipe runs tinynet under blas_threads(1) (tinynet's own choice within "
+          f"tinynet ops backend {ops.backend()!r}, {THREADS} threads; "
+          "the MLP recipe runs tinynet on 1 thread (tinynet's own choice within "
           "the same 2-core budget)")
     results = {"mode": mode, "data": source, "torch": torch.__version__ if torch else None}
     rows = []
@@ -334,10 +336,10 @@ def main():
     print(f"\n{'':<44}{'tinynet':>12} {'':<10}{'PyTorch':>12} {'':<10}{'ratio':>7}")
 
     # (a) the MLP, batch 32, Adam; (b) the examples/mnist CNN, batch 64, Adam
-    for key, builder, batch, steps, blas in (("mlp", "mlp", 32, cfg["mlp_steps"], 1),
-                                             ("cnn", "torch_example_cnn", 64, cfg["cnn_steps"],
-                                              None)):
-        tn = Tinynet(builder, blas)
+    for key, builder, batch, steps, n_threads in (("mlp", "mlp", 32, cfg["mlp_steps"], 1),
+                                                  ("cnn", "torch_example_cnn", 64,
+                                                   cfg["cnn_steps"], THREADS)):
+        tn = Tinynet(builder, n_threads)
         tools = [tn] + ([Torch(torch, builder, tn)] if torch else [])
         if torch and key == "mlp":
             # a reference only: PyTorch on one thread, as tinynet's MLP recipe chooses

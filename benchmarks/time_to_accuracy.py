@@ -5,7 +5,7 @@ so interpreter start-up, imports, data loading and (for tinynet) Numba compilati
 count. For tinynet the Numba cache is pointed at an empty folder, so every kernel compiles
 from scratch ("cold"); ``--warm`` reuses the normal cache instead.
 
-Both tools train the same network (tinynet.models.small_cnn, rebuilt layer for layer in
+Both tools train the same network (tinynet.networks.small_cnn, rebuilt layer for layer in
 PyTorch) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
 rate, batch 128) and the same thread budget (2), and test after every epoch.
 
@@ -32,7 +32,7 @@ def worker_tinynet():
 
     import numpy as np
 
-    from tinynet import data, models, recipes
+    from tinynet import data, networks, recipes
     from tinynet.train import fit
 
     recipe = recipes.RECIPES["fast"]
@@ -40,7 +40,7 @@ def worker_tinynet():
     x, xt = data.to_float(x), data.to_float(xt)
     y, yt = y.astype(np.int64), yt.astype(np.int64)
     rng = np.random.default_rng(0)
-    model = models.BUILDERS[recipe.model](rng)
+    model = networks.BUILDERS[recipe.model](rng)
     optimizer = recipe.make_optimizer(model)
     steps = recipe.epochs * math.ceil(len(x) / recipe.batch_size)
 
@@ -54,7 +54,7 @@ def worker_tinynet():
 
     fit(model, optimizer, x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, rng=rng,
         schedule=recipe.make_schedule(steps), validation=(xt, yt), progress=Report(),
-        blas_threads=recipe.blas_threads)
+        threads=recipe.threads)
 
 
 def worker_torch():

@@ -3,7 +3,7 @@
     python examples/backprop_walkthrough.py              # 8 MNIST images (synthetic if absent)
     python examples/backprop_walkthrough.py --synthetic  # always synthetic images
 
-The network has the layers of the shipped MLP (``tinynet.models.mlp``), only narrower:
+The network has the layers of the shipped MLP (``tinynet.networks.mlp``), only narrower:
 
     Flatten -> Dense(784, 16) -> ReLU -> Dense(16, 10) -> softmax cross-entropy
 
@@ -15,7 +15,9 @@ The script
   4. takes an SGD step and shows the loss fall;
   5. (short) does the same check for one weight of a convolution.
 
-Read it next to docs/how-tinynet-learns.md. It runs in a few seconds.
+Read it next to docs/how-tinynet-learns.md and tinynet/ops/reference.py: every layer's
+forward and backward below calls one op of that file (the script switches tinynet to its
+reference backend, so the code you read is the code that runs). It runs in a few seconds.
 """
 
 import argparse
@@ -32,6 +34,7 @@ from tinynet.gradcheck import numeric_gradient, relative_error  # noqa: E402
 from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU  # noqa: E402
 from tinynet.losses import softmax, softmax_cross_entropy  # noqa: E402
 from tinynet.model import Sequential  # noqa: E402
+from tinynet.ops.reference import im2col  # noqa: E402
 from tinynet.optim import SGD  # noqa: E402
 
 N = 8            # images in the batch
@@ -78,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--synthetic", action="store_true", help="do not look for MNIST")
     args = parser.parse_args(argv)
     np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    tinynet.ops.use("reference")
+    print("ops: the reference backend (tinynet/ops/reference.py), plain NumPy")
 
     x, labels = get_images(args.synthetic)
     print(f"labels: {labels.tolist()}")
@@ -234,14 +239,15 @@ def main(argv=None):
         d = layer.backward(d)
     G = d.reshape(N, 4, -1)                            # dL/d(conv output), (N, F, P)
     conv.backward(d)
-    # im2col made cols[n, k, p]: the pixel that tap k = (c, di, dj) of the 3x3 filter sees at
-    # output position p. The convolution is then Dense-like, one matrix product per image,
-    # and each filter weight's gradient is  dL/dW[f, k] = sum_n sum_p G[n, f, p] cols[n, k, p].
+    # im2col (tinynet/ops/reference.py) makes cols[n, k, p]: the pixel that tap k = (c, di, dj)
+    # of the 3x3 filter sees at output position p. The convolution is then Dense-like, one
+    # matrix product per image, and each filter weight's gradient is
+    # dL/dW[f, k] = sum_n sum_p G[n, f, p] cols[n, k, p].
     f, di, dj = 2, 1, 1
     k = (0 * 3 + di) * 3 + dj
-    cols = conv._cols
+    cols = im2col(x, 3, 3, 1, 0)
     print(f"G = dL/d(conv output) reshaped: {G.shape} = (N, F, 26*26); "
-          f"cols (kept by Conv2D): {cols.shape} = (N, C*3*3, 26*26)")
+          f"cols = im2col(x): {cols.shape} = (N, C*3*3, 26*26)")
     chand = float(np.sum(G[:, f, :] * cols[:, k, :]))
     print(f"by hand: dL/dW[{f},0,{di},{dj}] = sum_n,p G[n,{f},p] cols[n,{k},p] = {chand:+.10e}")
     Wc = conv.params["W"]

@@ -6,8 +6,8 @@ Keys: c clears, s saves the drawing into digits/ labelled with the network's top
 0-9 save it labelled with that digit (when the guess is wrong), q or Esc quits.
 
 The window is only a thin shell: `Canvas` holds the strokes and renders them, and
-`predict_top3` runs the drawing through `tinynet.vision.to_mnist` and the model, so both
-are tested without a display (tests/test_draw.py).
+`predict_top3` reads the drawing with `tinynet.read`, the same path as examples/mnist.py,
+so both are tested without a display (tests/test_draw.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tinynet  # noqa: E402
-from tinynet import vision  # noqa: E402
 from tinynet.errors import ImageError, TinynetError  # noqa: E402
 
 WINDOW = "tinynet: draw a digit"
@@ -87,12 +86,14 @@ class Canvas:
 
 
 def predict_top3(model, canvas_image: np.ndarray) -> list[tuple[int, float]]:
-    """The three most likely digits with their probabilities, best first ([] if blank)."""
+    """The three most likely digits with their probabilities, best first ([] if blank).
+
+    When the drawing holds several digits, this is about the least sure of them."""
     try:
-        image = vision.to_mnist(canvas_image)
+        reading = tinynet.read(canvas_image, model)
     except ImageError:
         return []
-    probs = model.predict(image[None])[0]
+    probs = min(reading.digits, key=lambda d: d.confidence).probabilities
     best = np.argsort(probs)[::-1][:3]
     return [(int(d), float(probs[d])) for d in best]
 

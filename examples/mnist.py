@@ -4,8 +4,9 @@
     python examples/mnist.py --load weights/mnist.npz   use a saved model
     python examples/mnist.py                            ask which (loads when not interactive)
 
-Either way it then reads every image in digits/ (or --digits DIR/FILES), prints one line per
-file, ``digit7.png: 7 (98.2%)``, and draws the images with their predictions in one figure.
+Either way it then reads every image in digits/ (or --digits DIR/FILES) with `tinynet.read_many`,
+prints one line per file as it goes (``digit7.png: 7 (98.2%)``, ``sheet.jpg: 123/456 (97.1%
+for the least sure digit)``), and draws the images with their readings in one figure.
 Exit status: 0 when every image was read, 1 when some could not be (or training failed),
 2 for a bad command line.
 """
@@ -39,16 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import tinynet  # noqa: E402
-from tinynet import data, plots, recipes, vision  # noqa: E402
+from tinynet import data, plots, recipes  # noqa: E402
 from tinynet import train as train_module  # noqa: E402
 from tinynet.errors import ModelFileError, TinynetError  # noqa: E402
 
 DEFAULT_MODEL = "cnn"
 DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist_mlp.npz", "cnn": ROOT / "weights" / "mnist.npz"}
 SHIPPED = ROOT / "weights" / "mnist.npz"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
-                  ".ppm", ".pbm"}
-UNSURE_BELOW = 0.6
 
 
 class UsageError(Exception):
@@ -86,6 +84,8 @@ def parse_args(argv):
                    ".jpg; no extension means .png) or a folder (--evaluate puts "
                    "evaluation.png beside it)")
     p.add_argument("--no-show", action="store_true", help="do not open a window")
+    p.add_argument("--no-figure", action="store_true",
+                   help="do not draw the predictions figure (nor open a window)")
     args = p.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
@@ -177,7 +177,7 @@ def train(args):
         print(f"training {args.model}: {recipe.note}; {args.epochs or recipe.epochs} epochs, "
               f"batch {recipe.batch_size}")
     try:
-        model = recipes.train(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
+        model = recipes.run(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
                               resume=args.resume, checkpoint_path=checkpoint, out=out)
     except KeyboardInterrupt as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # stopping already: no more tracebacks
@@ -240,84 +240,52 @@ def evaluate(model, args):
 
 # -- recognising images --------------------------------------------------------------------
 
-def image_files(targets):
-    """Expand folders into their image files (sorted naturally); keep files as given.
-
-    Returns (files, failures): a folder without images is reported and counts as a failure."""
-    files, failures = [], 0
-    for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            found = [p for p in path.iterdir()
-                     if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
-            if not found:
-                print(f"{path}: error: no images in this folder", file=sys.stderr)
-                failures += 1
-            files += sorted(found, key=natural_key)
-        else:
-            files.append(path)
-    return files, failures
-
-
-def natural_key(path):
-    """digit2.png before digit10.png."""
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
-
-
-def describe(probs):
-    """'7 (98.2%)', or with the top three when the model is unsure."""
-    best = int(probs.argmax())
-    text = f"{best} ({100 * probs[best]:.1f}%)"
-    if probs[best] < UNSURE_BELOW:
-        top = np.argsort(-probs)[:3]
-        text += " unsure; top 3: " + ", ".join(f"{d} {100 * probs[d]:.1f}%" for d in top)
+def describe(reading):
+    """'7 (98.2%)' or '123/456 (97.1% for the least sure digit)', plus the top three of each
+    digit the model is unsure of."""
+    digits = reading.digits
+    if len(digits) == 1:
+        text = f"{reading.text} ({100 * reading.confidence:.1f}%)"
+    else:
+        text = f"{reading.text} ({100 * reading.confidence:.1f}% for the least sure digit)"
+    unsure = [(i, d) for i, d in enumerate(digits)
+              if d.confidence < tinynet.reader.UNSURE_BELOW]
+    for i, digit in unsure:
+        top = np.argsort(-digit.probabilities)[:3]
+        where = "" if len(digits) == 1 else f" of digit {i + 1}"
+        text += f"; unsure{where}; top 3: " + ", ".join(
+            f"{d} {100 * digit.probabilities[d]:.1f}%" for d in top)
     return text
 
 
 def recognise(model, targets):
-    """Predict every image; print one line each. Returns (results for the figure, failures)."""
-    results = []
-    files, failures = image_files(targets)
-    if not files:
-        return results, max(failures, 1)
-    for path in files:
-        try:
-            original = vision.load_image(path)
-            digits = vision.split_digits(original)
-            probs = model.predict(np.stack(digits))
-        except TinynetError as exc:
-            print(f"{path.name}: error: {reason(exc, path)}", file=sys.stderr)
-            failures += 1
-            continue
-        except Exception as exc:  # a bug, but one image must not stop the others
-            print(f"{path.name}: error: unexpected {type(exc).__name__}: {exc} "
-                  "(please report this)", file=sys.stderr)
-            failures += 1
-            continue
-        if len(digits) == 1:
-            text = describe(probs[0])
-            label = text.split(" unsure")[0]
+    """Read every image, printing one line each as it goes. Returns (figure entries, counts).
+
+    Only what the figure needs is kept: every entry up to the figure's grid size, and the
+    unsure readings and errors up to its summary size, so memory does not grow with the
+    number of images."""
+    from tinynet import plots
+
+    first, flagged = [], []
+    counts = {"read": 0, "unsure": 0, "errors": 0, "total": 0}
+    for result in tinynet.read_many(targets, model):
+        counts["total"] += 1
+        if result.ok:
+            counts["read"] += 1
+            counts["unsure"] += result.unsure
+            print(f"{result.name}: {describe(result)}", flush=True)
         else:
-            number = "".join(str(int(p.argmax())) for p in probs)
-            label = f"{number} ({100 * probs.max(axis=1).min():.1f}%)"
-            text = f"{number} ({100 * probs.max(axis=1).min():.1f}% for the least sure digit)"
-            unsure = [i for i, p in enumerate(probs) if p.max() < UNSURE_BELOW]
-            if unsure:
-                text += "; unsure of " + "; ".join(
-                    f"digit {i + 1}: {describe(probs[i])}" for i in unsure)
-        print(f"{path.name}: {text}")
-        results.append({"name": path.name, "original": original, "seen": digits,
-                        "text": label + (" ?" if "unsure" in text else "")})
-    return results, failures
-
-
-def reason(exc, path):
-    """The error message on one line, without the path it starts with (printed already)."""
-    text = " ".join(str(exc).split())
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+            counts["errors"] += 1
+            print(f"{result.name}: error: {result.reason}", file=sys.stderr, flush=True)
+        entry = None
+        if len(first) <= plots.GRID_MAX:
+            entry = plots.prediction_entry(result)
+            first.append(entry)
+        if (not result.ok or result.unsure) and len(flagged) < plots.SUMMARY_TILES:
+            flagged.append(entry or plots.prediction_entry(result))
+    entries = first if counts["total"] <= plots.GRID_MAX else \
+        flagged + [e for e in first if not any(e is f for f in flagged)]
+    return entries, counts
 
 
 def load_model(path):
@@ -358,12 +326,13 @@ def main(argv=None):
                 print(f"loaded {args.load}")
         if args.evaluate:
             evaluate(model, args)
-        results, failures = recognise(model, args.digits)
-        if results:
-            fig = plots.predictions(results)
-            print(f"figure saved to {plots.save(fig, args.figure)}")
+        entries, counts = recognise(model, args.digits)
+        failures = counts["errors"]
+        if counts["read"] and not args.no_figure:
+            figure = plots.predictions(entries, counts["total"], counts)
+            print(f"figure saved to {plots.save_image(figure, args.figure)}")
             if not args.no_show:
-                plots.show()
+                plots.show_image(figure, "tinynet: predictions")
     except UsageError as exc:
         print(f"mnist.py: error: {exc}", file=sys.stderr)
         return 2

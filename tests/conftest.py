@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tinynet import data, models, recipes
+from tinynet import data, networks, ops, recipes
 from tinynet.errors import DataError
 from tinynet.layers import Dense, Dropout, Flatten, ReLU
 from tinynet.model import Sequential
@@ -50,7 +50,7 @@ def tiny_net(rng):
 @pytest.fixture
 def tiny_recipe(monkeypatch):
     """A registered recipe 'tiny' (two epochs of tiny_net) and blob data to train it on."""
-    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
+    monkeypatch.setitem(networks.BUILDERS, "tiny", tiny_net)
     monkeypatch.setitem(recipes.RECIPES, "tiny",
                         recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
     x, y = blobs()
@@ -109,3 +109,10 @@ def png_bytes(width, height, idat=b""):
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
             + chunk(b"IEND", b""))
+
+
+@pytest.fixture(params=["reference", "fast"])
+def backend(request):
+    """Run the test once under each ops backend (gradient checks, layer behaviour)."""
+    with ops.use(request.param):
+        yield request.param

@@ -33,7 +33,7 @@ def _rebuild(layer):
     (dict(kernel_size=1, stride=2), (2, 2, 5, 5)),
     (dict(kernel_size=5, stride=3, padding=2), (1, 1, 8, 9)),
 ])
-def test_conv_gradients(kwargs, shape):
+def test_conv_gradients(kwargs, shape, backend):
     layer = Conv2D(shape[1], 3, rng=np.random.default_rng(1), **kwargs)
     layer.params["b"] = np.random.default_rng(2).standard_normal(3).astype(np.float32)
     errors = check_layer(layer, _x(shape))
@@ -41,7 +41,7 @@ def test_conv_gradients(kwargs, shape):
     assert max(errors.values()) < TOL, errors
 
 
-def test_conv_forward_matches_definition():
+def test_conv_forward_matches_definition(backend):
     rng = np.random.default_rng(3)
     layer = Conv2D(2, 3, 3, stride=2, padding=1, rng=rng).astype(np.float64)
     layer.params["b"] = rng.standard_normal(3)
@@ -57,16 +57,7 @@ def test_conv_forward_matches_definition():
     np.testing.assert_allclose(layer.forward(x, training=True), y, rtol=1e-12)
 
 
-def test_conv_inference_chunks(monkeypatch):
-    import tinynet.layers.conv as conv_mod
-    layer = Conv2D(2, 4, 3, rng=np.random.default_rng(4))
-    x = _x((7, 2, 6, 6), 5).astype(np.float32)
-    full = layer.forward(x)
-    monkeypatch.setattr(conv_mod, "INFERENCE_CHUNK", 3)
-    np.testing.assert_array_equal(layer.forward(x), full)
-
-
-def test_conv_first_layer_skips_input_grad():
+def test_conv_first_layer_skips_input_grad(backend):
     layer = Conv2D(1, 4, 3, rng=np.random.default_rng(6))
     x = _x((3, 1, 8, 8)).astype(np.float32)
     y = layer.forward(x, training=True)
@@ -83,7 +74,7 @@ def test_conv_first_layer_skips_input_grad():
     assert "x" not in errors and max(errors.values()) < TOL
 
 
-def test_conv_float32_and_config():
+def test_conv_float32_and_config(backend):
     layer = Conv2D(3, 5, (3, 2), stride=2, padding=1, rng=np.random.default_rng(7))
     assert layer.params["W"].dtype == np.float32 and layer.params["W"].shape == (5, 3, 3, 2)
     # He init: std close to sqrt(2 / fan_in)
@@ -108,13 +99,13 @@ def test_conv_float32_and_config():
     (dict(pool_size=3, stride=2), (2, 2, 7, 7)),
     (dict(pool_size=(2, 3), stride=1), (1, 2, 5, 6)),
 ])
-def test_maxpool_gradients(kwargs, shape):
+def test_maxpool_gradients(kwargs, shape, backend):
     layer = MaxPool2D(**kwargs)
     errors = check_layer(layer, _x(shape, 8))
     assert set(errors) == {"x"} and errors["x"] < TOL
 
 
-def test_maxpool_values_float32_and_config():
+def test_maxpool_values_float32_and_config(backend):
     x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
     layer = _rebuild(MaxPool2D(2))
     y = layer.forward(x, training=True)
@@ -135,14 +126,14 @@ def _bn(n, seed=9):
 
 
 @pytest.mark.parametrize("shape", [(6, 4), (3, 3, 4, 5)])
-def test_batchnorm_gradients_training(shape):
+def test_batchnorm_gradients_training(shape, backend):
     errors = check_layer(_bn(shape[1]), _x(shape, 10) * 2 + 1)
     assert set(errors) == {"x", "gamma", "beta"}
     assert max(errors.values()) < TOL, errors
 
 
 @pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3, 3)])
-def test_batchnorm_gradients_inference(shape):
+def test_batchnorm_gradients_inference(shape, backend):
     layer = _bn(shape[1])
     layer.buffers["running_mean"] = np.linspace(-1, 1, shape[1]).astype(np.float32)
     layer.buffers["running_var"] = np.linspace(0.5, 2, shape[1]).astype(np.float32)
@@ -150,7 +141,7 @@ def test_batchnorm_gradients_inference(shape):
     assert max(errors.values()) < TOL, errors
 
 
-def test_batchnorm_normalises_and_tracks_running_stats():
+def test_batchnorm_normalises_and_tracks_running_stats(backend):
     layer = BatchNorm(3, momentum=0.5)
     x = (_x((50, 3, 4, 4), 12) * np.array([1, 2, 3]).reshape(1, 3, 1, 1)
          + np.array([5, -1, 0]).reshape(1, 3, 1, 1)).astype(np.float32)
@@ -173,7 +164,7 @@ def test_batchnorm_normalises_and_tracks_running_stats():
     np.testing.assert_array_equal(clone.forward(x, training=False), y_eval)
 
 
-def test_batchnorm_dense_float32_and_errors():
+def test_batchnorm_dense_float32_and_errors(backend):
     layer = _bn(5)
     x = _x((8, 5), 13).astype(np.float32)
     y = layer.forward(x, training=True)

@@ -1,20 +1,20 @@
 import numpy as np
 
-from tinynet import models
+from tinynet import networks
 from tinynet.gradcheck import check_layer, check_model
 from tinynet.layers import Dense, Dropout, Layer, ReLU, Tanh
 from tinynet.model import Sequential
 
 
-def test_whole_model_gradients_match(rng):
+def test_whole_model_gradients_match(rng, backend):
     model = Sequential([Dense(6, 5, rng=rng), Tanh(), Dropout(0.3, rng=rng), Dense(5, 3, rng=rng)])
     errors = check_model(model, rng.standard_normal((4, 6)), np.array([0, 2, 1, 2]))
     assert len(errors) == 5  # x and two params per Dense
     assert max(errors.values()) < 1e-6
 
 
-def test_shipped_mlp_gradients_match(rng):
-    model = models.mlp(rng, hidden=(8, 6))
+def test_shipped_mlp_gradients_match(rng, backend):
+    model = networks.mlp(rng, hidden=(8, 6))
     x = rng.random((3, 1, 28, 28)) + 0.05
     errors = check_model(model, x, np.array([1, 7, 3]))
     assert max(errors.values()) < 1e-6
@@ -48,7 +48,7 @@ def test_a_learners_layer_checks_in_two_lines(rng):
     assert check_layer(Square(), rng.standard_normal((3, 4)))["x"] < 1e-6
 
 
-def test_relu_model_input_gradient(rng):
+def test_relu_model_input_gradient(rng, backend):
     model = Sequential([Dense(5, 4, rng=rng), ReLU(), Dense(4, 3, rng=rng)])
     errors = check_model(model, rng.standard_normal((2, 5)), np.array([0, 1]))
     assert errors["x"] < 1e-6

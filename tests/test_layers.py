@@ -13,7 +13,7 @@ def away_from_zero(rng, shape):
     return x + np.sign(x) * 0.1
 
 
-def test_dense_gradients_match_finite_differences(rng):
+def test_dense_gradients_match_finite_differences(rng, backend):
     errors = check_layer(Dense(7, 5, rng=rng), rng.standard_normal((4, 7)))
     assert set(errors) == {"x", "W", "b"}
     assert max(errors.values()) < TOL
@@ -21,12 +21,12 @@ def test_dense_gradients_match_finite_differences(rng):
 
 @pytest.mark.parametrize("layer", [ReLU(), LeakyReLU(0.1), Tanh(), Sigmoid(), Flatten()],
                          ids=lambda layer: type(layer).__name__)
-def test_activation_gradients_match_finite_differences(layer, rng):
+def test_activation_gradients_match_finite_differences(layer, rng, backend):
     errors = check_layer(layer, away_from_zero(rng, (3, 2, 4)))
     assert errors["x"] < TOL
 
 
-def test_dropout_gradient_uses_the_forward_mask(rng):
+def test_dropout_gradient_uses_the_forward_mask(rng, backend):
     errors = check_layer(Dropout(0.5, rng=np.random.default_rng(0)), rng.standard_normal((6, 5)))
     assert errors["x"] < TOL
 
@@ -44,7 +44,7 @@ def test_dense_rejects_wrong_input_width():
         Dense(3, 2).forward(np.zeros((2, 4), dtype=np.float32))
 
 
-def test_first_layer_skips_input_gradient(rng):
+def test_first_layer_skips_input_gradient(rng, backend):
     layer = Dense(3, 2, rng=rng)
     layer.needs_input_grad = False
     layer.forward(np.ones((2, 3), dtype=np.float32), training=True)
@@ -54,7 +54,7 @@ def test_first_layer_skips_input_gradient(rng):
 
 @pytest.mark.parametrize("layer", [Dense(4, 3), ReLU(), LeakyReLU(), Tanh(), Sigmoid(),
                                    Dropout(0.3)], ids=lambda layer: type(layer).__name__)
-def test_layers_keep_float32(layer):
+def test_layers_keep_float32(layer, backend):
     x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
     y = layer.forward(x, training=True)
     assert y.dtype == np.float32
@@ -74,7 +74,7 @@ def test_same_seed_same_weights():
     np.testing.assert_array_equal(a, b)
 
 
-def test_dropout_is_identity_at_inference_and_keeps_the_mean_in_training():
+def test_dropout_is_identity_at_inference_and_keeps_the_mean_in_training(backend):
     x = np.ones((200, 500), dtype=np.float32)
     layer = Dropout(0.25, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(layer.forward(x, training=False), x)
@@ -84,7 +84,7 @@ def test_dropout_is_identity_at_inference_and_keeps_the_mean_in_training():
     assert abs(y.mean() - 1.0) < 0.01
 
 
-def test_relu_passes_gradient_only_where_active():
+def test_relu_passes_gradient_only_where_active(backend):
     layer = ReLU()
     layer.forward(np.array([[-1.0, 2.0, 0.0, 3.0]]), training=True)
     np.testing.assert_array_equal(layer.backward(np.array([[5.0, 6.0, 7.0, 8.0]])),

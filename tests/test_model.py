@@ -159,3 +159,22 @@ def test_zip_that_is_not_an_npz(tmp_path):
         z.writestr("readme.txt", "hi")
     with pytest.raises(ModelFileError):
         tinynet.load(tmp_path / "m.npz")
+
+
+def test_predict_takes_the_layout_of_fit_and_forward(model, images):
+    """(N, 1, H, W) as fit and forward take it; (N, H, W) grey images get the channel axis."""
+    p = model.predict(images)
+    np.testing.assert_array_equal(model.predict(images[:, None]), p)
+    logits = model.forward(images[:, None])
+    np.testing.assert_allclose(p, tinynet.losses.softmax(logits), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
+        model.predict(np.zeros((2, 3, 28, 28), np.float32))
+
+
+def test_predict_returns_as_many_classes_as_the_network_has_outputs():
+    rng = np.random.default_rng(0)
+    three = tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(28 * 28, 3, rng=rng)])
+    assert three.predict(np.zeros((4, 28, 28), np.float32)).shape == (4, 3)
+    assert three.predict(np.zeros((0, 28, 28), np.float32)).shape == (0, 3)
+    cnn = models.small_cnn(rng)
+    assert cnn.predict(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)

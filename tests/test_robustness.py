@@ -20,7 +20,7 @@ import pytest
 from conftest import LocalMirror, encoded, png_bytes
 
 import tinynet
-from tinynet import data, models, recipes, train, vision
+from tinynet import data, imagefile, models, recipes, train
 from tinynet import model as model_module
 from tinynet.errors import DataError, ImageError, ModelFileError, TinynetError
 from tinynet.model import META_KEY
@@ -139,8 +139,8 @@ def test_huge_image_is_refused_from_its_header_without_decoding(tmp_path, monkey
 
     monkeypatch.setattr(cv2, "imdecode", must_not_decode)
     with pytest.raises(ImageError, match=r"huge.png: image of 30000x30000 pixels is too large"):
-        vision.load_image(path)
-    assert vision.MAX_PIXELS * 20 <= 600 * 1024 ** 2   # the documented bound: about 0.5 GB
+        imagefile.load_image(path)
+    assert imagefile.MAX_PIXELS * 20 <= 600 * 1024 ** 2   # the documented bound: about 0.5 GB
 
 
 # -- 2. model files ---------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monk
 
 def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_recipe, tmp_path,
                                                                           monkeypatch):
-    straight = recipes.train("tiny", tiny_recipe, seed=3, progress=False)
+    straight = recipes.run("tiny", tiny_recipe, seed=3, progress=False)
     real_evaluate = train.evaluate
     calls = {"n": 0}
 
@@ -370,9 +370,9 @@ def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_re
     monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
     checkpoint = tmp_path / "ckpt.npz"
     with pytest.raises(KeyboardInterrupt):
-        recipes.train("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
+        recipes.run("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
     monkeypatch.setattr(train, "evaluate", real_evaluate)
-    resumed = recipes.train("tiny", tiny_recipe, progress=False, resume=checkpoint)
+    resumed = recipes.run("tiny", tiny_recipe, progress=False, resume=checkpoint)
     for a, b in zip(straight.layers, resumed.layers):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])

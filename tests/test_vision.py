@@ -1,4 +1,5 @@
-"""Tests for tinynet.vision: reading image files, MNIST-style normalisation, splitting numbers."""
+"""Tests for reading image files (tinynet.imagefile) and MNIST-style rendering (tinynet.vision),
+through the one reading path, tinynet.read."""
 
 import struct
 import zlib
@@ -11,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinynet import vision
+import tinynet
+from tinynet import imagefile, vision
 from tinynet.errors import ImageError
 
 # -- drawing helpers ---------------------------------------------------------------------------
@@ -43,6 +45,28 @@ def number_image(digits="10", height=120, width_per_digit=90, pen=9, gap=20):
     return canvas
 
 
+class SameForAll:
+    """A stand-in model giving every image the same probabilities, so the reader never cuts a
+    glyph (a cut reading multiplies more probabilities below 1) and never needs weights."""
+
+    def predict(self, images):
+        probs = np.full((len(images), 10), 0.05, np.float32)
+        probs[:, 3] = 0.55
+        return probs
+
+
+def to_mnist(image):
+    """The 28x28 picture the network sees for an image of one digit, via tinynet.read."""
+    reading = tinynet.read(image, SameForAll())
+    assert len(reading.digits) == 1, reading.text
+    return reading.digits[0].image
+
+
+def numbers(image, model=None):
+    """The 28x28 pictures of every digit tinynet.read finds, in reading order."""
+    return [d.image for d in tinynet.read(image, model or SameForAll()).digits]
+
+
 def centre_of_mass(image):
     rows, cols = np.indices(image.shape)
     total = image.sum()
@@ -68,7 +92,7 @@ def bbox_longer_side(image, level=0.05):
 def test_load_image_formats(tmp_path, name, image, params):
     path = tmp_path / name
     assert cv2.imwrite(str(path), image, params)
-    loaded = vision.load_image(path)
+    loaded = imagefile.load_image(path)
     assert loaded.shape == (60, 60) and loaded.dtype == np.float32
     assert 0 <= loaded.min() and loaded.max() <= 1
     np.testing.assert_allclose(loaded, seven(60) / 255, atol=0.08)
@@ -81,10 +105,10 @@ def test_load_image_rgba_transparent_background_becomes_white(tmp_path):
     bgra[:, :, 3] = ink                          # ... but only opaque where the pen drew
     path = tmp_path / "canvas.png"
     cv2.imwrite(str(path), bgra)
-    loaded = vision.load_image(path)
+    loaded = imagefile.load_image(path)
     assert loaded[0, 0] == pytest.approx(1.0)    # transparent -> white
     assert loaded[ink == 255].max() < 0.1        # pen stays dark
-    assert vision.to_mnist(loaded).max() == pytest.approx(1.0)
+    assert to_mnist(loaded).max() == pytest.approx(1.0)
 
 
 def test_load_image_white_pen_on_transparent_is_not_lost(tmp_path):
@@ -93,13 +117,13 @@ def test_load_image_white_pen_on_transparent_is_not_lost(tmp_path):
     bgra[:, :, 3] = 255 - seven(60)
     path = tmp_path / "white-pen.png"
     cv2.imwrite(str(path), bgra)
-    assert vision.to_mnist(vision.load_image(path)).sum() > 10
+    assert to_mnist(imagefile.load_image(path)).sum() > 10
 
 
 def test_load_image_multipage_tiff_reads_first_page(tmp_path):
     path = tmp_path / "pages.tif"
     assert cv2.imwritemulti(str(path), [seven(40), np.zeros((40, 40), np.uint8)])
-    np.testing.assert_allclose(vision.load_image(path), seven(40) / 255, atol=1e-6)
+    np.testing.assert_allclose(imagefile.load_image(path), seven(40) / 255, atol=1e-6)
 
 
 def test_load_image_animated_gif_reads_first_frame(tmp_path):
@@ -107,7 +131,7 @@ def test_load_image_animated_gif_reads_first_frame(tmp_path):
     path = tmp_path / "anim.gif"
     frames = [pil.fromarray(seven(40)), pil.fromarray(np.zeros((40, 40), np.uint8))]
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    loaded = vision.load_image(path)
+    loaded = imagefile.load_image(path)
     assert loaded.shape == (40, 40) and loaded.mean() > 0.5     # the white first frame
 
 
@@ -132,18 +156,18 @@ def test_load_image_bad_files_name_the_file_and_reason(tmp_path, name, content, 
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(ImageError) as info:
-        vision.load_image(path)
+        imagefile.load_image(path)
     assert name in str(info.value) and reason in str(info.value)
 
 
 def test_load_image_missing_path(tmp_path):
     with pytest.raises(ImageError, match="nope.png: no such file"):
-        vision.load_image(tmp_path / "nope.png")
+        imagefile.load_image(tmp_path / "nope.png")
 
 
 def test_load_image_directory(tmp_path):
     with pytest.raises(ImageError, match="is a directory"):
-        vision.load_image(tmp_path)
+        imagefile.load_image(tmp_path)
 
 
 def test_load_image_huge_jpeg_header_is_refused_before_decoding(tmp_path):
@@ -153,7 +177,7 @@ def test_load_image_huge_jpeg_header_is_refused_before_decoding(tmp_path):
     path = tmp_path / "giant.jpg"
     path.write_bytes(bytes(data))
     with pytest.raises(ImageError, match="giant.jpg: image of 65000x65000 pixels is too large"):
-        vision.load_image(path)
+        imagefile.load_image(path)
 
 
 # -- to_mnist ----------------------------------------------------------------------------
@@ -161,7 +185,7 @@ def test_load_image_huge_jpeg_header_is_refused_before_decoding(tmp_path):
 @pytest.mark.parametrize("image", [seven(200), seven(28, width=2), seven(500, width=40),
                                    seven(64, dark_on_light=False)])
 def test_to_mnist_is_mnist_shaped(image):
-    out = vision.to_mnist(image)
+    out = to_mnist(image)
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() == pytest.approx(1.0)
     row, col = centre_of_mass(out)
@@ -171,15 +195,15 @@ def test_to_mnist_is_mnist_shaped(image):
 
 
 def test_to_mnist_polarity_does_not_matter():
-    dark = vision.to_mnist(seven(200, dark_on_light=True))
-    light = vision.to_mnist(seven(200, dark_on_light=False))
+    dark = to_mnist(seven(200, dark_on_light=True))
+    light = to_mnist(seven(200, dark_on_light=False))
     assert np.abs(dark - light).mean() < 0.02
 
 
 def test_to_mnist_thickens_a_one_pixel_pen():
     canvas = np.full((28, 28), 255, np.uint8)
     cv2.polylines(canvas, [np.array([[8, 6], [20, 6], [12, 22]], np.int32)], False, 0, 1)
-    out = vision.to_mnist(canvas)
+    out = to_mnist(canvas)
     width_at_20px = vision.stroke_width(cv2.resize(out, (112, 112))) / 4
     assert width_at_20px > 1.8
 
@@ -191,8 +215,8 @@ def test_to_mnist_survives_uneven_light_and_noise():
     photo = np.clip(image * light + rng.normal(0, 0.03, image.shape), 0, 1)
     ok, buf = cv2.imencode(".jpg", (photo * 255).astype(np.uint8),
                            [cv2.IMWRITE_JPEG_QUALITY, 60])
-    out = vision.to_mnist(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
-    clean = vision.to_mnist(seven(300))
+    out = to_mnist(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
+    clean = to_mnist(seven(300))
     assert np.abs(out - clean).mean() < 0.08
     assert np.corrcoef(out.ravel(), clean.ravel())[0, 1] > 0.9
 
@@ -201,7 +225,7 @@ def test_to_mnist_keeps_a_clean_mnist_digit():
     digit = cv2.resize(seven(200, width=26, dark_on_light=False), (20, 20),
                        interpolation=cv2.INTER_AREA)
     mnist_like = vision._centre_by_mass(digit.astype(np.float32) / 255)
-    out = vision.to_mnist(mnist_like)
+    out = to_mnist(mnist_like)
     shifted = [np.abs(np.roll(out, (dy, dx), axis=(0, 1)) - mnist_like).mean()
                for dy in (-1, 0, 1) for dx in (-1, 0, 1)]   # centring may round differently
     assert min(shifted) < 0.05
@@ -211,7 +235,7 @@ def test_to_mnist_keeps_a_clean_mnist_digit():
                                    np.full((28, 28, 3), 0.5), np.ones((1, 1), bool)])
 def test_to_mnist_blank_says_no_digit_found(blank):
     with pytest.raises(ImageError, match="no digit found"):
-        vision.to_mnist(blank)
+        to_mnist(blank)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 5)), np.zeros(10), np.zeros((5, 5, 5)),
@@ -219,13 +243,13 @@ def test_to_mnist_blank_says_no_digit_found(blank):
                                  np.full((5, 5), np.nan), np.zeros((4, 4), complex)])
 def test_to_mnist_rejects_unusable_arrays_with_image_error(bad):
     with pytest.raises(ImageError):
-        vision.to_mnist(bad)
+        to_mnist(bad)
 
 
-# -- split_digits --------------------------------------------------------------------------
+# -- numbers: several digits --------------------------------------------------------------------------
 
 def test_split_digits_count_and_order():
-    digits = vision.split_digits(number_image("1070"))
+    digits = numbers(number_image("1070"))
     assert len(digits) == 4
     ink = [d.sum() for d in digits]
     assert ink[0] == min(ink)                   # the 1 has least ink, and it comes first
@@ -237,22 +261,22 @@ def test_split_digits_count_and_order():
 def test_split_digits_merges_a_broken_stroke():
     image = number_image("77")
     image[60:64, :] = 0                         # cut both 7s in two horizontally
-    assert len(vision.split_digits(image)) == 2
+    assert len(numbers(image)) == 2
 
 
 def test_split_digits_splits_touching_digits():
-    assert len(vision.split_digits(number_image("00", gap=-8))) == 2
+    assert tinynet.read(number_image("00", gap=-8)).text == "00"
 
 
 def test_split_digits_dark_on_light_and_specks():
     image = 255 - number_image("107")
     image[5, 5] = image[100, 300] = 0           # dust
-    assert len(vision.split_digits(image)) == 3
+    assert len(numbers(image)) == 3
 
 
 def test_split_digits_blank():
     with pytest.raises(ImageError, match="no digit found"):
-        vision.split_digits(np.full((50, 200), 255, np.uint8))
+        numbers(np.full((50, 200), 255, np.uint8))
 
 
 # -- property: never crashes -------------------------------------------------------------
@@ -283,21 +307,26 @@ def arrays(draw):
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(arrays())
-def test_to_mnist_never_crashes(image):
+def test_reading_any_array_never_crashes(image):
     try:
-        out = vision.to_mnist(image)
+        reading = tinynet.read(image, SameForAll())
     except ImageError as exc:
         assert str(exc)
         return
-    assert out.shape == (28, 28) and out.dtype == np.float32
-    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert reading.digits
+    for digit in reading.digits:
+        out = digit.image
+        assert out.shape == (28, 28) and out.dtype == np.float32
+        assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+        x0, y0, x1, y1 = digit.box
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(arrays())
 def test_split_digits_never_crashes(image):
     try:
-        digits = vision.split_digits(image)
+        digits = numbers(image)
     except ImageError:
         return
     for d in digits:

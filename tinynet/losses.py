@@ -15,6 +15,8 @@ the one-hot labels.
 
 import numpy as np
 
+from . import ops
+
 
 def log_softmax(logits):
     """log p, row-wise, for logits of shape (N, K)."""
@@ -32,17 +34,13 @@ def softmax(logits):
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of ``logits`` (N, K) against integer ``labels`` (N,).
 
-    Returns ``(loss, dlogits)``: a Python float and dL/dlogits of shape (N, K).
+    Returns ``(loss, dlogits)``: a Python float and dL/dlogits of shape (N, K), computed by
+    ``ops.softmax_cross_entropy_forward`` and ``ops.softmax_cross_entropy_backward``.
     """
     logits = np.asarray(logits)
     labels = np.asarray(labels)
     n = logits.shape[0]
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    logp = log_softmax(logits)
-    rows = np.arange(n)
-    loss = -float(logp[rows, labels].mean())
-    dlogits = np.exp(logp)
-    dlogits[rows, labels] -= 1
-    dlogits /= n
-    return loss, dlogits
+    loss, p = ops.softmax_cross_entropy_forward(logits, labels)
+    return loss, ops.softmax_cross_entropy_backward(p, labels)

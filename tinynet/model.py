@@ -68,28 +68,28 @@ class Sequential:
     def num_params(self):
         return sum(v.size for layer in self.layers for v in layer.params.values())
 
-    def predict(self, images, batch_size=500):
-        """Class probabilities for images.
+    def predict(self, x, batch_size=500):
+        """Class probabilities for a batch of images.
 
-        ``images``: float (N, 28, 28) or one (28, 28) image, values in [0, 1], white digit on
-        black (the MNIST convention). Returns float32 (N, 10), each row summing to 1.
+        ``x``: float values in [0, 1], white digit on black (the MNIST convention), shaped
+        as ``fit`` and ``forward`` take them: (N, 1, H, W), (N, 1, 28, 28) for the shipped
+        networks. Grey images without the channel axis, (N, H, W) or one (H, W), get it
+        added. Returns float32 (N, K) for a network with K outputs, each row summing to 1.
         """
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim == 2:
-            x = x[None]
-        if x.ndim != 3:
-            raise ValueError(f"predict expects images of shape (N, H, W), got {x.shape}")
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim in (2, 3):
+            x = x.reshape((-1, 1) + x.shape[-2:])
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError("predict expects images of shape (N, 1, H, W) or (N, H, W), "
+                             f"got {x.shape}")
         if x.size and (x.min() < 0 or x.max() > 1):
             raise ValueError(
                 "predict expects pixel values in [0, 1] (divide uint8 images by 255); "
                 f"got values in [{x.min():g}, {x.max():g}]"
             )
-        x = x[:, None]  # add the channel axis: (N, 1, H, W)
         out = [softmax(self.forward(x[i:i + batch_size]))
-               for i in range(0, len(x), batch_size)]
-        if not out:
-            return np.zeros((0, 10), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+               for i in range(0, max(len(x), 1), batch_size)]   # an empty batch still runs
+        return np.concatenate(out).astype(np.float32)            # once, giving (0, K)
 
     def describe(self):
         """JSON-able description of the architecture."""

@@ -8,8 +8,7 @@ import math
 
 import numpy as np
 
-from .kernels.elementwise import adam_update, adam_update_numpy
-from .kernels.parallel import map_flat
+from . import ops
 
 
 class Optimizer:
@@ -52,14 +51,8 @@ class SGD(Optimizer):
     def step(self):
         self.steps += 1
         for (w, grad), v in zip(self.params, self.velocity):
-            g = grad()
-            if self.weight_decay:
-                g = g + self.weight_decay * w
-            if self.momentum:
-                v *= self.momentum
-                v += g
-                g = g + self.momentum * v if self.nesterov else v
-            w -= w.dtype.type(self.lr) * g
+            ops.sgd_update(w, grad(), v, self.lr, self.momentum, self.weight_decay,
+                           self.nesterov)
 
     def state_dict(self):
         state = super().state_dict()
@@ -91,23 +84,9 @@ class Adam(Optimizer):
 
     def step(self):
         self.steps += 1
-        t = self.steps
-        step_size = self.lr * math.sqrt(1 - self.b2**t) / (1 - self.b1**t)
-        # sqrt(v_hat) + eps == (sqrt(v) + eps * sqrt(1 - b2^t)) / sqrt(1 - b2^t); folding the
-        # bias corrections into one scalar saves two full-size temporaries per parameter.
-        eps_hat = self.eps * math.sqrt(1 - self.b2**t)
-        # The whole update is one pass over (w, g, m, v) per parameter, in a Numba kernel
-        # (tinynet/kernels/elementwise.py, with a NumPy twin), split over the worker threads.
         for (w, grad), m, v in zip(self.params, self.m, self.v):
-            dt = w.dtype.type
-            g = np.ascontiguousarray(grad(), dtype=w.dtype).reshape(-1)
-            scalars = (dt(self.b1), dt(1 - self.b1), dt(self.b2), dt(1 - self.b2),
-                       dt(step_size), dt(eps_hat), dt(1 - self.lr * self.weight_decay))
-            if w.flags.c_contiguous:
-                map_flat(adam_update, w.size, w.reshape(-1), g, m.reshape(-1), v.reshape(-1),
-                         *scalars)
-            else:   # a strided parameter: the same update, on views
-                adam_update_numpy(w, g.reshape(w.shape), m, v, *scalars)
+            ops.adam_update(w, grad(), m, v, self.steps, self.lr, self.b1, self.b2, self.eps,
+                            self.weight_decay)
 
     def state_dict(self):
         state = super().state_dict()

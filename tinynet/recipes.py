@@ -1,8 +1,9 @@
 """Training recipes: which network, optimizer, schedule and augmentation reach which accuracy,
 plus checkpoints that let an interrupted run continue exactly where it stopped.
 
-A recipe is data; ``train`` runs one. ``examples/mnist.py --train`` and the benchmarks
-both go through here, so the numbers in the README come from the same code a user runs.
+A recipe is data; ``run`` trains one (``tinynet.train.fit`` is the loop it calls).
+``examples/mnist.py --train`` and the benchmarks both go through here, so the numbers in the
+README come from the same code a user runs.
 """
 
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models, optim
+from . import networks, optim
 from .data import to_float
 from .errors import ModelFileError
 from .files import interrupts_ignored
@@ -24,7 +25,7 @@ from .train import fit
 
 @dataclass
 class Recipe:
-    model: str                      # a key of models.BUILDERS
+    model: str                      # a key of networks.BUILDERS
     epochs: int
     batch_size: int
     lr: float
@@ -32,8 +33,8 @@ class Recipe:
     schedule: str = "cosine"        # "constant", "cosine" or "one_cycle"
     weight_decay: float = 0.0
     momentum: float = 0.9           # SGD only
-    augment: dict = field(default_factory=dict)  # keyword arguments of kernels.augment.augment
-    blas_threads: int | None = None
+    augment: dict = field(default_factory=dict)  # keyword arguments of tinynet.augment.augment
+    threads: int | None = None      # threads for the ops; None: every available core
     note: str = ""
     seconds: float | None = None    # training time measured on the 2-core development machine
 
@@ -59,7 +60,7 @@ class Recipe:
     def make_augment(self):
         if not self.augment:
             return None
-        from .kernels.augment import augment
+        from .augment import augment
 
         settings = dict(self.augment)
         return lambda xb, rng: augment(xb, rng, **settings)
@@ -67,9 +68,9 @@ class Recipe:
 
 RECIPES = {
     # The original script's network and optimizer (784-128-128-10, Adam, 3 epochs, batch 32);
-    # a cosine decay of the learning rate is the one addition. One BLAS thread: these matrix
-    # products are too small to pay for waking a second one.
-    "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, blas_threads=1,
+    # a cosine decay of the learning rate is the one addition. One thread, for tinynet's ops
+    # and the BLAS alike: these products are too small to pay for waking a second one.
+    "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, threads=1,
                   note="original network, Adam, cosine learning-rate decay", seconds=6),
     # The shipped recognizer: conv blocks with batch norm, random shifts/rotations/zooms,
     # AdamW with a one-cycle learning rate.
@@ -97,8 +98,8 @@ def checkpoint_for(out):
     return out.with_name(out.stem + CHECKPOINT_SUFFIX)
 
 
-def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
-          checkpoint_path=None, out=None):
+def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
+        checkpoint_path=None, out=None):
     """Train a recipe on ``data = (x_train, y_train, x_test, y_test)`` (uint8 MNIST arrays).
 
     Returns the trained ``Sequential`` with its history, test accuracy, recipe and training
@@ -116,7 +117,7 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     epochs = epochs or recipe.epochs
 
     rng = np.random.default_rng(seed)
-    model = models.BUILDERS[recipe.model](rng)
+    model = networks.BUILDERS[recipe.model](rng)
     optimizer = recipe.make_optimizer(model)
     history, state, seconds_before = {}, None, 0.0
     if resume is not None:
@@ -141,7 +142,7 @@ def train(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
             schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
             validation=(xt, yt), progress=progress, history=history, state=state,
-            on_step=remember, blas_threads=recipe.blas_threads)
+            on_step=remember, threads=recipe.threads)
     except KeyboardInterrupt:
         if checkpoint_path is not None and position["state"] is not None:
             info["train_seconds"] = round(seconds_before + time.monotonic() - start, 1)
@@ -168,6 +169,11 @@ def _is_permutation(order):
         return False
     seen[order] = True
     return bool(seen.all())
+
+
+# The old name of ``run``, kept for callers written before it was renamed (``train`` is
+# also the name of the module holding ``fit``).
+train = run
 
 
 def save_checkpoint(path, model, optimizer, rng, state, history, info):

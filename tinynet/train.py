@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from . import threads
+from . import ops
 from .errors import TrainingError
 from .losses import softmax_cross_entropy
 
@@ -175,6 +175,9 @@ def _format_time(seconds):
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
 def describe_duration(seconds):
     """'6 s', '4 min 10 s', '10 min', '1 h 5 min': a duration as a person says it."""
     seconds = max(0, int(round(seconds)))
@@ -191,7 +194,7 @@ def describe_duration(seconds):
 
 def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
         augment=None, validation=None, progress=True, history=None, state=None,
-        on_step=None, blas_threads=None):
+        on_step=None, threads=None, blas_threads=None):
     """Train ``model`` on float inputs ``x`` (N, 1, 28, 28) and labels ``y`` (N,).
 
     ``schedule(step) -> lr`` sets the learning rate before each step. ``augment(xb, rng)``
@@ -200,106 +203,134 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     lr, seconds). ``state`` (from an interrupted run) continues mid-epoch; ``on_step(state)``
     is called after every step with the resumable position.
 
-    ``blas_threads`` sets NumPy's BLAS thread count for the run (1 is fastest for small
-    dense networks on few cores; None leaves it alone).
+    ``threads``: how many threads the ops may use (None: every available core, or
+    ``TINYNET_THREADS``; 1 is fastest for small dense networks, whose products are too small
+    to share). ``blas_threads`` is its old name, still accepted.
 
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
     the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
     with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
     """
-    with threads.blas_threads(blas_threads), _StepBoundaryInterrupt() as interrupt:
+    run = _Run(model, optimizer, x, y, batch_size, rng, schedule, augment, progress, history,
+               state, on_step)
+    with ops.threads(threads if threads is not None else blas_threads), \
+            _StepBoundaryInterrupt() as interrupt:
         try:
-            return _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule,
-                        augment, validation, progress, history, state, on_step)
+            while run.state["epoch"] < epochs:
+                run.epoch(epochs, interrupt)
+                run.end_epoch(epochs, validation, interrupt)
         except KeyboardInterrupt as exc:
             if isinstance(exc, Interrupted):
                 raise
             raise Interrupted(interrupt.signum or signal.SIGINT) from None
+    return run.history
 
 
-def _fit(interrupt, model, optimizer, x, y, epochs, batch_size, rng, schedule, augment, validation,
-         progress, history, state, on_step):
-    rng = rng if rng is not None else np.random.default_rng()
-    history = history if history is not None else {}
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"):
-        history.setdefault(key, [])
-    steps_per_epoch = math.ceil(len(x) / batch_size)
-    report = Progress() if progress is True else progress
-    state = dict(state or {"epoch": 0, "step": 0})
-    params = [p for p, _ in model.parameters()]
-    last_good = {"step": optimizer.steps, "params": [p.copy() for p in params]}
-    time_left = TimeLeft(epochs * len(x))
+class _Run:
+    """One call of ``fit``: the data and settings, the history, and the resumable position
+    ``state`` (epoch, step, the epoch's shuffled order and running sums)."""
 
-    while state["epoch"] < epochs:
-        epoch = state["epoch"]
+    def __init__(self, model, optimizer, x, y, batch_size, rng, schedule, augment, progress,
+                 history, state, on_step):
+        self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
+        self.batch_size, self.schedule, self.augment = batch_size, schedule, augment
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.report = Progress() if progress is True else progress
+        self.history = history if history is not None else {}
+        for key in HISTORY_KEYS:
+            self.history.setdefault(key, [])
+        self.state = dict(state or {"epoch": 0, "step": 0})
+        self.on_step = on_step
+        self.params = [p for p, _ in model.parameters()]
+        self.last_good = {"step": optimizer.steps, "params": [p.copy() for p in self.params]}
+
+    def epoch(self, epochs, interrupt):
+        """The steps of one epoch, from ``state["step"]`` (0 unless resuming) to its end."""
+        state = self.state
         if state["step"] == 0 or "order" not in state:
-            state["order"] = rng.permutation(len(x))
+            state["order"] = self.rng.permutation(len(self.x))
             state["sum_loss"], state["correct"], state["seen"] = 0.0, 0, 0
-        order = state["order"]
-        start_time = time.monotonic()
-        start_seen = state["seen"]
-        for b in range(state["step"], steps_per_epoch):
-            index = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = x[index], y[index]
-            if augment is not None:
-                xb = augment(xb, rng)
-            if schedule is not None:
-                optimizer.lr = schedule(optimizer.steps)
-            logits = model.forward(xb, training=True)
-            loss, dlogits = softmax_cross_entropy(logits, yb)
-            if not math.isfinite(loss):
-                for p, good in zip(params, last_good["params"]):
-                    p[...] = good
-                raise TrainingError(
-                    f"loss became {loss} at epoch {epoch + 1}, step {b + 1}; training stopped "
-                    f"and the weights were restored to those of step {last_good['step']} "
-                    "(try a lower learning rate)")
-            if optimizer.steps % GOOD_WEIGHTS_EVERY == 0:
-                # These weights just gave a finite loss: remember them in case training
-                # diverges later. Copying every step would cost more than it is worth.
-                last_good = {"step": optimizer.steps, "params": [p.copy() for p in params]}
-            model.backward(dlogits)
-            optimizer.step()
-            state["sum_loss"] += loss * len(yb)
-            state["correct"] += int((logits.argmax(axis=1) == yb).sum())
-            state["seen"] += len(yb)
+        self.start_time, self.start_seen = time.monotonic(), state["seen"]
+        if getattr(self, "time_left", None) is None:   # one estimate across the epochs
+            self.time_left = TimeLeft(len(self.x) * epochs)
+        for b in range(state["step"], math.ceil(len(self.x) / self.batch_size)):
+            index = state["order"][b * self.batch_size:(b + 1) * self.batch_size]
+            loss, correct = self.step(self.x[index], self.y[index], b)
+            state["sum_loss"] += loss * len(index)
+            state["correct"] += correct
+            state["seen"] += len(index)
             state["step"] = b + 1
-            if on_step is not None:
-                on_step(state)
+            if self.on_step is not None:
+                self.on_step(state)
             if interrupt.requested:
-                if report:
-                    report.done(f"interrupted at epoch {epoch + 1}, step {b + 1}")
+                if self.report:
+                    self.report.done(f"interrupted at epoch {state['epoch'] + 1}, step {b + 1}")
                 raise KeyboardInterrupt
-            if report:
-                elapsed = time.monotonic() - start_time
-                rate = (state["seen"] - start_seen) / max(elapsed, 1e-9)
-                left = time_left.update(epoch * len(x) + state["seen"])
-                report.update(
-                    f"epoch {epoch + 1}/{epochs}  {state['seen']:>6}/{len(x)}  "
-                    f"loss {state['sum_loss'] / state['seen']:.4f}  "
-                    f"acc {state['correct'] / state['seen']:.4f}"
-                    + (f"  {_format_time(left)} left" if left is not None else "")
-                    + f"  {rate:,.0f} img/s")
-        seconds = time.monotonic() - start_time
+            self.show_progress(epochs)
+
+    def step(self, xb, yb, b):
+        """One training step on the batch (xb, yb): returns its loss and correct count."""
+        if self.augment is not None:
+            xb = self.augment(xb, self.rng)
+        if self.schedule is not None:
+            self.optimizer.lr = self.schedule(self.optimizer.steps)
+        logits = self.model.forward(xb, training=True)
+        loss, dlogits = softmax_cross_entropy(logits, yb)
+        self.check_finite(loss, b)
+        self.model.backward(dlogits)
+        self.optimizer.step()
+        return loss, int((logits.argmax(axis=1) == yb).sum())
+
+    def check_finite(self, loss, b):
+        """Stop on a NaN or infinite loss, with the weights of the last finite one."""
+        optimizer, last_good = self.optimizer, self.last_good
+        if not math.isfinite(loss):
+            for p, good in zip(self.params, last_good["params"]):
+                p[...] = good
+            raise TrainingError(
+                f"loss became {loss} at epoch {self.state['epoch'] + 1}, step {b + 1}; training "
+                f"stopped and the weights were restored to those of step {last_good['step']} "
+                "(try a lower learning rate)")
+        if optimizer.steps % GOOD_WEIGHTS_EVERY == 0:
+            # These weights just gave a finite loss: remember them in case training
+            # diverges later. Copying every step would cost more than it is worth.
+            self.last_good = {"step": optimizer.steps, "params": [p.copy() for p in self.params]}
+
+    def show_progress(self, epochs):
+        if not self.report:
+            return
+        state, n = self.state, len(self.x)
+        elapsed = time.monotonic() - self.start_time
+        rate = (state["seen"] - self.start_seen) / max(elapsed, 1e-9)
+        left = self.time_left.update(state["epoch"] * n + state["seen"])
+        self.report.update(
+            f"epoch {state['epoch'] + 1}/{epochs}  {state['seen']:>6}/{n}  "
+            f"loss {state['sum_loss'] / state['seen']:.4f}  "
+            f"acc {state['correct'] / state['seen']:.4f}"
+            + (f"  {_format_time(left)} left" if left is not None else "")
+            + f"  {rate:,.0f} img/s")
+
+    def end_epoch(self, epochs, validation, interrupt):
+        """Record the epoch in the history, evaluate on ``validation``, report, move on."""
+        state, history = self.state, self.history
+        epoch, seconds = state["epoch"], time.monotonic() - self.start_time
         history["loss"].append(state["sum_loss"] / max(state["seen"], 1))
         history["accuracy"].append(state["correct"] / max(state["seen"], 1))
-        history["lr"].append(optimizer.lr)
+        history["lr"].append(self.optimizer.lr)
         history["seconds"].append(seconds)
         line = (f"epoch {epoch + 1}/{epochs} loss {history['loss'][-1]:.4f} "
                 f"acc {history['accuracy'][-1]:.4f} ({seconds:.1f} s)")
         if validation is not None:
-            val_loss, val_acc = evaluate(model, *validation)
+            val_loss, val_acc = evaluate(self.model, *validation)
             history["val_loss"].append(val_loss)
             history["val_accuracy"].append(val_acc)
             line += f"  val loss {val_loss:.4f} val acc {val_acc:.4f}"
-        if report:
-            report.done(line)
-        state = {"epoch": epoch + 1, "step": 0}
-        if on_step is not None:
-            on_step(state)
+        if self.report:
+            self.report.done(line)
+        self.state = {"epoch": epoch + 1, "step": 0}
+        if self.on_step is not None:
+            self.on_step(self.state)
         if interrupt.requested:  # Ctrl-C during the evaluation: stop before the next epoch
-            if report:
-                report.done(f"interrupted after epoch {epoch + 1}")
+            if self.report:
+                self.report.done(f"interrupted after epoch {epoch + 1}")
             raise KeyboardInterrupt
-    return history
-

@@ -3,8 +3,7 @@ incoming gradient times the local derivative f'(x), entry by entry."""
 
 import numpy as np
 
-from ..kernels.elementwise import relu_backward, relu_forward
-from ..kernels.parallel import map_flat
+from .. import ops
 from .base import Layer
 
 
@@ -15,24 +14,17 @@ class ReLU(Layer):
     Any shape in, same shape out.
 
     The output y is kept as the mask ([x > 0] == [y > 0]), so training stores no extra
-    array; both passes are one-pass kernels (``tinynet/kernels/elementwise.py``) spread
-    over the worker threads.
+    array. Computed by ``ops.relu_forward`` / ``ops.relu_backward``.
     """
 
     def forward(self, x, training=False):
-        x = np.ascontiguousarray(x)
-        y = np.empty_like(x)
-        map_flat(relu_forward, x.size, x.reshape(-1), y.reshape(-1))
+        y = ops.relu_forward(x)
         if training:
-            self.y = y
+            self.cache = y
         return y
 
     def backward(self, dout):
-        dout = np.ascontiguousarray(dout)
-        dx = np.empty_like(dout)
-        map_flat(relu_backward, dout.size, dout.reshape(-1), self.y.reshape(-1),
-                 dx.reshape(-1))
-        return dx
+        return ops.relu_backward(dout, self.cache)
 
 
 class LeakyReLU(Layer):
@@ -47,11 +39,11 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=False):
         if training:
-            self.mask = x > 0
+            self.cache = x > 0
         return np.where(x > 0, x, x * x.dtype.type(self.slope))
 
     def backward(self, dout):
-        return np.where(self.mask, dout, dout * dout.dtype.type(self.slope))
+        return np.where(self.cache, dout, dout * dout.dtype.type(self.slope))
 
     def config(self):
         return {"slope": self.slope}
@@ -66,11 +58,12 @@ class Tanh(Layer):
     def forward(self, x, training=False):
         y = np.tanh(x)
         if training:
-            self.y = y
+            self.cache = y
         return y
 
     def backward(self, dout):
-        return dout * (1 - self.y * self.y)
+        y = self.cache
+        return dout * (1 - y * y)
 
 
 class Sigmoid(Layer):
@@ -83,8 +76,9 @@ class Sigmoid(Layer):
         # Written through tanh, which never overflows: sigmoid(x) = (1 + tanh(x/2)) / 2.
         y = 0.5 * (1 + np.tanh(0.5 * x))
         if training:
-            self.y = y
+            self.cache = y
         return y
 
     def backward(self, dout):
-        return dout * self.y * (1 - self.y)
+        y = self.cache
+        return dout * y * (1 - y)

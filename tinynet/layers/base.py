@@ -3,15 +3,16 @@
 A layer is a function y = f(x; params). Training needs two things from it:
 
 * ``forward(x, training)`` computes y and, when ``training`` is true, keeps whatever the
-  backward pass will need (the input, a mask, ...);
+  backward pass will need (the input, a mask, ...) in ``self.cache``;
 * ``backward(dout)`` receives dL/dy (same shape as y), stores dL/dparam in ``self.grads``
   under the same names as ``self.params``, and returns dL/dx (same shape as x).
 
 ``Sequential`` chains these: forward left to right, backward right to left, each layer
 handing its input gradient to the layer before it. That is the whole of backpropagation.
-"""
 
-import numpy as np
+The arithmetic itself lives in ``tinynet/ops``: a layer holds parameters, configuration and
+its saved state, and its forward and backward call one op each way.
+"""
 
 
 class Layer:
@@ -22,6 +23,7 @@ class Layer:
         self.params = {}
         self.grads = {}
         self.buffers = {}
+        self.cache = None       # what forward(training=True) kept for backward
         # The first layer of a network never needs dL/dx; Sequential clears this flag on it
         # so layers can skip that (often expensive) product.
         self.needs_input_grad = True
@@ -36,16 +38,13 @@ class Layer:
         """Constructor arguments as a JSON-able dict; used to save and rebuild the layer."""
         return {}
 
-    def zero_grads(self):
-        for name, value in self.params.items():
-            self.grads[name] = np.zeros_like(value)
-
     def astype(self, dtype):
         """Cast parameters and buffers (gradient checks run the same layer in float64)."""
         for store in (self.params, self.buffers):
             for name in store:
                 store[name] = store[name].astype(dtype)
         self.grads = {}
+        self.cache = None
         return self
 
     def __repr__(self):

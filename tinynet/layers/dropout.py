@@ -1,10 +1,7 @@
 """Dropout regularisation."""
 
-import numpy as np
-
+from .. import ops
 from ..init import get_rng
-from ..kernels.elementwise import dropout_forward, multiply
-from ..kernels.parallel import map_flat
 from .base import Layer
 
 
@@ -14,7 +11,8 @@ class Dropout(Layer):
 
     Dividing by (1 - p) ("inverted dropout") keeps E[y] = x, so nothing needs rescaling at
     inference. Backward: dL/dx = dL/dy * m / (1 - p), the same mask as forward.
-    Any shape in, same shape out.
+    Any shape in, same shape out. The mask is drawn from the layer's own Generator
+    (``ops.dropout_forward``), so a seed reproduces it.
     """
 
     def __init__(self, p=0.5, rng=None):
@@ -26,28 +24,15 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         if not training or self.p == 0:
-            self.scale = None
+            self.cache = None
             return x
-        x = np.ascontiguousarray(x)
-        keep = 1.0 - self.p
-        # One float32 draw per entry from the layer's Generator; a kernel then turns the
-        # draws into the mask m = [u < keep] / keep (in place when x is float32) and
-        # multiplies, in one pass.
-        u = self.rng.random(x.shape, dtype=np.float32)
-        m = u if x.dtype == np.float32 else np.empty_like(x)
-        y = np.empty_like(x)
-        map_flat(dropout_forward, x.size, x.reshape(-1), u.reshape(-1), np.float32(keep),
-                 x.dtype.type(1.0 / keep), m.reshape(-1), y.reshape(-1))
-        self.scale = m
+        y, self.cache = ops.dropout_forward(x, self.p, self.rng)   # cache: the scaled mask
         return y
 
     def backward(self, dout):
-        if self.scale is None:
+        if self.cache is None:
             return dout
-        dout = np.ascontiguousarray(dout)
-        dx = np.empty_like(dout)
-        map_flat(multiply, dout.size, dout.reshape(-1), self.scale.reshape(-1), dx.reshape(-1))
-        return dx
+        return ops.dropout_backward(dout, self.cache)
 
     def config(self):
         return {"p": self.p}

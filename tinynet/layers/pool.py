@@ -1,12 +1,8 @@
 """Max pooling (NCHW)."""
 
-import numpy as np
-
-from ..kernels.parallel import chunk_for, run_chunks
-from ..kernels.pool import maxpool_backward, maxpool_forward, pool_output_size
+from .. import ops
+from ..ops.reference import pool_output_size
 from .base import Layer
-
-CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
 
 
 class MaxPool2D(Layer):
@@ -29,9 +25,8 @@ class MaxPool2D(Layer):
 
         dL/dx[n, c, h, w] = sum of dL/dy[n, c, oh, ow] over the windows whose max is at (h, w)
 
-    (a sum only matters when windows overlap). No parameters. Kernels:
-    ``tinynet/kernels/pool.py``; the batch is split over the worker threads
-    (``tinynet/kernels/parallel.py``).
+    (a sum only matters when windows overlap). No parameters. Computed by
+    ``ops.maxpool_forward`` / ``ops.maxpool_backward``.
     """
 
     def __init__(self, pool_size=2, stride=None):
@@ -44,36 +39,23 @@ class MaxPool2D(Layer):
         self.stride = self.ph if stride is None else int(stride)
         if min(self.ph, self.pw, self.stride) < 1:
             raise ValueError("pool_size and stride must be positive")
-        self._arg = None
-        self._x_shape = None
 
     def forward(self, x, training=False):
         if x.ndim != 4:
             raise ValueError(f"MaxPool2D expects input of shape (N, C, H, W), got {x.shape}")
-        x = np.ascontiguousarray(x)
-        N, C, H, W = x.shape
-        OH = pool_output_size(H, self.ph, self.stride)
-        OW = pool_output_size(W, self.pw, self.stride)
-        if OH < 1 or OW < 1:
-            raise ValueError(f"input plane {(H, W)} is smaller than the pool window")
-        y = np.empty((N, C, OH, OW), dtype=x.dtype)
-        arg = np.empty((N, C, OH, OW), dtype=np.int32)
-        run_chunks(lambda s, e: maxpool_forward(x[s:e], self.ph, self.pw, self.stride,
-                                                y[s:e], arg[s:e]),
-                   N, chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES))
+        if (pool_output_size(x.shape[2], self.ph, self.stride) < 1
+                or pool_output_size(x.shape[3], self.pw, self.stride) < 1):
+            raise ValueError(f"input plane {x.shape[2:]} is smaller than the pool window")
+        y, arg = ops.maxpool_forward(x, self.ph, self.pw, self.stride)
         if training:
-            self._arg, self._x_shape = arg, x.shape
+            self.cache = (arg, x.shape)
         return y
 
     def backward(self, dout):
         if not self.needs_input_grad:
             return None
-        dout = np.ascontiguousarray(dout)
-        dx = np.empty(self._x_shape, dtype=dout.dtype)
-        N, C, H, W = dx.shape
-        run_chunks(lambda s, e: maxpool_backward(dout[s:e], self._arg[s:e], dx[s:e]),
-                   N, chunk_for(N, C * H * W * dx.dtype.itemsize, CHUNK_BYTES))
-        return dx
+        arg, x_shape = self.cache
+        return ops.maxpool_backward(dout, arg, x_shape)
 
     def config(self):
         return {"pool_size": self.pool_size, "stride": self.stride}

@@ -1,5 +1,7 @@
 """Layers that only change the shape of their input."""
 
+import math
+
 from .base import Layer
 
 
@@ -11,8 +13,8 @@ class Flatten(Layer):
     """
 
     def forward(self, x, training=False):
-        self.input_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self.cache = x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))   # also for N = 0
 
     def backward(self, dout):
-        return dout.reshape(self.input_shape)
+        return dout.reshape(self.cache)

@@ -1,4 +1,4 @@
-"""Max pooling kernels, forward (with argmax) and backward.
+"""Max pooling, fast: Numba kernels, forward (with argmax) and backward.
 
 Notation (NCHW)::
 
@@ -20,22 +20,24 @@ several windows, so the gradients are added:
 
     dx[n, c].flat[arg[n, c, oh, ow]] += dout[n, c, oh, ow]
 
-Each jitted kernel has a plain-NumPy twin (``*_numpy``) with the same signature.
-Serial on purpose: the loops are memory-bound and short (see kernels/conv.py).
+The readable version is ``maxpool_forward`` / ``maxpool_backward`` in
+``tinynet/ops/reference.py``. The kernels are serial: the loops are memory-bound and short,
+and the ops below split the batch over the scheduler's worker threads.
 """
 
 import numpy as np
 from numba import njit
 
+from ..reference import pool_output_size
+from .scheduler import chunk_for, run_chunks
 
-def pool_output_size(size, k, stride):
-    """(size - k) // stride + 1: the number of whole windows along one axis."""
-    return (size - k) // stride + 1
+CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
+
 
 
 @njit(cache=True, nogil=True)
 def _maxpool2x2_forward(x, out, arg):
-    """The common 2x2, stride-2 case of :func:`maxpool_forward`, written branch-free
+    """The common 2x2, stride-2 case of :func:`maxpool_forward_kernel`, written branch-free
     (conditional selects instead of jumps: on random data a jump is mispredicted half
     the time, which made the generic loop ~3x slower)."""
     N, C, H, W = x.shape
@@ -72,7 +74,7 @@ def _maxpool2x2_forward(x, out, arg):
 
 
 @njit(cache=True, nogil=True)
-def maxpool_forward(x, ph, pw, stride, out, arg):
+def maxpool_forward_kernel(x, ph, pw, stride, out, arg):
     """Fill ``out`` (N, C, OH, OW) with window maxima and ``arg`` (same shape, int32)
     with their flat positions in the input plane; returns ``out``."""
     N, C, H, W = x.shape
@@ -102,25 +104,8 @@ def maxpool_forward(x, ph, pw, stride, out, arg):
     return out
 
 
-def maxpool_forward_numpy(x, ph, pw, stride, out, arg):
-    """Readable twin of :func:`maxpool_forward`: stack the ph*pw strided views of the
-    input (one per window offset), take max/argmax over that stack."""
-    N, C, H, W = x.shape
-    OH, OW = out.shape[2], out.shape[3]
-    views = [x[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride][:, :, :OH, :OW]
-             for i in range(ph) for j in range(pw)]
-    stack = np.stack(views)                        # (ph*pw, N, C, OH, OW)
-    k = np.argmax(stack, axis=0)                   # window offset of the max, i*pw + j
-    out[...] = np.take_along_axis(stack, k[None], axis=0)[0]
-    i, j = np.divmod(k, pw)
-    oh = np.arange(OH)[:, None]
-    ow = np.arange(OW)[None, :]
-    arg[...] = (oh * stride + i) * W + (ow * stride + j)
-    return out
-
-
 @njit(cache=True, nogil=True)
-def maxpool_backward(dout, arg, dx):
+def maxpool_backward_kernel(dout, arg, dx):
     """Route ``dout`` (N, C, OH, OW) to the argmax positions of ``dx`` (N, C, H, W),
     which is overwritten; returns ``dx``."""
     N, C, H, W = dx.shape
@@ -138,12 +123,21 @@ def maxpool_backward(dout, arg, dx):
     return dx
 
 
-def maxpool_backward_numpy(dout, arg, dx):
-    """Readable twin of :func:`maxpool_backward`: a scatter-add with ``np.add.at``
-    (which, unlike ``a[idx] += v``, adds repeated indices more than once)."""
-    N, C, H, W = dx.shape
-    flat = np.zeros((N, C, H * W), dtype=dx.dtype)
-    np.add.at(flat, (np.arange(N)[:, None, None], np.arange(C)[None, :, None],
-                     arg.reshape(N, C, -1)), dout.reshape(N, C, -1))
-    dx[...] = flat.reshape(N, C, H, W)
+def maxpool_forward(x, ph, pw, stride):
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    OH, OW = pool_output_size(H, ph, stride), pool_output_size(W, pw, stride)
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    arg = np.empty((N, C, OH, OW), dtype=np.int32)
+    run_chunks(lambda s, e: maxpool_forward_kernel(x[s:e], ph, pw, stride, y[s:e], arg[s:e]),
+               N, chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES))
+    return y, arg
+
+
+def maxpool_backward(dout, arg, x_shape):
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    N, C, H, W = x_shape
+    run_chunks(lambda s, e: maxpool_backward_kernel(dout[s:e], arg[s:e], dx[s:e]),
+               N, chunk_for(N, C * H * W * dx.dtype.itemsize, CHUNK_BYTES))
     return dx

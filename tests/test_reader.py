@@ -1,0 +1,250 @@
+"""Tests for tinynet.read / read_many and the layout beneath them, on constructed pages.
+
+The pages are drawn here with the pen-stroke digits of examples/make_digits.py (the project's
+own), so these tests need no data set; those that read digits use the shipped model.
+"""
+
+import inspect
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet import imagefile, layout, plots, reader
+from tinynet.errors import ImageError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+import make_digits  # noqa: E402
+
+SHIPPED = ROOT / "weights" / "mnist.npz"
+needs_model = pytest.mark.skipif(not SHIPPED.exists(), reason="weights/mnist.npz missing")
+
+
+def write(canvas, strokes_and_boxes, pen=5):
+    for strokes, box in strokes_and_boxes:
+        make_digits.draw_strokes(canvas, strokes, box, pen, 255)
+
+
+def page(lines, height=60, gap=0.35, slope=0.0, seed=0, size=None, pen=5):
+    """A dark-on-white page: `lines` is a list of strings of digits, drawn top to bottom.
+
+    Digits of a line step right by (1 + gap) digit widths and down by `slope` x width.
+    """
+    rng = np.random.default_rng(seed)
+    width = int(height * 0.7)
+    longest = max(len(line) for line in lines)
+    rows = size or (int(height * 1.8 * len(lines) + height), int(width * (1 + gap) * longest
+                                                                    + 2 * width))
+    canvas = np.zeros(rows, np.uint8)
+    for k, line in enumerate(lines):
+        top = height // 2 + int(k * height * 1.8)
+        for i, d in enumerate(line):
+            x = width // 2 + i * width * (1 + gap)
+            y = top + slope * i * width
+            strokes = make_digits.jitter(make_digits.SKELETONS[int(d)], rng, wobble=0.004)
+            write(canvas, [(strokes, (x, y, width, height))], pen)
+    return 255 - canvas
+
+
+# -- the public API ---------------------------------------------------------------------------
+
+@needs_model
+def test_read_two_lines_in_reading_order():
+    reading = tinynet.read(page(["123", "456"]))
+    assert reading.text == "123/456"
+    assert [[d.value for d in line] for line in reading.lines] == [[1, 2, 3], [4, 5, 6]]
+    first, last = reading.lines[0][0], reading.lines[1][-1]
+    assert first.box[0] < last.box[0] and first.box[1] < last.box[1]
+    assert first.image.shape == (28, 28) and first.probabilities.shape == (10,)
+    assert abs(float(first.probabilities.sum()) - 1) < 1e-4
+    assert reading.confidence == min(d.confidence for d in reading.digits)
+    assert not reading.unsure
+
+
+@needs_model
+def test_read_a_single_digit_is_its_value():
+    reading = tinynet.read(page(["7"]))
+    assert reading.text == "7" and len(reading.lines) == 1
+
+
+@needs_model
+def test_read_slanted_lines_of_different_heights():
+    top = page(["2025"], height=70, slope=0.08)
+    bottom = page(["314"], height=45, seed=1)
+    sheet = np.full((top.shape[0] + bottom.shape[0], max(top.shape[1], bottom.shape[1])), 255,
+                    np.uint8)
+    sheet[:top.shape[0], :top.shape[1]] = top
+    sheet[top.shape[0]:, :bottom.shape[1]] = bottom
+    assert tinynet.read(sheet).text == "2025/314"
+
+
+@needs_model
+def test_ruled_lines_frames_and_specks_are_not_ink():
+    sheet = page(["47", "85"], height=60)
+    for y in range(20, sheet.shape[0], 54):             # ruled paper, touching the digits
+        sheet[y:y + 2, :] = 150
+    sheet[:, 6:8] = 120                                  # a margin line along the edge
+    rng = np.random.default_rng(3)
+    for y, x in rng.integers(0, sheet.shape, (30, 2)):  # dust
+        sheet[y, x] = 0
+    assert tinynet.read(sheet).text == "47/85"
+    framed = cv2.copyMakeBorder(page(["6"]), 30, 30, 30, 30, cv2.BORDER_CONSTANT, value=255)
+    cv2.rectangle(framed, (10, 10), (framed.shape[1] - 11, framed.shape[0] - 11), 0, 2)
+    assert tinynet.read(framed).text == "6"
+
+
+@needs_model
+def test_touching_digits_are_cut_and_wide_digits_are_not():
+    assert tinynet.read(page(["00"], gap=-0.1)).text == "00"
+    assert tinynet.read(page(["509"], gap=-0.08)).text == "509"
+    wide_zero = np.full((120, 220), 255, np.uint8)
+    cv2.ellipse(wide_zero, (110, 60), (85, 45), 0, 0, 360, 0, 7)
+    assert tinynet.read(wide_zero).text == "0"
+
+
+@needs_model
+def test_a_five_with_a_detached_flag_stays_one_digit():
+    canvas = np.zeros((140, 120), np.uint8)
+    cv2.line(canvas, (45, 25), (95, 25), 255, 7)                   # the flag, not touching
+    cv2.line(canvas, (42, 36), (38, 68), 255, 7)
+    cv2.ellipse(canvas, (60, 90), (28, 26), 0, -140, 140, 255, 7)
+    assert tinynet.read(255 - canvas).text == "5"
+
+
+def test_split_penalty_falls_with_width():
+    narrow = layout.Glyph([layout.Blob(1, 100, 0, 0, 20, 40)])
+    square = layout.Glyph([layout.Blob(1, 100, 0, 0, 44, 40)])
+    wide = layout.Glyph([layout.Blob(1, 100, 0, 0, 80, 40)])
+    assert reader.split_penalty(narrow) == pytest.approx(np.log(reader.SPLIT_ODDS))
+    assert reader.split_penalty(narrow) > reader.split_penalty(square) > 0
+    assert reader.split_penalty(wide) == 0
+
+
+def test_blank_and_noise_only_images_say_no_digit_found():
+    with pytest.raises(ImageError, match="no digit found"):
+        tinynet.read(np.full((80, 80), 255, np.uint8), model=Uniform())
+    ruled = np.full((200, 300), 255, np.uint8)
+    ruled[50::50, :] = 0
+    with pytest.raises(ImageError, match="no digit found"):
+        tinynet.read(ruled, model=Uniform())
+
+
+class Uniform:
+    def __init__(self):
+        self.calls = 0
+
+    def predict(self, images):
+        self.calls += 1
+        return np.full((len(images), 10), 0.1, np.float32)
+
+
+# -- read_many ----------------------------------------------------------------------------
+
+def test_read_many_streams_results_as_it_goes(tmp_path):
+    first = tmp_path / "a.png"
+    cv2.imwrite(str(first), page(["1"]))
+    later = tmp_path / "b.png"                      # does not exist yet
+    results = tinynet.read_many([first, later], model=Uniform())
+    assert inspect.isgenerator(results)
+    # the second file is only looked at after the first result was taken
+    cv2.imwrite(str(later), page(["2"]))
+    got = list(results)
+    assert [r.ok for r in got] == [True, True]
+
+
+def test_read_many_natural_order_errors_and_formats(tmp_path):
+    for name in ("digit10.png", "digit2.png", "digit1.pgm"):
+        ok, buffer = cv2.imencode(Path(name).suffix, page(["3"]))
+        (tmp_path / name).write_bytes(buffer.tobytes())
+    ok, buffer = cv2.imencode(".png", page(["4"]))
+    (tmp_path / "scan.dat").write_bytes(buffer.tobytes())          # an image under another name
+    (tmp_path / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "notes.txt").write_text("labels")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    results = list(tinynet.read_many([tmp_path], model=Uniform()))
+    names = [r.name for r in results]
+    assert names == ["broken.jpg", "digit1.pgm", "digit2.png", "digit10.png", "photo.heic",
+                     "scan.dat"]
+    errors = {r.name: r.reason for r in results if not r.ok}
+    assert set(errors) == {"broken.jpg", "photo.heic"}
+    assert "truncated JPEG" in errors["broken.jpg"]
+    assert "HEIC images cannot be read" in errors["photo.heic"]
+
+
+def test_read_many_reads_in_batches(tmp_path):
+    for i in range(reader.BATCH_IMAGES + 3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), page(["1"]))
+    model = Uniform()
+    assert sum(r.ok for r in tinynet.read_many(tmp_path, model)) == reader.BATCH_IMAGES + 3
+    assert model.calls == 2                           # one network run per batch, not per image
+
+
+def test_readable_suffixes_come_from_the_formats_list():
+    assert imagefile.IMAGE_SUFFIXES == {s for v in imagefile.FORMATS.values() for s in v}
+    assert {".pgm", ".ppm", ".pbm", ".jfif"} <= imagefile.IMAGE_SUFFIXES
+    assert not set(imagefile.UNREADABLE_SUFFIXES) & imagefile.IMAGE_SUFFIXES
+
+
+@pytest.mark.parametrize("suffix", [".pgm", ".ppm", ".pbm"])
+def test_netpbm_files_are_read(tmp_path, suffix):
+    image = page(["8"])
+    if suffix == ".ppm":
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    path = tmp_path / f"eight{suffix}"
+    assert cv2.imwrite(str(path), image)
+    gray = imagefile.load_image(path)
+    assert gray.shape == page(["8"]).shape
+    assert abs(float(gray.mean()) - float(page(["8"]).mean()) / 255) < 0.02
+
+
+def test_jpeg_with_data_after_its_end_is_read(tmp_path):
+    ok, buffer = cv2.imencode(".jpg", page(["2"]))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(buffer.tobytes() + b"\xff\xd8MPF second picture and depth map" * 50)
+    assert imagefile.load_image(path).shape == page(["2"]).shape
+
+
+def test_a_non_utf8_file_name_is_printable(tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), b"digit-\xff.png")
+    with open(path, "wb") as handle:
+        handle.write(cv2.imencode(".png", page(["1"]))[1].tobytes())
+    (reading,) = tinynet.read_many([tmp_path], model=Uniform())
+    assert reading.name == "digit-\ufffd.png"
+    reading.name.encode("utf-8")                      # printable: no surrogates left
+
+
+# -- the predictions figure ---------------------------------------------------------------
+
+def entries(count, unsure_every=7):
+    thumb = np.full((40, 30), 200, np.uint8)
+    seen = [np.zeros((28, 28), np.uint8)]
+    return [{"name": f"image_{i}.png", "preview": thumb, "seen": seen, "label": str(i % 10),
+             "unsure": i % unsure_every == 0, "error": False} for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 50, 5000])
+def test_figure_stays_small_and_quick_at_any_size(count):
+    start = time.perf_counter()
+    counts = {"read": count, "unsure": count // 7 + 1, "errors": 0}
+    image = plots.predictions(entries(count), count, counts)
+    assert time.perf_counter() - start < 1.0
+    tiles = min(count, plots.GRID_MAX if count <= plots.GRID_MAX else plots.SUMMARY_TILES)
+    per_row = image.shape[1] // plots.TILE_W
+    assert image.dtype == np.uint8 and image.shape[2] == 3
+    assert image.shape[0] <= plots.TILE_H * (-(-tiles // per_row)) + 40
+    if count > plots.GRID_MAX:          # a summary: header text drawn in the top band
+        assert (image[:40] < 128).any()
+
+
+def test_figure_writes_the_format_of_its_extension(tmp_path):
+    image = plots.predictions(entries(3))
+    for name in ("fig.png", "fig.jpg"):
+        path = plots.save_image(image, tmp_path / name)
+        assert imagefile.sniff_format(Path(path).read_bytes()[:16]) == \
+            ("PNG" if name.endswith("png") else "JPEG")

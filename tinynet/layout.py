@@ -1,0 +1,386 @@
+"""Where the digits are: ink blobs -> glyphs -> lines, in reading order. Geometry only.
+
+`find_lines` takes the binary ink mask of an image (see `vision.find_ink`) and returns its
+lines of glyphs, top to bottom, each left to right. A *glyph* is ink that is at least one
+digit: usually exactly one, but two or three digits written so close that they touch are one
+glyph too. Whether a glyph is one digit or several is not decided here: `split_options`
+proposes ways to cut it, and `tinynet.read` lets the network judge them.
+
+The steps, each a small function below:
+
+1. **Blobs**: 8-connected components of the mask.
+2. **Not ink**: ruled lines and underlines (straight strokes much longer than the writing is
+   tall), page edges (long thin blobs along the border), frames (a thin outline around other
+   ink) and specks (tiny next to the largest blob) are removed.
+3. **Stacked pieces**: a digit broken across its middle (an 8 drawn in two strokes) leaves two
+   blobs one above the other, almost touching; they are joined before lines are formed.
+4. **Lines**: blobs taken left to right join the line whose nearest blobs they overlap most in
+   height, so a line may slope a little and lines may differ in height.
+5. **Glyphs**: within a line, blobs that overlap strongly left to right (a broken stroke, the
+   detached flag of a 5) are one glyph. Glyphs much smaller than the line's digits (dots,
+   dashes, dust) and lines much smaller than the page's largest (noise) are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+__all__ = ["Blob", "Glyph", "find_lines", "split_options"]
+
+SPECK_AREA = 0.015      # blobs under this fraction of the largest blob's area are dust
+RULE_LENGTH = 2.5       # a straight stroke this many times the writing's height is a rule
+RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's height thick
+FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
+STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
+PIECE_GAP = 0.3         # ... and a small piece (the flag of a 5) this close to a larger one
+SMALL_GLYPH = 0.4       # glyphs shorter than this fraction of the line's tallest ...
+SMALL_AREA = 0.2        # ... and with less ink than this fraction of its largest are dropped
+FLAT_GLYPH = 0.3        # glyphs flatter than this fraction of the line's height are dashes
+SMALL_LINE = 0.35       # lines shorter than this fraction of the tallest line are noise ...
+SMALL_LINE_AREA = 0.15  # ... when their ink is also under this fraction of the largest line's
+SPLIT_ASPECT = 0.5      # glyphs at least this wide (of their height) may be cut in columns
+PIECE_WIDTH = 0.12      # a cut leaves at least this fraction of the height on either side
+PIECE_HEIGHT = 0.5      # ... and pieces at least this fraction of the glyph's height tall
+
+
+@dataclass
+class Blob:
+    """One connected component of ink: its label in the label image and its box."""
+
+    label: int
+    area: int
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    border: bool = False
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+@dataclass
+class Glyph:
+    """Ink that is one or more digits: some blobs, optionally limited to columns [c0, c1)."""
+
+    blobs: list[Blob]
+    c0: int = -1
+    c1: int = 1 << 30
+    box: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))   # x0, y0, x1, y1
+
+    def __post_init__(self):
+        if self.box == (0, 0, 0, 0):
+            self.box = (max(min(b.x0 for b in self.blobs), self.c0),
+                        min(b.y0 for b in self.blobs),
+                        min(max(b.x1 for b in self.blobs), self.c1),
+                        max(b.y1 for b in self.blobs))
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> int:
+        return sum(b.area for b in self.blobs)
+
+    def ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """This glyph's soft ink, cropped to its box (other ink in the box is blanked)."""
+        x0, y0, x1, y1 = self.box
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((0, 0), np.float32)
+        # one pixel more all round for the anti-aliased rim, but never across a cut
+        x0, x1 = max(x0 - 1, self.c0, 0), min(x1 + 1, self.c1, soft.shape[1])
+        y0, y1 = max(y0 - 1, 0), min(y1 + 1, soft.shape[0])
+        crop = labels[y0:y1, x0:x1]
+        keep = np.zeros(crop.shape, np.uint8)
+        for blob in self.blobs:
+            keep[crop == blob.label] = 1
+        keep = cv2.dilate(keep, np.ones((3, 3), np.uint8))
+        return soft[y0:y1, x0:x1] * keep
+
+
+# --------------------------------------------------------------------------------------------
+# Lines of glyphs
+# --------------------------------------------------------------------------------------------
+
+def find_lines(mask: np.ndarray) -> tuple[list[list[Glyph]], np.ndarray]:
+    """(lines of glyphs in reading order, label image) for a binary ink mask (uint8)."""
+    blobs, labels = components(mask)
+    blobs = drop_specks(blobs)
+    cleaned = remove_rules(mask, blobs)
+    if cleaned is not None:
+        blobs, labels = components(cleaned)
+        blobs = drop_specks(blobs)
+    blobs = drop_frames_and_edges(blobs, mask.shape)
+    units = join_stacked(blobs)
+    lines = [merge_columns(line) for line in group_lines(units)]
+    lines = drop_small_lines([drop_small_glyphs(line) for line in lines])
+    lines.sort(key=lambda line: np.mean([(g.box[1] + g.box[3]) / 2 for g in line]))
+    return lines, labels
+
+
+def components(mask: np.ndarray) -> tuple[list[Blob], np.ndarray]:
+    """8-connected components of the mask, and the label image."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    height, width = mask.shape
+    blobs = []
+    for label in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        border = x == 0 or y == 0 or x + w == width or y + h == height
+        blobs.append(Blob(label, area, x, y, x + w, y + h, border))
+    return blobs, labels
+
+
+def drop_specks(blobs: list[Blob]) -> list[Blob]:
+    """Drop dust: blobs under SPECK_AREA of the largest one (and under 3 pixels)."""
+    if not blobs:
+        return []
+    largest = max(b.area for b in blobs)
+    return [b for b in blobs if b.area >= max(3, SPECK_AREA * largest)]
+
+
+def writing_height(blobs: list[Blob]) -> float:
+    """How tall the writing is: the median height of the blobs with a fair share of ink."""
+    if not blobs:
+        return 0.0
+    largest = max(b.area for b in blobs)
+    return float(np.median([b.height for b in blobs if b.area >= 0.05 * largest]))
+
+
+def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
+    """The mask without ruled lines, margins and underlines, or None when it has none.
+
+    A rule is a straight run of ink, horizontal or vertical, that is thin for its length and
+    either crosses (almost) the whole image, like ruled paper and margins, or is at least
+    RULE_LENGTH times as long as the writing is tall, like an underline. A morphological
+    opening with a line that long keeps exactly such runs, even where digits touch the rule;
+    they are removed (with a one-pixel rim) and the digits keep the rest of their strokes.
+    """
+    found = np.zeros_like(mask)
+    height, width = mask.shape
+    _mark_runs(mask, int(0.9 * width), int(0.9 * height), lambda long, thick: long >= 25 * thick,
+               found)
+    tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
+    if tall > 0:
+        length = max(25, int(RULE_LENGTH * tall))
+        _mark_runs(mask, length, length,
+                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), found)
+    if not found.any():
+        return None
+    found = cv2.dilate(found, np.ones((3, 3), np.uint8))
+    return mask * (1 - found)
+
+
+def _mark_runs(mask, across: int, down: int, thin, found: np.ndarray) -> None:
+    """Mark in `found` the horizontal runs at least `across` long and the vertical ones at
+    least `down` long whose (length, mean thickness) satisfy `thin`."""
+    for length, shape in ((across, (1, across)), (down, (down, 1))):
+        if length < 25 or length >= max(mask.shape):
+            continue
+        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(shape, np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        for label in range(1, count):
+            w, h, area = stats[label, 2], stats[label, 3], stats[label, 4]
+            long_side = max(w, h)
+            if thin(long_side, area / long_side):
+                found[labels == label] = 1
+
+
+def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blob]:
+    """Drop page edges (long thin blobs along the border) and frames around other ink."""
+    height, width = shape
+    kept = []
+    for b in blobs:
+        if b.border and ((b.width > 0.8 * width and b.height < 0.2 * height)
+                         or (b.height > 0.8 * height and b.width < 0.2 * width)):
+            continue
+        fill = b.area / max(1, b.width * b.height)
+        inside = [o for o in blobs if o is not b and o.area >= 0.1 * b.area
+                  and o.x0 > b.x0 and o.x1 < b.x1 and o.y0 > b.y0 and o.y1 < b.y1]
+        if fill < FRAME_FILL and inside:
+            continue
+        kept.append(b)
+    if len(kept) > 1:   # a border blob much bigger than all the others is a shadow or edge
+        inner = [b for b in kept if not b.border]
+        if inner:
+            biggest_inner = max(b.area for b in inner)
+            kept = [b for b in kept if not b.border or b.area <= 3 * biggest_inner
+                    or b.height < 0.8 * height]
+    return kept
+
+
+def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
+    """Group blobs into units; a unit joins pieces lying one above the other, almost touching.
+
+    The pieces must overlap left to right by more than half of the narrower one, and the gap
+    between them must be under STACK_GAP of their joint height (lines of writing are further
+    apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
+    than half as tall and at most that far to the side (the detached flag of a 5).
+    """
+    units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(units)):
+            for j in range(i + 1, len(units)):
+                a, b = _box(units[i]), _box(units[j])
+                overlap = min(a[2], b[2]) - max(a[0], b[0])
+                narrower = min(a[2] - a[0], b[2] - b[0])
+                top, bottom = min(a[1], b[1]), max(a[3], b[3])
+                gap = max(a[1], b[1]) - min(a[3], b[3])
+                taller = max(a[3] - a[1], b[3] - b[1])
+                shorter = min(a[3] - a[1], b[3] - b[1])
+                close = overlap > 0.5 * narrower and gap < STACK_GAP * (bottom - top)
+                piece = (shorter < 0.5 * taller and overlap > -PIECE_GAP * taller
+                         and gap < PIECE_GAP * taller)
+                if gap > -0.5 * shorter and (close or piece):
+                    units[i] += units.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return units
+
+
+def _box(blobs: list[Blob]) -> tuple[int, int, int, int]:
+    return (min(b.x0 for b in blobs), min(b.y0 for b in blobs),
+            max(b.x1 for b in blobs), max(b.y1 for b in blobs))
+
+
+def group_lines(units: list[list[Blob]]) -> list[list[list[Blob]]]:
+    """Assign units, left to right, to the line whose nearest units they overlap most in y."""
+    lines: list[list[list[Blob]]] = []
+    for unit in sorted(units, key=lambda u: _box(u)[0]):
+        _, y0, _, y1 = _box(unit)
+        best, best_overlap = None, 0.5
+        for line in lines:
+            near = [_box(u) for u in line[-2:]]
+            band0, band1 = min(b[1] for b in near), max(b[3] for b in near)
+            overlap = (min(y1, band1) - max(y0, band0)) / max(1, min(y1 - y0, band1 - band0))
+            if overlap > best_overlap:
+                best, best_overlap = line, overlap
+        if best is None:
+            lines.append([unit])
+        else:
+            best.append(unit)
+    return lines
+
+
+def merge_columns(line: list[list[Blob]]) -> list[Glyph]:
+    """Within a line, join units overlapping by more than half of the narrower one's width."""
+    glyphs: list[list[Blob]] = []
+    for unit in sorted(line, key=lambda u: _box(u)[0]):
+        x0, _, x1, _ = _box(unit)
+        for glyph in glyphs:
+            g0, _, g1, _ = _box(glyph)
+            if min(g1, x1) - max(g0, x0) > 0.5 * min(g1 - g0, x1 - x0):
+                glyph += unit
+                break
+        else:
+            glyphs.append(list(unit))
+    return sorted((Glyph(blobs) for blobs in glyphs), key=lambda g: g.box[0])
+
+
+def drop_small_glyphs(line: list[Glyph]) -> list[Glyph]:
+    """Drop dots, commas, dashes and dust next to the line's digits."""
+    tallest = max(g.height for g in line)
+    biggest = max(g.area for g in line)
+    return [g for g in line if g.height >= FLAT_GLYPH * tallest
+            and (g.height >= SMALL_GLYPH * tallest or g.area >= SMALL_AREA * biggest)]
+
+
+def drop_small_lines(lines: list[list[Glyph]]) -> list[list[Glyph]]:
+    """Drop lines far smaller than the largest line, in height and in ink (noise)."""
+    lines = [line for line in lines if line]
+    if not lines:
+        return []
+    tallest = max(g.height for line in lines for g in line)
+    most_ink = max(sum(g.area for g in line) for line in lines)
+    kept = []
+    for line in lines:
+        line_tallest = max(g.height for g in line)
+        # bits cut off by the image's edge (a shadow's rim, the next word) are not a line
+        if all(any(b.border for b in g.blobs) for g in line) and line_tallest < 0.6 * tallest:
+            continue
+        if line_tallest >= SMALL_LINE * tallest or \
+                sum(g.area for g in line) >= SMALL_LINE_AREA * most_ink:
+            kept.append(line)
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# Ways to cut a glyph into digits
+# --------------------------------------------------------------------------------------------
+
+def split_options(glyph: Glyph, soft: np.ndarray, labels: np.ndarray,
+                  most: int = 1) -> list[tuple[Glyph, Glyph]]:
+    """Up to `most` ways to cut a glyph in two (left, right) for the network to judge.
+
+    Two kinds of cut: between blobs (digits that overlap a little left to right but do not
+    touch), and, for a glyph wide for its height, down a column where there is little ink
+    (digits that touch). Each side keeps at least PIECE_WIDTH of the height.
+    """
+    options: list[tuple[Glyph, Glyph]] = []
+    x0, y0, x1, y1 = glyph.box
+    min_width = max(2, PIECE_WIDTH * glyph.height)
+    big = sorted((b for b in glyph.blobs if b.area >= 0.15 * glyph.area),
+                 key=lambda b: (b.x0 + b.x1) / 2)
+    for k in range(1, len(big)):
+        left_edge = (big[k - 1].x0 + big[k - 1].x1) / 2
+        right_edge = (big[k].x0 + big[k].x1) / 2
+        left = [b for b in glyph.blobs if (b.x0 + b.x1) / 2 <= left_edge]
+        right = [b for b in glyph.blobs if (b.x0 + b.x1) / 2 >= right_edge]
+        rest = [b for b in glyph.blobs if b not in left and b not in right]
+        # small pieces between the two go with the side whose centre they are nearer
+        for b in rest:
+            centre = (b.x0 + b.x1) / 2
+            (left if centre - left_edge < right_edge - centre else right).append(b)
+        options.append((Glyph(left, glyph.c0, glyph.c1), Glyph(right, glyph.c0, glyph.c1)))
+    if glyph.width >= SPLIT_ASPECT * glyph.height and glyph.width >= 2 * min_width:
+        columns = glyph.ink(soft, labels).sum(axis=0)
+        columns = np.convolve(columns, np.ones(3) / 3, mode="same")
+        lo, hi = int(np.ceil(min_width)), glyph.width - int(np.ceil(min_width))
+        order = lo + np.argsort(columns[lo:hi], kind="stable")
+        cuts: list[int] = []
+        for c in order:
+            if all(abs(int(c) - o) > 0.15 * glyph.width for o in cuts):
+                cuts.append(int(c))
+            if len(cuts) == most:
+                break
+        for cut in cuts:
+            left = Glyph(glyph.blobs, glyph.c0 if glyph.c0 > x0 else x0, x0 + cut)
+            right = Glyph(glyph.blobs, x0 + cut, glyph.c1 if glyph.c1 < x1 else x1)
+            left, right = _shrink_to_ink(left, soft, labels), _shrink_to_ink(right, soft, labels)
+            if left is not None and right is not None:
+                options.append((left, right))
+    # digits written side by side are of a height: a cut leaving a sliver or a tail is not
+    # two digits, however confidently the network reads the sliver
+    tall_enough = [(a, b) for a, b in options
+                   if min(a.height, b.height) >= PIECE_HEIGHT * glyph.height]
+    return tall_enough[: most + 1]
+
+
+def _shrink_to_ink(glyph: Glyph, soft: np.ndarray, labels: np.ndarray) -> Glyph | None:
+    """The glyph with its box shrunk to the ink actually inside its columns (None if empty)."""
+    ink = glyph.ink(soft, labels)
+    if ink.size == 0:
+        return None
+    ys, xs = np.nonzero(ink > 0.05)
+    if ys.size < 3:
+        return None
+    x0 = max(glyph.box[0] - 1, glyph.c0, 0)
+    y0 = max(glyph.box[1] - 1, 0)
+    box = (x0 + int(xs.min()), y0 + int(ys.min()), x0 + int(xs.max()) + 1, y0 + int(ys.max()) + 1)
+    return Glyph(glyph.blobs, glyph.c0, glyph.c1, box)

@@ -1,0 +1,163 @@
+"""Batch normalisation, fast: per-channel sums and per-channel affine maps in Numba.
+
+Every input is viewed as x (N, C, L): C features (channels), L = H*W positions per image for
+(N, C, H, W) inputs, L = 1 for (N, D) inputs. Statistics run over the M = N*L values of each
+channel. The math is in ``tinynet/ops/reference.py``; here each direction is two passes over
+memory:
+
+    forward:  channel_sums (mean, variance: one pass)  ->  affine (y = a*(x - mu) + b)
+    backward: channel_sums_grad (sum G, sum G*(x - mu)) ->  input_grad (dx = A*G + B*(x - mu) + c)
+
+where input_grad's per-channel A = gamma * inv_std, B = -A * inv_std * sum(G * xhat) / M and
+c = -A * sum(G) / M are the reference's formula for dL/dx, expanded, so xhat is never stored.
+The sums accumulate in float64 (around a per-channel shift near the mean, so the one-pass
+variance stays accurate for float32 data) into their outputs, so a batch split over threads
+adds its partial sums.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .scheduler import chunk_for, run_chunks
+
+CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
+
+_FAST = {"reassoc", "contract"}    # let LLVM vectorise the sums (reorders the additions)
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def channel_sums(x, shift, s1, s2):
+    """s1[c] += sum (x - shift[c]),  s2[c] += sum (x - shift[c])^2 over n and l.
+
+    Then mean = shift + s1/M and var = s2/M - (s1/M)^2; a shift near the mean (the layer
+    passes the running mean) keeps the subtraction free of cancellation."""
+    N, C, L = x.shape
+    for n in range(N):
+        for c in range(C):
+            k = np.float64(shift[c])
+            row = x[n, c]
+            a = 0.0
+            b = 0.0
+            for i in range(L):
+                d = row[i] - k
+                a += d
+                b += d * d
+            s1[c] += a
+            s2[c] += b
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def channel_sums_grad(g, x, mu, sg, sgx):
+    """sg[c] += sum g,  sgx[c] += sum g * (x - mu[c]) over n and l."""
+    N, C, L = x.shape
+    for n in range(N):
+        for c in range(C):
+            m = np.float64(mu[c])
+            grow = g[n, c]
+            xrow = x[n, c]
+            a = 0.0
+            b = 0.0
+            for i in range(L):
+                gi = np.float64(grow[i])
+                a += gi
+                b += gi * (xrow[i] - m)
+            sg[c] += a
+            sgx[c] += b
+
+
+@njit(cache=True, nogil=True)
+def affine(x, m, a, b, y):
+    """y[n, c, l] = a[c] * (x[n, c, l] - m[c]) + b[c]; returns ``y``."""
+    N, C, L = x.shape
+    for n in range(N):
+        for c in range(C):
+            mc = m[c]
+            ac = a[c]
+            bc = b[c]
+            xrow = x[n, c]
+            yrow = y[n, c]
+            for i in range(L):
+                yrow[i] = ac * (xrow[i] - mc) + bc
+    return y
+
+
+@njit(cache=True, nogil=True)
+def input_grad(g, x, m, A, B, c, dx):
+    """dx[n, k, l] = A[k] * g[n, k, l] + B[k] * (x[n, k, l] - m[k]) + c[k]; returns ``dx``."""
+    N, C, L = x.shape
+    for n in range(N):
+        for k in range(C):
+            mc = m[k]
+            ac = A[k]
+            bc = B[k]
+            cc = c[k]
+            grow = g[n, k]
+            xrow = x[n, k]
+            drow = dx[n, k]
+            for i in range(L):
+                drow[i] = ac * grow[i] + bc * (xrow[i] - mc) + cc
+    return dx
+
+
+def _view(x):
+    """x as the contiguous (N, C, L) array the kernels use, and the chunk size for it."""
+    x = np.ascontiguousarray(x)
+    N, C = x.shape[:2]
+    x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+    return x3, chunk_for(N, C * x3.shape[2] * x.dtype.itemsize, CHUNK_BYTES)
+
+
+def batchnorm_moments(x):
+    x3, chunk = _view(x)
+    N, C, L = x3.shape
+    shift = x3[0, :, 0].astype(np.float64)     # any value near each channel's mean will do
+
+    def sums(s, e):
+        s1, s2 = np.zeros(C), np.zeros(C)
+        channel_sums(x3[s:e], shift, s1, s2)
+        return s1, s2
+
+    parts = run_chunks(sums, N, chunk)
+    d = sum(p[0] for p in parts) / (N * L)                  # mean - shift, float64
+    var = np.maximum(sum(p[1] for p in parts) / (N * L) - d * d, 0)
+    return (shift + d).astype(x.dtype), var.astype(x.dtype)
+
+
+def batchnorm_forward(x, gamma, beta, mean, var, eps):
+    x3, chunk = _view(x.astype(gamma.dtype, copy=False))
+    inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
+    a = (gamma * inv_std).astype(gamma.dtype)
+    y = np.empty_like(x3)
+    run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, y[s:e]), x3.shape[0], chunk)
+    return y.reshape(x.shape)
+
+
+def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True):
+    dt = gamma.dtype
+    x3, chunk = _view(x.astype(dt, copy=False))
+    G3 = np.ascontiguousarray(dout, dtype=dt).reshape(x3.shape)
+    N, C, L = x3.shape
+    inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
+
+    def sums(s, e):
+        sg, sgx = np.zeros(C), np.zeros(C)
+        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx)
+        return sg, sgx
+
+    parts = run_chunks(sums, N, chunk)
+    dbeta = sum(p[0] for p in parts)                         # sum(G)
+    dgamma = sum(p[1] for p in parts) * inv_std              # sum(G * xhat)
+    if not need_dx:
+        return None, dgamma.astype(dt), dbeta.astype(dt)
+    scale = gamma * inv_std
+    A = scale.astype(dt)
+    if batch_stats:
+        B = (-scale * inv_std * dgamma / (N * L)).astype(dt)
+        c = (-scale * dbeta / (N * L)).astype(dt)
+    else:
+        B = c = np.zeros(C, dtype=dt)
+    dx = np.empty_like(G3)
+    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e]), N, chunk)
+    return dx.reshape(x.shape), dgamma.astype(dt), dbeta.astype(dt)

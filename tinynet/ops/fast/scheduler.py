@@ -1,0 +1,245 @@
+"""The fast backend's scheduler: the one place that owns threads, chunking, scratch buffers,
+BLAS thread control and the allocator tuning. The fast ops call it; nothing else does.
+
+Why tinynet splits the batch itself instead of letting OpenBLAS (or Numba's ``prange``)
+thread each call: OpenBLAS's worker threads busy-wait between products, and the serial Numba
+loops between two products (im2col, col2im, pooling, ReLU) then compete with them for the
+cores. On a machine shared with other processes, a 2-thread OpenBLAS product was measured
+taking 30x longer than a 1-thread one (one of its threads spinning for a descheduled partner).
+
+So ``run_chunks(fn, n, chunk)`` calls ``fn(start, stop)`` for consecutive slices of the n
+images on ``workers()`` Python threads, with the BLAS set to one thread meanwhile. Each worker
+runs its slice's whole pipeline (im2col, the product, col2im, ...) on its own core, on data
+small enough to stay in its cache. NumPy's products and the kernels (``nogil=True``) release
+the GIL, so the workers truly run at once; a waiting thread sleeps instead of spinning. The
+results come back in slice order, so the arithmetic, and the result, never depends on timing.
+
+The worker count is explicit: the cores this process may run on, or ``TINYNET_THREADS=N``
+from the environment, or ``threads(n)`` for a block of code. It never depends on the BLAS
+NumPy was built with (OpenBLAS, MKL, Accelerate: all get the same workers); the BLAS thread
+count is only set, where the BLAS lets us (OpenBLAS), never read back to decide anything.
+"""
+
+import contextlib
+import ctypes
+import glob
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# -- how many workers -----------------------------------------------------------------------
+
+
+def default_workers():
+    """``TINYNET_THREADS`` if set, else the number of cores this process may run on."""
+    value = os.environ.get("TINYNET_THREADS", "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"TINYNET_THREADS={value!r} is not a whole number") from None
+        if n < 1:
+            raise ValueError(f"TINYNET_THREADS={value!r} must be at least 1")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:               # not Linux
+        return os.cpu_count() or 1
+
+
+_workers = default_workers()
+
+
+def workers():
+    """Threads the fast ops use."""
+    return _workers
+
+
+@contextlib.contextmanager
+def threads(n=None):
+    """``with threads(n): ...`` runs the block's ops on n worker threads (None: the default),
+    with the BLAS on one thread throughout (every product tinynet makes runs inside one
+    worker; setting the BLAS once here saves switching it around every op)."""
+    global _workers
+    previous = _workers
+    _workers = default_workers() if n is None else max(1, int(n))
+    try:
+        with single_blas():
+            yield
+    finally:
+        _workers = previous
+
+
+# -- BLAS threads ---------------------------------------------------------------------------
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+            "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+            "openblas_get_num_threads")
+
+
+def _find_openblas():
+    """OpenBLAS's (set, get) thread-count functions in the library NumPy loaded, or None."""
+    root = os.path.dirname(np.__file__)
+    candidates = glob.glob(os.path.join(os.path.dirname(root), "numpy.libs", "*openblas*"))
+    candidates += glob.glob(os.path.join(root, ".dylibs", "*openblas*"))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
+        getter = next((getattr(lib, g) for g in _GETTERS if hasattr(lib, g)), None)
+        if setter is not None and getter is not None:
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            getter.argtypes, getter.restype = [], ctypes.c_int
+            return setter, getter
+    return None
+
+
+_openblas = _find_openblas()
+_blas_lock = threading.Lock()
+_blas_single = 0          # how many single_blas() blocks are open, in any thread
+
+
+@contextlib.contextmanager
+def single_blas():
+    """Run the block with the BLAS on one thread (OpenBLAS; other BLAS libraries are left
+    alone). Nested and concurrent blocks share one switch: the count goes back to what it
+    was when the last block closes."""
+    global _blas_single, _blas_before
+    if _openblas is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_single == 0:
+            _blas_before = _openblas[1]()
+            _openblas[0](1)
+        _blas_single += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_single -= 1
+            if _blas_single == 0:
+                _openblas[0](_blas_before)
+
+
+# -- the allocator --------------------------------------------------------------------------
+
+_malloc_tuned = False
+
+
+def tune_malloc():
+    """Keep freed memory for reuse instead of handing it back to the OS (glibc only).
+
+    A training step allocates and frees arrays of a few MB to a few tens of MB (layer
+    outputs and gradients). By default glibc serves each from a fresh ``mmap`` and unmaps it
+    on free, so every step page-faults all of them in again, about 0.5 us per 4 KB page:
+    measured, 20% of the CNN's inference time and 4% of its training step. Serving blocks up
+    to 32 MB from the heap, and trimming the heap only above 256 MB free, removes that.
+    Process-wide, so done once, the first time the fast ops run; ``TINYNET_MALLOC=default``
+    in the environment leaves the allocator alone.
+    """
+    global _malloc_tuned
+    _malloc_tuned = True
+    if os.environ.get("TINYNET_MALLOC", "") == "default":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        pass                          # not glibc: nothing to tune
+
+
+# -- running slices of a batch --------------------------------------------------------------
+
+_pools = {}
+_pool_lock = threading.Lock()
+_local = threading.local()
+
+
+def _pool(n):
+    with _pool_lock:
+        pool = _pools.get(n)
+        if pool is None:
+            pool = _pools[n] = ThreadPoolExecutor(n, thread_name_prefix="tinynet")
+        return pool
+
+
+def chunks(n, chunk):
+    """[(0, chunk), (chunk, 2*chunk), ..., (.., n)]."""
+    chunk = max(1, int(chunk))
+    return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+
+
+def run_chunks(fn, n, chunk):
+    """``[fn(s, e) for s, e in chunks(n, chunk)]``, computed by ``workers()`` threads with
+    the BLAS on one thread. A call made from inside a worker runs serially in that worker."""
+    if not _malloc_tuned:
+        tune_malloc()
+    ranges = chunks(n, chunk)
+    with single_blas():
+        if len(ranges) <= 1 or _workers <= 1 or getattr(_local, "inside", False):
+            return [fn(s, e) for s, e in ranges]
+
+        def task(s, e):
+            _local.inside = True
+            return fn(s, e)
+
+        futures = [_pool(_workers).submit(task, s, e) for s, e in ranges]
+        return [f.result() for f in futures]
+
+
+def chunk_for(n, bytes_per_item, target=1 << 20):
+    """A chunk size: about ``target`` bytes of work per slice, and at least two slices
+    per worker so a slow core does not hold the others up; everything in one slice when
+    the whole batch is under a quarter of ``target``."""
+    if n * bytes_per_item <= target // 4:
+        return max(1, n)              # too little work to be worth a thread hand-off
+    by_size = max(1, int(target // max(1, bytes_per_item)))
+    by_balance = max(1, -(-n // (2 * _workers)))
+    return min(by_size, by_balance)
+
+
+def map_flat(kernel, n, *arrays, minimum=1 << 16):
+    """``kernel(*arrays)`` over slices of flat arrays of n entries (arguments that are not
+    1-D arrays are passed whole): two slices per worker, none under ``minimum`` entries
+    (below that a thread hand-off costs more than it saves, and the kernel runs here)."""
+    chunk = max(minimum, -(-n // (2 * _workers)))
+    if n <= chunk or _workers <= 1:
+        kernel(*arrays)
+        return
+
+    def part(s, e):
+        kernel(*[a[s:e] if isinstance(a, np.ndarray) and a.ndim == 1 else a for a in arrays])
+
+    run_chunks(part, n, chunk)
+
+
+# -- scratch buffers ------------------------------------------------------------------------
+
+SCRATCH_PER_THREAD = 16      # buffers each thread keeps, least recently used dropped first
+
+
+def scratch(name, shape, dtype):
+    """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
+    dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
+    their own instead of reallocating each other's on every call."""
+    store = getattr(_local, "scratch", None)
+    if store is None:
+        store = _local.scratch = OrderedDict()
+    key = (name, tuple(shape), np.dtype(dtype).str)
+    buf = store.get(key)
+    if buf is None:
+        buf = store[key] = np.empty(shape, dtype=dtype)
+        if len(store) > SCRATCH_PER_THREAD:
+            store.popitem(last=False)
+    else:
+        store.move_to_end(key)
+    return buf

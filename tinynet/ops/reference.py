@@ -1,0 +1,354 @@
+"""The reference ops: plain NumPy, written to be read.
+
+Each op is a function of arrays; a layer keeps whatever the forward returns for its backward
+and calls the backward with it. Shapes use N for the batch. The fast backend
+(``tinynet/ops/fast/``) computes the same results with the same signatures, faster;
+``tests/test_ops.py`` checks that the two agree on every op.
+
+Read the ops in this order: dense, relu, softmax cross-entropy, sgd/adam, then conv2d
+(im2col, col2im), maxpool, batchnorm, dropout, and the augmentation warps.
+"""
+
+import numpy as np
+
+# -- shapes ---------------------------------------------------------------------------------
+
+
+def conv_output_size(size, k, stride, pad):
+    """Number of output positions along one axis: (size + 2*pad - k) // stride + 1."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def pool_output_size(size, k, stride):
+    """Number of whole windows along one axis: (size - k) // stride + 1."""
+    return (size - k) // stride + 1
+
+
+def _feature_axes(x):
+    """Batch-norm reduction axes for x (N, D) or (N, C, H, W), and the shape that broadcasts
+    a per-feature vector over x."""
+    if x.ndim == 2:
+        return (0,), (1, -1)
+    return (0, 2, 3), (1, -1, 1, 1)
+
+
+# -- dense ----------------------------------------------------------------------------------
+
+
+def dense_forward(x, W, b):
+    """y = x W + b
+
+    x (N, D_in), W (D_in, D_out), b (D_out,)  ->  y (N, D_out)
+    """
+    return x @ W + b
+
+
+def dense_backward(dout, x, W, need_dx=True):
+    """Gradients of y = x W + b, given G = dout = dL/dy (N, D_out):
+
+        dL/dW = x^T G     (D_in, D_out)   W[i, j] links input i to output j in every example
+        dL/db = sum_n G   (D_out,)
+        dL/dx = G W^T     (N, D_in)       each input feeds every output through W
+
+    Returns (dx, dW, db); dx is None when ``need_dx`` is false (the first layer).
+    """
+    dW = x.T @ dout
+    db = dout.sum(axis=0)
+    dx = dout @ W.T if need_dx else None
+    return dx, dW, db
+
+
+# -- relu -----------------------------------------------------------------------------------
+
+
+def relu_forward(x):
+    """y = max(x, 0), entry by entry. Any shape."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(dout, y):
+    """dL/dx = dL/dy * [x > 0]. Takes the forward's output y as the mask, since
+    [y > 0] == [x > 0], so training keeps no extra array. Any shape."""
+    return dout * (y > 0)
+
+
+# -- softmax cross-entropy ------------------------------------------------------------------
+
+
+def softmax_cross_entropy_forward(logits, labels):
+    """Mean cross-entropy of logits z (N, K) against integer labels t (N,):
+
+        p[n, k] = exp(z[n, k]) / sum_j exp(z[n, j])           (softmax, rows sum to 1)
+        L = mean_n -log p[n, t_n]
+
+    Subtracting each row's max first changes neither p nor L but keeps exp() from
+    overflowing. Returns (L as a float, p).
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -float(logp[np.arange(len(labels)), labels].mean())
+    return loss, np.exp(logp)
+
+
+def softmax_cross_entropy_backward(p, labels):
+    """dL/dz = (p - onehot(t)) / N: the probabilities minus the truth, over the batch.
+    p (N, K) from the forward, labels (N,)  ->  dlogits (N, K)."""
+    d = p.copy()
+    d[np.arange(len(labels)), labels] -= 1
+    return d / len(labels)
+
+
+# -- optimizer updates (in place) -----------------------------------------------------------
+
+
+def sgd_update(w, g, v, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """One SGD step on w in place, with velocity v (same shape as w):
+
+        g <- g + weight_decay * w
+        v <- momentum * v + g
+        w <- w - lr * v                 (nesterov: w <- w - lr * (g + momentum * v))
+    """
+    if weight_decay:
+        g = g + weight_decay * w
+    if momentum:
+        v *= momentum
+        v += g
+        g = g + momentum * v if nesterov else v
+    w -= w.dtype.type(lr) * g
+
+
+def adam_update(w, g, m, v, t, lr, b1, b2, eps, weight_decay=0.0):
+    """One Adam(W) step on w in place at step t = 1, 2, ...; m, v are its running moments:
+
+        m <- b1 m + (1 - b1) g                   v <- b2 v + (1 - b2) g^2
+        m_hat = m / (1 - b1^t)                   v_hat = v / (1 - b2^t)
+        w <- w - lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w)
+    """
+    g = g.reshape(w.shape)
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** t)
+    v_hat = v / (1 - b2 ** t)
+    w -= (lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w)).astype(w.dtype)
+
+
+# -- convolution ----------------------------------------------------------------------------
+
+
+def im2col(x, kh, kw, stride, pad):
+    """Copy what each filter tap sees at each output position into a matrix:
+
+        cols[n, k, p] = xp[n, c, oh*stride + i, ow*stride + j]
+
+    with xp = x zero-padded by ``pad``, tap k = (c, i, j) and position p = (oh, ow).
+    x (N, C, H, W)  ->  cols (N, C*kh*kw, OH*OW).
+    """
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = np.empty((N, C, kh, kw, OH, OW), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):        # tap (i, j) at every output position: one strided slice
+            cols[:, :, i, j] = xp[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
+    return cols.reshape(N, C * kh * kw, OH * OW)
+
+
+def col2im(dcols, x_shape, kh, kw, stride, pad):
+    """The adjoint of im2col: add each dcols[n, k, p] back to the input pixel it was copied
+    from (a pixel seen by several taps gets the sum; gradients of the padding are dropped).
+    dcols (N, C*kh*kw, OH*OW)  ->  dx of shape x_shape = (N, C, H, W).
+    """
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+    d = dcols.reshape(N, C, kh, kw, OH, OW)
+    dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += d[:, :, i, j]
+    return dxp[:, :, pad:pad + H, pad:pad + W]
+
+
+def conv2d_forward(x, W, b, stride, pad):
+    """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
+
+    x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
+    As matrices: y[n] = Wm @ cols[n] + b, with Wm = W reshaped (F, K), cols[n] (K, P) from
+    im2col, K = C*kh*kw, P = OH*OW; the (F, P) result is already NCHW.
+    """
+    F, C, kh, kw = W.shape
+    N, _, H, Wd = x.shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    cols = im2col(x, kh, kw, stride, pad)                     # (N, K, P)
+    y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
+    return y.reshape(N, F, OH, OW)
+
+
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
+    """Gradients of conv2d_forward, given G = dout (N, F, OH, OW) viewed as (N, F, P):
+    the Dense formulas on each image's cols matrix, then col2im back to the pixels:
+
+        dL/dWm = sum_n G[n] @ cols[n]^T   (F, K), reshaped to W's (F, C, kh, kw)
+        dL/db  = sum_{n, p} G[n, :, p]     (F,)
+        dL/dx  = col2im(Wm^T @ G[n])       (N, C, H, W)
+
+    Returns (dx, dW, db); dx is None when ``need_dx`` is false.
+    """
+    F, C, kh, kw = W.shape
+    G = dout.reshape(dout.shape[0], F, -1)                      # (N, F, P)
+    cols = im2col(x, kh, kw, stride, pad)                        # (N, K, P)
+    dW = (G @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    db = G.sum(axis=(0, 2))
+    dx = col2im(W.reshape(F, -1).T @ G, x.shape, kh, kw, stride, pad) if need_dx else None
+    return dx, dW, db
+
+
+# -- max pooling ----------------------------------------------------------------------------
+
+
+def maxpool_forward(x, ph, pw, stride):
+    """y[n, c, oh, ow] = max_{i < ph, j < pw} x[n, c, oh*stride + i, ow*stride + j]
+
+    x (N, C, H, W)  ->  y (N, C, OH, OW), and arg (same shape, int32): where each maximum
+    was, as the flat index h*W + w into its H x W plane (ties go to the first).
+    """
+    N, C, H, W = x.shape
+    OH, OW = pool_output_size(H, ph, stride), pool_output_size(W, pw, stride)
+    # one strided view per window offset (i, j), stacked: (ph*pw, N, C, OH, OW)
+    stack = np.stack([x[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
+                      for i in range(ph) for j in range(pw)])
+    k = stack.argmax(axis=0)                                   # offset i*pw + j of the max
+    y = np.take_along_axis(stack, k[None], axis=0)[0]
+    i, j = np.divmod(k, pw)
+    oh, ow = np.arange(OH)[:, None], np.arange(OW)[None, :]
+    arg = ((oh * stride + i) * W + ow * stride + j).astype(np.int32)
+    return y, arg
+
+
+def maxpool_backward(dout, arg, x_shape):
+    """dL/dx[n, c, h, w] = sum of dout[n, c, oh, ow] over the windows whose max is at (h, w):
+    y depends on one input per window, with slope 1. dout, arg (N, C, OH, OW) -> dx x_shape.
+    ``np.add.at`` adds an index that wins several (overlapping) windows more than once.
+    """
+    N, C, H, W = x_shape
+    dx = np.zeros((N, C, H * W), dtype=dout.dtype)
+    n, c = np.arange(N)[:, None, None], np.arange(C)[None, :, None]
+    np.add.at(dx, (n, c, arg.reshape(N, C, -1)), dout.reshape(N, C, -1))
+    return dx.reshape(x_shape)
+
+
+# -- batch normalisation --------------------------------------------------------------------
+
+
+def batchnorm_moments(x):
+    """Per-feature mean and (biased) variance over the batch, accumulated in float64:
+
+        mu = mean(x)      var = mean((x - mu)^2)
+
+    over the N values of each column of x (N, D), or the N*H*W values of each channel of
+    x (N, C, H, W). Returns (mu, var), each (D,) or (C,), in x's dtype.
+    """
+    axes, _ = _feature_axes(x)
+    x64 = x.astype(np.float64)
+    return x64.mean(axis=axes).astype(x.dtype), x64.var(axis=axes).astype(x.dtype)
+
+
+def batchnorm_forward(x, gamma, beta, mean, var, eps):
+    """y = gamma * xhat + beta, with xhat = (x - mean) / sqrt(var + eps), per feature.
+
+    x (N, D) or (N, C, H, W); gamma, beta, mean, var (D,) or (C,)  ->  y, shape of x.
+    Training passes the batch's moments, inference the running averages.
+    """
+    _, shape = _feature_axes(x)
+    xhat = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+    return gamma.reshape(shape) * xhat + beta.reshape(shape)
+
+
+def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True):
+    """Gradients of batchnorm_forward, given G = dout (shape of x); means over each feature:
+
+        dL/dbeta  = sum(G)             dL/dgamma = sum(G * xhat)
+        dL/dx     = gamma / sqrt(var + eps) * (G - mean(G) - xhat * mean(G * xhat))
+
+    when mean and var were the batch's own (``batch_stats``: they depend on x too), else
+    dL/dx = gamma / sqrt(var + eps) * G. Returns (dx, dgamma, dbeta).
+    """
+    axes, shape = _feature_axes(x)
+    inv_std = 1 / np.sqrt(var.reshape(shape) + eps)
+    xhat = (x - mean.reshape(shape)) * inv_std
+    dbeta, dgamma = dout.sum(axis=axes), (dout * xhat).sum(axis=axes)
+    if not need_dx:
+        return None, dgamma, dbeta
+    if batch_stats:
+        dout = (dout - dout.mean(axis=axes, keepdims=True)
+                - xhat * (dout * xhat).mean(axis=axes, keepdims=True))
+    return gamma.reshape(shape) * inv_std * dout, dgamma, dbeta
+
+
+# -- dropout --------------------------------------------------------------------------------
+
+
+def dropout_forward(x, p, rng):
+    """y = x * m, with m = [u < 1 - p] / (1 - p) and u ~ U[0, 1) drawn from ``rng``, one
+    float32 per entry. Dividing by 1 - p keeps E[y] = x. Any shape.
+    Returns (y, m); the backward needs the same mask m.
+    """
+    keep = 1.0 - p
+    m = (rng.random(x.shape, dtype=np.float32) < keep) * x.dtype.type(1 / keep)
+    return x * m, m
+
+
+def dropout_backward(dout, m):
+    """dL/dx = dL/dy * m, with the forward's mask m (already scaled by 1 / (1 - p))."""
+    return dout * m
+
+
+# -- augmentation: bilinear warps of (N, H, W) image batches --------------------------------
+
+
+def warp_bilinear(images, theta, flow, out):
+    """Resample images (N, H, W) into out (N, H, W): output pixel (y, x) of image n reads
+    the input at (ys, xs), by bilinear interpolation, where with u = x - cx, v = y - cy
+    (cx, cy: the image centre) and a = theta[n] (2, 3):
+
+        xs = a[0,0] u + a[0,1] v + a[0,2] + cx + flow[n, 0, y, x]
+        ys = a[1,0] u + a[1,1] v + a[1,2] + cy + flow[n, 1, y, x]
+
+    flow (N, 2, H, W), or length 0 along its first axis for none. Pixels outside the input
+    count as 0; the result is clipped to [0, 1]. Returns out.
+    """
+    N, H, W = images.shape
+    y, x = np.meshgrid(np.arange(H) - (H - 1) / 2, np.arange(W) - (W - 1) / 2, indexing="ij")
+    t = theta.astype(np.float64)[:, :, :, None, None]
+    xs = t[:, 0, 0] * x + t[:, 0, 1] * y + t[:, 0, 2] + (W - 1) / 2      # (N, H, W)
+    ys = t[:, 1, 0] * x + t[:, 1, 1] * y + t[:, 1, 2] + (H - 1) / 2
+    if flow.shape[0] > 0:
+        xs, ys = xs + flow[:, 0], ys + flow[:, 1]
+    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
+    fx, fy = xs - x0, ys - y0
+    n = np.arange(N)[:, None, None]
+
+    def pixel(yy, xx):                         # the input at integer (yy, xx); 0 outside
+        inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+        return np.where(inside, images[n, yy.clip(0, H - 1), xx.clip(0, W - 1)], 0.0)
+
+    out[...] = np.clip((1 - fy) * ((1 - fx) * pixel(y0, x0) + fx * pixel(y0, x0 + 1))
+                       + fy * ((1 - fx) * pixel(y0 + 1, x0) + fx * pixel(y0 + 1, x0 + 1)),
+                       0.0, 1.0)
+    return out
+
+
+def blur_planes(planes, taps, out):
+    """Separable blur of each plane of planes (M, H, W) by the odd-length 1-D kernel taps,
+    along rows then columns, repeating the edge pixel at the borders. Returns out (M, H, W).
+
+        out = sum_k taps[k] * shift(sum_k taps[k] * shift(planes, k, x), k, y)
+    """
+    M, H, W = planes.shape
+    r = len(taps) // 2
+    p = np.pad(planes, ((0, 0), (0, 0), (r, r)), mode="edge")
+    rows = sum(taps[k] * p[:, :, k:k + W] for k in range(len(taps)))
+    p = np.pad(rows, ((0, 0), (r, r), (0, 0)), mode="edge")
+    out[...] = sum(taps[k] * p[:, k:k + H, :] for k in range(len(taps)))
+    return out

@@ -1,0 +1,449 @@
+"""Read the digits in an image: `tinynet.read` for one image, `tinynet.read_many` for folders.
+
+This is the one path from a user's picture to digits; the command-line recognizer, the
+drawing window and the accuracy benchmark all go through it.
+
+    >>> reading = tinynet.read("sheet.jpg")
+    >>> reading.text                      # lines joined by "/"
+    '123/456'
+    >>> reading.lines[0][0].value, reading.lines[0][0].box
+    (1, (40, 32, 95, 140))
+
+How an image is read:
+
+1. `imagefile.read_image` turns the file into a grey array (large JPEGs are decoded at a
+   reduced size straight away), shrunk to at most `ANALYSIS_SIZE` pixels a side.
+2. `vision.find_ink` separates ink from paper, whatever the polarity and the lighting.
+3. `layout.find_lines` groups the ink into lines of glyphs and drops what is not writing.
+4. Each glyph is rendered MNIST-style (`vision.render_digit`) and read by the network, whole
+   and cut in the ways `layout.split_options` proposes. A glyph is read as several digits
+   only when the cut reading is clearly more probable than the whole one: the product of the
+   pieces' probabilities must beat the whole glyph's by a factor that depends on its shape
+   (`split_penalty`: up to `SPLIT_ODDS` for a glyph of ordinary width, less for a wide one).
+   So a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
+   digit on its own, are cut apart.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import imagefile, layout, vision
+from .errors import ImageError, TinynetError
+
+__all__ = ["Digit", "Reading", "ReadError", "read", "read_many", "image_files", "default_model"]
+
+ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and laid out
+UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
+SPLIT_ODDS = 4.0       # how much more probable each extra digit must make a cut reading
+MAX_DIGITS_PER_GLYPH = 4
+WIDE = 1.2             # glyphs this wide for their height are always tried cut as well
+SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
+PREVIEW_SIZE = 160     # longer side of the grey preview kept with each reading
+BATCH_IMAGES = 32      # read_many lays out this many images, then runs the network once
+
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "mnist.npz"
+_default_model = None
+
+
+@dataclass
+class Digit:
+    """One digit read: its value, the network's 10 probabilities, where it is, what was seen.
+
+    `box` is (x0, y0, x1, y1) in pixels of the source image (x1, y1 exclusive); `image` is the
+    28x28 float32 picture (white on black, MNIST-style) that the network read.
+    """
+
+    value: int
+    probabilities: np.ndarray
+    box: tuple[int, int, int, int]
+    image: np.ndarray
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities[self.value])
+
+
+@dataclass
+class Reading:
+    """What was read in one image: lines of digits, top to bottom, each left to right."""
+
+    lines: list[list[Digit]]
+    source: str = ""                  # the file's path, or "" for an array
+    size: tuple[int, int] = (0, 0)    # the source image's (width, height)
+    preview: np.ndarray | None = field(default=None, repr=False)  # small grey copy, uint8
+
+    ok = True
+
+    @property
+    def digits(self) -> list[Digit]:
+        return [d for line in self.lines for d in line]
+
+    @property
+    def text(self) -> str:
+        """The lines joined by "/": "7", "2025", "123/456"."""
+        return "/".join("".join(str(d.value) for d in line) for line in self.lines)
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the least sure digit."""
+        return min((d.confidence for d in self.digits), default=0.0)
+
+    @property
+    def unsure(self) -> bool:
+        return self.confidence < UNSURE_BELOW
+
+    @property
+    def name(self) -> str:
+        return display_name(self.source) if self.source else "<array>"
+
+
+@dataclass
+class ReadError:
+    """An image that could not be read: which file, and why (one line, without the path)."""
+
+    source: str
+    reason: str
+
+    ok = False
+
+    @property
+    def name(self) -> str:
+        """The file's name; the whole path for a folder."""
+        path = Path(self.source)
+        if path.is_dir():
+            return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return display_name(self.source)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+# --------------------------------------------------------------------------------------------
+# The public functions
+# --------------------------------------------------------------------------------------------
+
+def default_model():
+    """The shipped `weights/mnist.npz`, loaded on first use and kept."""
+    global _default_model
+    if _default_model is None:
+        from .model import load
+
+        _default_model = load(SHIPPED_MODEL)
+    return _default_model
+
+
+def read(source, model=None) -> Reading:
+    """Read the digits in one image: a file path, or a 2-D/3-D array of any polarity and size.
+
+    Arrays are 2-D grey or 3-D with 1-4 channels last (OpenCV's B, G, R, A order), of any
+    integer, bool or float type (see `imagefile.to_gray`). `model` maps (N, 28, 28) images to
+    (N, 10) probabilities through `predict`; None uses the shipped model.
+
+    Raises ImageError naming the file when it cannot be read, and "no digit found" when the
+    image holds no writing.
+    """
+    page = _Page.open(source)
+    readings = _read_pages([page], model or default_model())
+    if isinstance(readings[0], ImageError):
+        raise readings[0]
+    return readings[0]
+
+
+def read_many(sources, model=None) -> Iterator[Reading | ReadError]:
+    """Read every image in `sources` (paths of files and folders), yielding as it goes.
+
+    Folders are expanded into their image files in natural order (digit2.png before
+    digit10.png), not recursively; files are read in the order given. One result per file:
+    a `Reading`, or a `ReadError` naming the file and the reason, so that one bad image never
+    stops the others. Files in a folder that look like images in a format that cannot be read
+    (HEIC, SVG, ...) give a ReadError too; other files (notes, CSVs) are skipped. Memory stays
+    bounded however many images there are: images are read in small batches and nothing is
+    kept once yielded.
+    """
+    model = model or default_model()
+    batch: list[_Page] = []
+    for item in image_files(sources):
+        if isinstance(item, ReadError):
+            yield from _flush(batch, model)
+            batch = []
+            yield item
+            continue
+        try:
+            batch.append(_Page.open(item))
+        except ImageError as exc:
+            yield from _flush(batch, model)
+            batch = []
+            yield ReadError(str(item), _reason(exc, item))
+            continue
+        except Exception as exc:    # a bug, but one image must not stop the others
+            yield from _flush(batch, model)
+            batch = []
+            yield ReadError(str(item), f"unexpected {type(exc).__name__}: {exc} "
+                                       "(please report this)")
+            continue
+        if len(batch) == BATCH_IMAGES:
+            yield from _flush(batch, model)
+            batch = []
+    yield from _flush(batch, model)
+
+
+def image_files(sources) -> Iterator[Path | ReadError]:
+    """The image files named by `sources` (paths or folders), in reading order.
+
+    A folder yields its files whose suffix is a readable image format (`imagefile.FORMATS`)
+    or whose first bytes are one, in natural order; files of known unreadable image formats
+    yield a ReadError saying so; a folder with no image at all, or a path that does not exist,
+    yields a ReadError. Files named directly are yielded as they are (reading them reports
+    what is wrong).
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    for source in sources:
+        path = Path(source)
+        if not path.is_dir():
+            if not path.exists() and not path.is_symlink():
+                yield ReadError(str(path), "no such file or folder")
+            else:
+                yield path
+            continue
+        try:
+            entries = sorted(path.iterdir(), key=natural_key)
+        except OSError as exc:
+            yield ReadError(str(path), f"cannot list folder ({exc.strerror})")
+            continue
+        found = 0
+        for entry in entries:
+            kind = _folder_entry_kind(entry)
+            if kind == "image":
+                found += 1
+                yield entry
+            elif kind is not None:
+                found += 1
+                yield ReadError(str(entry), f"{kind} images cannot be read; convert it to "
+                                            "PNG or JPEG")
+        if not found:
+            yield ReadError(str(path), "no images in this folder")
+
+
+def display_name(path) -> str:
+    """A file's name, printable anywhere: bytes that are not valid UTF-8 become U+FFFD."""
+    name = Path(path).name or str(path)
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def natural_key(path) -> list:
+    """Sort key putting digit2.png before digit10.png."""
+    name = Path(path).name
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower())
+            for t in re.split(r"(\d+)", name) if t]
+
+
+def _folder_entry_kind(entry: Path) -> str | None:
+    """"image", the name of an unreadable image format, or None for files to skip."""
+    if entry.name.startswith(".") or entry.is_dir():
+        return None
+    suffix = entry.suffix.lower()
+    if suffix in imagefile.IMAGE_SUFFIXES:
+        return "image"
+    if suffix in imagefile.UNREADABLE_SUFFIXES:
+        return imagefile.UNREADABLE_SUFFIXES[suffix]
+    if suffix and len(suffix) <= 5 and suffix[1:].isalpha() and suffix not in _IMAGE_SNIFF:
+        return None           # notes.txt, labels.csv: named as something else
+    try:
+        with open(entry, "rb") as handle:
+            head = handle.read(32)
+    except OSError:
+        return None
+    return "image" if imagefile.sniff_format(head) else None
+
+
+# suffixes that say nothing about the content, so the first bytes are checked
+_IMAGE_SNIFF = {".img", ".image", ".tmp", ".dat", ".bin", ".pic", ".photo"}
+
+
+def _reason(exc: Exception, path) -> str:
+    """An error message on one line, without the path it starts with."""
+    text = " ".join(str(exc).split())
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+# --------------------------------------------------------------------------------------------
+# Reading pages
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Page:
+    """One image laid out: its soft ink, label image and lines of glyphs, before the network."""
+
+    source: str
+    size: tuple[int, int]
+    scale: float                    # source pixels per analysis pixel
+    soft: np.ndarray
+    labels: np.ndarray
+    lines: list
+    preview: np.ndarray
+    error: ImageError | None = None
+
+    @classmethod
+    def open(cls, source) -> _Page:
+        if isinstance(source, (str, os.PathLike)):
+            gray, size = imagefile.read_image(source, min_side=ANALYSIS_SIZE)
+            name = str(source)
+        else:
+            gray = imagefile.to_gray(source)
+            size, name = (gray.shape[1], gray.shape[0]), ""
+        small = vision.shrink(gray, ANALYSIS_SIZE)
+        preview = np.round(vision.shrink(small, PREVIEW_SIZE) * 255).astype(np.uint8)
+        scale = size[0] / small.shape[1]
+        try:
+            soft, mask = vision.find_ink(small)
+            lines, labels = layout.find_lines(mask)
+            if not lines:
+                raise ImageError("no digit found (only specks, lines or frames)")
+        except ImageError as exc:
+            error = ImageError(f"{name}: {exc}" if name else str(exc))
+            return cls(name, size, scale, None, None, [], preview, error)
+        return cls(name, size, scale, soft, labels, lines, preview)
+
+
+class _Node:
+    """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
+
+    __slots__ = ("page", "glyph", "image", "pieces_left", "options", "probs")
+
+    def __init__(self, page, glyph, image, pieces_left):
+        self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
+        self.options, self.probs = [], None
+
+
+def _node(page: _Page, glyph, pieces_left: int) -> _Node | None:
+    ink = glyph.ink(page.soft, page.labels)
+    if ink.size == 0 or ink.max() <= 0.05:
+        return None
+    return _Node(page, glyph, vision.render_digit(ink), pieces_left)
+
+
+def _worth_cutting(node: _Node) -> bool:
+    """Should the network see this glyph cut? Wide glyphs and glyphs of several blobs always;
+    glyphs of ordinary width only when the network is not sure of them whole."""
+    glyph = node.glyph
+    if node.pieces_left < 2 or glyph.height < 4:
+        return False
+    aspect = glyph.width / glyph.height
+    several = sum(b.area >= 0.15 * glyph.area for b in glyph.blobs) >= 2
+    return several or aspect >= WIDE or (aspect >= layout.SPLIT_ASPECT
+                                         and float(node.probs.max()) < SURE)
+
+
+def _expand(node: _Node) -> list[_Node]:
+    """Render the cuts of a node; return the new nodes (for the next round of the network)."""
+    new = []
+    page = node.page
+    for left, right in layout.split_options(node.glyph, page.soft, page.labels):
+        a = _node(page, left, node.pieces_left - 1)
+        b = _node(page, right, node.pieces_left - 1)
+        if a is not None and b is not None:
+            node.options.append((a, b))
+            new += [a, b]
+    return new
+
+
+def split_penalty(glyph) -> float:
+    """How much less likely (in log-odds) a glyph is to be two digits than one, from its shape.
+
+    One digit is rarely wider than it is tall, two side by side usually are: the penalty is
+    log(SPLIT_ODDS) for glyphs up to 0.7 times as wide as tall, falls to 0 at 1.3 and turns
+    into a bonus beyond, so a glyph 1.9 times as wide as tall must be read SPLIT_ODDS times
+    better whole than cut to stay whole.
+    """
+    aspect = glyph.width / max(1, glyph.height)
+    return math.log(SPLIT_ODDS) * float(np.clip((1.3 - aspect) / 0.6, 0.0, 1.0))
+
+
+def _best(node: _Node) -> tuple[float, list[_Node]]:
+    """(log-probability, digits) of the most probable reading of a node, cuts included."""
+    best = (math.log(max(float(node.probs.max()), 1e-12)), [node])
+    penalty = split_penalty(node.glyph)
+    for a, b in node.options:
+        score_a, digits_a = _best(a)
+        score_b, digits_b = _best(b)
+        score = score_a + score_b - penalty
+        if score > best[0]:
+            best = (score, digits_a + digits_b)
+    return best
+
+
+def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
+    """Lay out the pages' glyphs, run the network over them in rounds, then decide.
+
+    Round one reads every glyph whole; each later round reads the cuts of the glyphs that
+    are worth cutting (see `_worth_cutting`), all pages together, so the network runs a few
+    times per batch of pages instead of once per glyph.
+    """
+    trees: list[list | None] = []
+    frontier: list[_Node] = []
+    for page in pages:
+        if page.error is not None:
+            trees.append(None)
+            continue
+        tree = [[_node(page, g, MAX_DIGITS_PER_GLYPH) for g in line] for line in page.lines]
+        trees.append(tree)
+        frontier += [n for line in tree for n in line if n is not None]
+    while frontier:
+        probs = model.predict(np.stack([n.image for n in frontier]))
+        for node, p in zip(frontier, probs):
+            node.probs = p
+        frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
+    results: list[Reading | ImageError] = []
+    for page, tree in zip(pages, trees):
+        if tree is None:
+            results.append(page.error)
+            continue
+        lines = []
+        for line in tree:
+            digits = []
+            for root in line:
+                if root is not None:
+                    digits += [_digit(n, page.scale) for n in _best(root)[1]]
+            if digits:
+                lines.append(digits)
+        if not lines:
+            results.append(ImageError(f"{page.source}: no digit found" if page.source
+                                      else "no digit found"))
+            continue
+        results.append(Reading(lines, page.source, page.size, page.preview))
+    return results
+
+
+def _digit(node: _Node, scale: float) -> Digit:
+    x0, y0, x1, y1 = node.glyph.box
+    box = (int(x0 * scale), int(y0 * scale), int(math.ceil(x1 * scale)),
+           int(math.ceil(y1 * scale)))
+    return Digit(int(node.probs.argmax()), node.probs.astype(np.float32), box, node.image)
+
+
+def _flush(batch: list[_Page], model) -> Iterable[Reading | ReadError]:
+    if not batch:
+        return []
+    try:
+        results = _read_pages(batch, model)
+    except Exception:   # a bug: read the pages one at a time so only the culprit fails
+        if len(batch) == 1:
+            raise
+        return [r for page in batch for r in _flush([page], model)]
+    out = []
+    for page, result in zip(batch, results):
+        if isinstance(result, TinynetError):
+            out.append(ReadError(page.source, _reason(result, page.source)))
+        else:
+            out.append(result)
+    return out
