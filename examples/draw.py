@@ -159,11 +159,39 @@ def gui_problem() -> str | None:
     return None
 
 
+def use_existing_font_dir() -> None:
+    """Point Qt at fonts that exist. The opencv-python wheels set QT_QPA_FONTDIR to a folder
+    inside the package that they do not ship, and Qt then prints a QFontDatabase warning
+    for every font lookup; matplotlib (a tinynet dependency) ships DejaVu fonts."""
+    current = os.environ.get("QT_QPA_FONTDIR")
+    if current is None or os.path.isdir(current):
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    candidates = ["/usr/share/fonts/truetype/dejavu"]
+    if spec is not None and spec.origin:
+        candidates.append(os.path.join(os.path.dirname(spec.origin), "mpl-data", "fonts", "ttf"))
+    for folder in candidates:
+        if os.path.isdir(folder):
+            os.environ["QT_QPA_FONTDIR"] = folder
+            return
+
+
+def window_closed() -> bool:
+    """True once the user has closed the window (its close button, or the window manager)."""
+    try:
+        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:   # some backends raise for a window that no longer exists
+        return True
+
+
 def open_window() -> None:
     """Create the window, or explain why it cannot be created."""
     problem = gui_problem()
     if problem:
         raise TinynetError(problem)
+    use_existing_font_dir()
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
     except cv2.error as exc:
@@ -181,7 +209,7 @@ def run(model, folder, max_frames: int | None = None) -> None:
             seen, top3 = canvas.version, predict_top3(model, canvas.image)
         cv2.imshow(WINDOW, render_view(canvas, top3))
         message = handle_key(cv2.waitKey(20) & 0xFF, canvas, top3, folder)
-        if message == "quit":
+        if message == "quit" or window_closed():
             break
         if message:
             print(message)

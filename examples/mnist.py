@@ -15,10 +15,26 @@ import argparse
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+_STARTED = False
+
+
+def _stop_once(signum, frame):
+    """Ctrl-C outside training: stop, and ignore further presses while stopping, so that an
+    impatient second or third press cannot break the clean-up into a traceback. (Training
+    has its own handler: first press = stop after this step, second = at once.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _STARTED:      # still importing (Numba takes a moment): nothing to clean up
+        os.write(2, b"\nmnist.py: interrupted\n")
+        os._exit(130)
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _stop_once)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
@@ -84,7 +100,7 @@ def parse_args(argv):
     return args
 
 
-def ask_load_or_train(model=DEFAULT_MODEL):
+def ask_load_or_train(model=DEFAULT_MODEL, out=None):
     """The original script's question. Without a terminal, load the shipped model.
 
     The 't' choice says up front how long training takes and which file it replaces."""
@@ -92,7 +108,7 @@ def ask_load_or_train(model=DEFAULT_MODEL):
         return "load"
     shipped = SHIPPED.relative_to(ROOT)
     print(f"  [l] load the trained model ({shipped})\n"
-          f"  [t] train a new one: {training_plan(model, None, DEFAULT_OUT[model])}")
+          f"  [t] train a new one: {training_plan(model, None, out or DEFAULT_OUT[model])}")
     while True:
         try:
             answer = input("Load or train? [l/t] ").strip().lower()
@@ -287,16 +303,18 @@ def load_model(path):
 
 
 def main(argv=None):
+    global _STARTED
+    _STARTED = True
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if args.train:
             model = train(args)
         else:
             if args.load is None:
-                if ask_load_or_train(args.model or DEFAULT_MODEL) == "train":
+                model_name = args.model or DEFAULT_MODEL
+                out = Path(args.out) if args.out else DEFAULT_OUT[model_name]
+                if ask_load_or_train(model_name, out) == "train":
                     args.train = True
-                    out = Path(args.out) if args.out else DEFAULT_OUT[args.model or
-                                                                      DEFAULT_MODEL]
                     if out.exists():
                         print(f"{out} will be replaced when training finishes; Ctrl-C stops "
                               "it and keeps the old file")

@@ -152,3 +152,16 @@ def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, tiny_recipe
     edit_checkpoint(path, setitem("recipe", "mlp"))
     with pytest.raises(ModelFileError, match=r"c\.npz: a checkpoint of recipe 'mlp', not 'tiny'"):
         recipes.run("tiny", tiny_recipe, progress=False, resume=path)
+
+
+def test_the_output_path_is_kept_absolute_so_resume_works_from_another_folder(
+        tmp_path, tiny_recipe, monkeypatch):
+    from test_train import interrupt_at
+
+    monkeypatch.chdir(tmp_path)
+    interrupt_at(2, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        recipes.train("tiny", tiny_recipe, progress=False, checkpoint_path="m.checkpoint.npz",
+                      out="m.npz")
+    _, _, info = recipes.read_checkpoint(tmp_path / "m.checkpoint.npz")
+    assert info["out"] == str(tmp_path / "m.npz")

@@ -1,6 +1,8 @@
 """Tests for examples/draw.py: the canvas and prediction logic without a window, and the
 window itself under a virtual display when Xvfb is installed."""
 
+import ctypes
+import ctypes.util
 import importlib.util
 import os
 import shutil
@@ -156,5 +158,96 @@ def test_window_runs_under_xvfb(tmp_path):
                                 text=True, timeout=60)
         assert result.returncode == 0, result.stderr
     finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class X11:
+    """Just enough of libX11 (through ctypes) to find a window by name and ask it to close
+    as a window manager's close button does: a WM_DELETE_WINDOW message."""
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                    ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
+                    ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5),
+                    ("pad", ctypes.c_long * 24)]        # an XEvent is 24 longs at most
+
+    def __init__(self, display):
+        lib = ctypes.CDLL(ctypes.util.find_library("X11"))
+        lib.XOpenDisplay.restype = ctypes.c_void_p
+        lib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        lib.XDefaultRootWindow.restype = ctypes.c_ulong
+        lib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        lib.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong] + [ctypes.c_void_p] * 4
+        lib.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
+                                   ctypes.POINTER(ctypes.c_char_p)]
+        lib.XInternAtom.restype = ctypes.c_ulong
+        lib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        lib.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int,
+                                   ctypes.c_long, ctypes.c_void_p]
+        lib.XFlush.argtypes = [ctypes.c_void_p]
+        self.lib, self.dpy = lib, lib.XOpenDisplay(display.encode())
+        assert self.dpy, f"cannot open display {display}"
+
+    def windows(self, name):
+        root, parent = ctypes.c_ulong(), ctypes.c_ulong()
+        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+        self.lib.XQueryTree(self.dpy, self.lib.XDefaultRootWindow(self.dpy), ctypes.byref(root),
+                            ctypes.byref(parent), ctypes.byref(children), ctypes.byref(count))
+        found = []
+        for i in range(count.value):
+            title = ctypes.c_char_p()
+            if self.lib.XFetchName(self.dpy, children[i], ctypes.byref(title)) and title.value:
+                if name in title.value.decode(errors="replace"):
+                    found.append(children[i])
+        return found
+
+    def close(self, window):
+        event = self.ClientMessage(type=33, send_event=1, display=self.dpy, window=window,
+                                   message_type=self.lib.XInternAtom(self.dpy, b"WM_PROTOCOLS",
+                                                                     0), format=32)
+        event.data[0] = self.lib.XInternAtom(self.dpy, b"WM_DELETE_WINDOW", 0)
+        self.lib.XSendEvent(self.dpy, window, 0, 0, ctypes.byref(event))
+        self.lib.XFlush(self.dpy)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None or ctypes.util.find_library("X11") is None,
+                    reason="Xvfb and libX11 are needed to open and close the window in a test")
+def test_the_close_button_ends_the_program_and_qt_prints_no_font_warnings(tmp_path):
+    if not gui_available():
+        pytest.skip("this OpenCV build has no GUI")
+    weights = ROOT / "weights" / "mnist.npz"
+    if not weights.exists():
+        pytest.skip("weights/mnist.npz not trained yet")
+    display = ":96"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    program = None
+    try:
+        socket = Path("/tmp/.X11-unix/X96")      # the server is ready once it listens
+        deadline = time.monotonic() + 20
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        program = subprocess.Popen([sys.executable, str(ROOT / "examples" / "draw.py"),
+                                    "--model", str(weights), "--digits", str(tmp_path)],
+                                   env=dict(os.environ, DISPLAY=display),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        x11 = X11(display)
+        deadline = time.monotonic() + 30
+        while not x11.windows("tinynet") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        windows = x11.windows("tinynet")
+        assert windows, "the drawing window did not appear"
+        time.sleep(0.5)
+        for window in windows:
+            x11.close(window)
+        stdout, stderr = program.communicate(timeout=15)    # ends by itself, no key pressed
+        assert program.returncode == 0, stderr
+        assert "QFontDatabase" not in stderr and "Traceback" not in stderr
+    finally:
+        if program is not None and program.poll() is None:
+            program.kill()
         server.terminate()
         server.wait(timeout=10)

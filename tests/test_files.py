@@ -164,3 +164,12 @@ def test_gitignore_hides_checkpoints_and_temporary_files_but_not_models(name, ig
         assert recipes.checkpoint_for(name.replace(".checkpoint", "")) == Path(name)
     r = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", name])
     assert r.returncode == (0 if ignored else 1)
+
+
+def test_saving_over_a_folder_names_it_and_leaves_no_temporary_file(tmp_path):
+    folder = tmp_path / "m.npz"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        models.mlp(np.random.default_rng(0), hidden=(4,)).save(folder)
+    assert info.value.filename == str(folder)
+    assert os.listdir(tmp_path) == ["m.npz"] and os.listdir(folder) == []

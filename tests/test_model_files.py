@@ -3,6 +3,7 @@ another exception and never a model other than the one described; a small file c
 tinynet allocate much before it is refused."""
 
 import json
+import os
 import struct
 import tracemalloc
 import zipfile
@@ -13,8 +14,7 @@ import pytest
 import tinynet
 from tinynet import model as model_module
 from tinynet.errors import ModelFileError
-from tinynet.layers import (BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D,
-                            ReLU)
+from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from tinynet.model import META_KEY, Sequential
 
 
@@ -208,7 +208,8 @@ def test_the_unpack_limit_follows_the_size_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(model_module, "MAX_UNPACK_RATIO", 2)
     path = tmp_path / "z.npz"
     forged_npz(path, {"a": npy_bytes((10_000,), data=bytes(40_000))}, zipfile.ZIP_DEFLATED)
-    with pytest.raises(ModelFileError, match=r"z\.npz: unpacks to \d+ bytes, more than the \d+ byte limit for a model file"):
+    with pytest.raises(ModelFileError, match=r"z\.npz: unpacks to \d+ bytes, more than the "
+                                             r"\d+ byte limit for a model file"):
         tinynet.load(path)
 
 
@@ -232,3 +233,11 @@ def test_a_model_that_cannot_be_opened_is_a_model_file_error_naming_it(tmp_path)
     path.write_text("x")
     with pytest.raises(ModelFileError, match=rf"{path / 'm.npz'}: "):
         tinynet.load(path / "m.npz")
+
+
+def test_a_fifo_or_device_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)                        # opening it to read would wait for a writer
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ModelFileError, match=f"{path}: not a regular file"):
+            tinynet.load(path)

@@ -8,8 +8,15 @@ from conftest import blobs, tiny_net
 
 from tinynet import models, optim, recipes
 from tinynet.errors import TrainingError
-from tinynet.train import (Progress, TimeLeft, _format_time, describe_duration, evaluate, fit,
-                           fit_line)
+from tinynet.train import (
+    Progress,
+    TimeLeft,
+    _format_time,
+    describe_duration,
+    evaluate,
+    fit,
+    fit_line,
+)
 
 
 def test_fit_learns_separable_data():

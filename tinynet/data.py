@@ -168,13 +168,13 @@ def find_mnist(path=None, download=True, parts=("train", "test"), source="argume
     ``source`` is how the caller names ``path`` in messages (``"--data"`` for a command line).
     """
     stems = _stems(parts)
-    for source, folder in ((source, path), ("TINYNET_DATA", os.environ.get("TINYNET_DATA"))):
+    for named, folder in ((source, path), ("TINYNET_DATA", os.environ.get("TINYNET_DATA"))):
         if folder:
             folder = os.fspath(folder)
-            _check_folder(folder, source)
+            _check_folder(folder, named)
             missing = _missing(folder, stems)
             if missing:
-                raise DataError(f"{folder} (from {source}): missing MNIST files "
+                raise DataError(f"{folder} (from {named}): missing MNIST files "
                                 f"{', '.join(missing)}. {HOW_TO_GET_MNIST}")
             return folder
     cached = cache_dir()

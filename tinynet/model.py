@@ -145,6 +145,8 @@ def read_npz(path):
         raise ModelFileError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ModelFileError(f"{path}: is a directory, not a model file")
+    if not os.path.isfile(path):   # a FIFO would block forever, a device never end
+        raise ModelFileError(f"{path}: not a regular file, so not a model file")
     try:
         with open(path, "rb") as f:
             start = f.read(4)

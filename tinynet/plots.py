@@ -221,7 +221,7 @@ def show_image(image: np.ndarray, title="tinynet") -> bool:
 def training_curves(history, ax_loss, ax_acc):
     if not history.get("loss"):
         for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
-            ax.text(0.5, 0.5, f"no training history\nin this model file", ha="center",
+            ax.text(0.5, 0.5, "no training history\nin this model file", ha="center",
                     va="center", transform=ax.transAxes, color="gray")
             ax.set(title=name, xticks=[], yticks=[])
         return

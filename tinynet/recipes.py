@@ -137,7 +137,7 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         position["state"] = s
 
     info = {"recipe": recipe_name, "seed": seed, "epochs": epochs,
-            "out": None if out is None else os.fspath(out)}
+            "out": None if out is None else os.path.abspath(out)}
     try:
         fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
             schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
