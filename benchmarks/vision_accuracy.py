@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import tinynet  # noqa: E402
 from reading_sets import label_of, write_numbers_and_pages, write_user_digits  # noqa: E402
+
+import tinynet  # noqa: E402
 
 
 def seed_digits(model, folder: Path) -> tuple[int, int, list[str]]:

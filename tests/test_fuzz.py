@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinynet
-import tinynet
 from tinynet import Dense, Flatten, ReLU, Sequential, data, imagefile
 from tinynet.errors import DataError, ImageError, ModelFileError
 from tinynet.model import META_KEY

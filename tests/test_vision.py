@@ -246,7 +246,7 @@ def test_to_mnist_rejects_unusable_arrays_with_image_error(bad):
         to_mnist(bad)
 
 
-# -- numbers: several digits --------------------------------------------------------------------------
+# -- numbers: several digits ---------------------------------------------------------
 
 def test_split_digits_count_and_order():
     digits = numbers(number_image("1070"))

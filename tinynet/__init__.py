@@ -23,7 +23,7 @@ from .layers import (
 )
 from .model import Sequential, load
 from .optim import SGD, Adam
-from .reader import Digit, Reading, ReadError, read, read_many
+from .reader import Digit, ReadError, Reading, read, read_many
 
 __version__ = "0.1.0"
 

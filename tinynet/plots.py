@@ -152,7 +152,7 @@ def _tile(tile: np.ndarray, entry: dict) -> None:
         tile[10:10 + small.shape[0], 10:10 + small.shape[1]] = small[:, :, None]
         cv2.rectangle(tile, (9, 9), (10 + small.shape[1], 10 + small.shape[0]), (200,) * 3, 1)
     x, y = 140, 10
-    for k, seen in enumerate(entry["seen"]):
+    for seen in entry["seen"]:
         big = cv2.resize(seen, (56, 56), interpolation=cv2.INTER_NEAREST)
         if x + 56 > TILE_W - 6:
             x, y = 140, y + 60
