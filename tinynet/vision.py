@@ -65,13 +65,18 @@ def shrink(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
-def quantiles(values: np.ndarray, *qs: float) -> list[float]:
-    """The values at fractions `qs` of the sorted `values` (nearest rank), by one partial sort:
-    several times cheaper than np.percentile on the small images read here."""
-    flat = values.ravel()
-    ranks = [min(flat.size - 1, max(0, round(q * (flat.size - 1)))) for q in qs]
-    part = np.partition(flat, sorted(set(ranks)))
-    return [float(part[r]) for r in ranks]
+def quantiles(values: np.ndarray, *qs: float, low: float = 0.0, high: float = 1.0) -> list[float]:
+    """The values at fractions `qs` of the sorted `values`, which lie in [low, high], read off
+    a 1024-bin histogram: to within 0.1% of the range, and several times cheaper than
+    np.percentile on the images read here."""
+    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, 1)
+    bins = 1024
+    hist = cv2.calcHist([flat], [0], None, [bins], [low, high + 1e-6]).ravel()
+    cumulative = np.cumsum(hist)
+    total = cumulative[-1]
+    step = (high - low) / bins
+    return [low + step * (int(np.searchsorted(cumulative, q * total, side="left")) + 0.5)
+            for q in qs]
 
 
 def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +130,7 @@ def _flat_paper(gray: np.ndarray) -> float | None:
 def _ink_is_dark(gray: np.ndarray, paper) -> bool:
     """Is the ink darker than the paper? Ink is what departs furthest from the paper colour,
     so compare how far the darkest and the brightest pixels depart from the background."""
-    darkest, brightest = quantiles(gray - paper, 0.002, 0.998)
+    darkest, brightest = quantiles(gray - paper, 0.002, 0.998, low=-1.0)
     return bool(-darkest > brightest)
 
 
