@@ -427,3 +427,32 @@ def test_ctrl_c_presses_while_starting_up_end_without_a_traceback(small_model, t
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.strip() == "mnist.py: interrupted"
+
+
+# -- the reader's line format (tinynet.read through the CLI) ------------------------------------
+
+def test_a_sheet_of_two_lines_prints_them_joined_by_a_slash(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reader import page
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "sheet.png"), page(["123", "456"]))
+    figure = tmp_path / "fig.png"
+    r = run("--load", ROOT / "weights" / "mnist.npz", "--digits", folder, "--no-figure",
+            "--figure", figure, "--no-show")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.splitlines()[1]
+    assert line.startswith("sheet.png: 123/456 (") and "% for the least sure digit)" in line
+    assert not figure.exists() and "figure" not in r.stdout      # --no-figure: none drawn
+
+
+def test_a_folder_with_an_unreadable_format_says_so(small_model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "holiday.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (folder / "notes.txt").write_text("not an image, skipped")
+    r = run("--load", small_model, "--digits", folder, "--no-show")
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == ["holiday.heic: error: HEIC images cannot be read; convert "
+                                     "it to PNG or JPEG"]
