@@ -248,3 +248,24 @@ def test_figure_writes_the_format_of_its_extension(tmp_path):
         path = plots.save_image(image, tmp_path / name)
         assert imagefile.sniff_format(Path(path).read_bytes()[:16]) == \
             ("PNG" if name.endswith("png") else "JPEG")
+
+
+@needs_model
+def test_a_sheet_photographed_on_a_dark_table():
+    sheet = page(["2025", "314"])
+    h, w = sheet.shape
+    table = np.full((h + 120, w + 160), 60, np.uint8)
+    table[60:60 + h, 80:80 + w] = sheet
+    turn = cv2.getRotationMatrix2D((table.shape[1] / 2, table.shape[0] / 2), 8, 1)
+    photo = cv2.warpAffine(table, turn, table.shape[::-1], borderValue=60)
+    assert tinynet.read(photo).text == "2025/314"
+
+
+@needs_model
+def test_digits_on_squared_paper_stay_whole():
+    sheet = page(["2025", "314"])
+    sheet[::22, :] = np.minimum(sheet[::22, :], 110)
+    sheet[1::22, :] = np.minimum(sheet[1::22, :], 110)
+    sheet[:, ::22] = np.minimum(sheet[:, ::22], 110)
+    sheet[:, 1::22] = np.minimum(sheet[:, 1::22], 110)
+    assert tinynet.read(sheet).text == "2025/314"

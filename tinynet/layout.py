@@ -159,37 +159,44 @@ def writing_height(blobs: list[Blob]) -> float:
 
 
 def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
-    """The mask without ruled lines, margins and underlines, or None when it has none.
+    """The mask without ruled lines, grids, margins and underlines, or None when it has none.
 
     A rule is a straight run of ink, horizontal or vertical, that is thin for its length and
-    either crosses (almost) the whole image, like ruled paper and margins, or is at least
-    RULE_LENGTH times as long as the writing is tall, like an underline. A morphological
-    opening with a line that long keeps exactly such runs, even where digits touch the rule;
-    they are removed (with a one-pixel rim) and the digits keep the rest of their strokes.
+    either crosses (almost) the whole image, like ruled or squared paper and margins, or is
+    at least RULE_LENGTH times as long as the writing is tall, like an underline. A
+    morphological opening with a line that long keeps exactly such runs, even where digits
+    touch the rule; they are removed (with a one-pixel rim), and a stroke that crossed a rule
+    is joined again across the gap, so digits on squared paper stay whole.
     """
-    found = np.zeros_like(mask)
+    rules = [np.zeros_like(mask), np.zeros_like(mask)]     # horizontal, vertical
     height, width = mask.shape
     # a run can only be as long as the blob holding it: most images need no morphology at all
     widest = max((b.width for b in blobs), default=0)
     tallest = max((b.height for b in blobs), default=0)
     _mark_runs(mask, int(0.9 * width) if widest >= 0.9 * width else 0,
                int(0.9 * height) if tallest >= 0.9 * height else 0,
-               lambda long, thick: long >= 25 * thick, found)
+               lambda long, thick: long >= 25 * thick, rules)
+    found = rules[0] | rules[1]
     tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
     if tall > 0:
         length = max(25, int(RULE_LENGTH * tall))
         _mark_runs(mask, length if widest >= length else 0, length if tallest >= length else 0,
-                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), found)
-    if not found.any():
+                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), rules)
+    if not (rules[0].any() or rules[1].any()):
         return None
-    found = cv2.dilate(found, np.ones((3, 3), np.uint8))
-    return mask * (1 - found)
+    rim = np.ones((3, 3), np.uint8)
+    rules = [cv2.dilate(r, rim) for r in rules]
+    cleaned = mask * (1 - (rules[0] | rules[1]))
+    for rule, kernel in zip(rules, (np.ones((9, 1), np.uint8), np.ones((1, 9), np.uint8))):
+        if rule.any():   # bridge strokes across the gap: up-down for a horizontal rule
+            cleaned |= cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, kernel) & rule
+    return cleaned
 
 
-def _mark_runs(mask, across: int, down: int, thin, found: np.ndarray) -> None:
-    """Mark in `found` the horizontal runs at least `across` long and the vertical ones at
-    least `down` long whose (length, mean thickness) satisfy `thin`."""
-    for length, shape in ((across, (1, across)), (down, (down, 1))):
+def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray]) -> None:
+    """Mark in rules[0] the horizontal runs at least `across` long and in rules[1] the
+    vertical ones at least `down` long whose (length, mean thickness) satisfy `thin`."""
+    for length, shape, found in ((across, (1, across), rules[0]), (down, (down, 1), rules[1])):
         if length < 25 or length >= max(mask.shape):
             continue
         runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(shape, np.uint8))

@@ -85,7 +85,7 @@ def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
     `image` is anything `imagefile.to_gray` accepts, of either polarity. Raises ImageError
     "no digit found" when nothing stands out from the background.
     """
-    gray = to_gray(image)
+    gray = _only_the_page(to_gray(image))
     paper = _flat_paper(gray)
     if paper is not None:      # uniform background: subtract it, no flattening needed
         if _ink_is_dark(gray, paper):
@@ -102,6 +102,47 @@ def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
     level = max(otsu / 255.0, 0.3 * peak, MIN_CONTRAST)
     mask = (ink > level).astype(np.uint8)
     return _normalise_ink(ink, mask, level), mask
+
+
+def _only_the_page(gray: np.ndarray) -> np.ndarray:
+    """A photo of a sheet lying on something darker (a table, a lap) with the surroundings
+    painted the sheet's colour, so that the sheet is the background and its writing the ink.
+    Any other image is returned as it is.
+
+    The sheet is the largest bright region (Otsu's threshold): it must cover a fifth of the
+    image, fill most of its bounding box (a sheet is a quadrilateral; a bright digit is not),
+    leave the surface showing on three sides of the image at least (a shadow falling across
+    a sheet leaves it touching three or four), and be clearly brighter than the surface.
+    """
+    if min(gray.shape) < 16:
+        return gray
+    as_bytes = np.round(gray * 255).astype(np.uint8)
+    level, bright = cv2.threshold(as_bytes, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if count < 2:
+        return gray
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, area = (int(v) for v in stats[largest])
+    if area < 0.2 * gray.size or area < 0.7 * w * h:
+        return gray
+    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    sheet = np.zeros(gray.shape, np.uint8)
+    cv2.drawContours(sheet, contours, -1, 1, thickness=cv2.FILLED)   # writing included
+    sheet = cv2.erode(sheet, np.ones((5, 5), np.uint8))               # not the sheet's edge
+    outside = sheet == 0
+    if outside.mean() < 0.1 or not sheet.any():
+        return gray
+    # the surface shows on three sides at least; a shadow across a sheet darkens one or two
+    sides = (sheet[2], sheet[-3], sheet[:, 2], sheet[:, -3])
+    if sum(side.mean() < 0.1 for side in sides) < 3:
+        return gray
+    paper, surface = float(np.median(gray[sheet > 0])), float(np.median(gray[outside]))
+    if paper - surface < 0.25 or surface > 0.6 * paper:
+        return gray
+    out = gray.copy()
+    out[outside] = paper
+    return out
 
 
 def _coarse_background(gray: np.ndarray) -> np.ndarray:
