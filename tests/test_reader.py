@@ -269,3 +269,35 @@ def test_digits_on_squared_paper_stay_whole():
     sheet[:, ::22] = np.minimum(sheet[:, ::22], 110)
     sheet[:, 1::22] = np.minimum(sheet[:, 1::22], 110)
     assert tinynet.read(sheet).text == "2025/314"
+
+
+def table_of_numbers(rows, height=50, row_gap=0.15, seed=1):
+    """Rows of digits in aligned columns, close one above the other, dark on white."""
+    rng = np.random.default_rng(seed)
+    width = int(height * 0.7)
+    canvas = np.zeros((int(len(rows) * height * (1 + row_gap) + height),
+                       int(width * 1.4 * len(rows[0]) + 2 * width)), np.uint8)
+    for k, row in enumerate(rows):
+        for i, d in enumerate(row):
+            strokes = make_digits.jitter(make_digits.SKELETONS[int(d)], rng, wobble=0.004)
+            box = (width // 2 + i * width * 1.4, height // 2 + k * height * (1 + row_gap),
+                   width, height)
+            write(canvas, [(strokes, box)])
+    return 255 - canvas
+
+
+@needs_model
+def test_a_table_with_close_rows_keeps_its_rows_apart():
+    assert tinynet.read(table_of_numbers(["1234", "5678", "9012"])).text == "1234/5678/9012"
+
+
+@needs_model
+def test_digits_written_in_form_boxes():
+    canvas = np.zeros((120, 420), np.uint8)
+    rng = np.random.default_rng(2)
+    for i, d in enumerate("40721"):
+        x = 20 + i * 76
+        cv2.rectangle(canvas, (x, 15), (x + 70, 105), 255, 2)
+        strokes = make_digits.jitter(make_digits.SKELETONS[int(d)], rng, wobble=0.004)
+        write(canvas, [(strokes, (x + 18, 28, 36, 66))])
+    assert tinynet.read(255 - canvas).text == "40721"
