@@ -1,6 +1,7 @@
 """Tests for examples/draw.py: the canvas and prediction logic without a window, and the
 window itself under a virtual display when Xvfb is installed."""
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
@@ -137,6 +138,23 @@ def test_no_display_gives_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "no display" in capsys.readouterr().err
 
 
+@contextlib.contextmanager
+def virtual_display(number):
+    """An Xvfb server on :number for the duration, ready (listening) when entered."""
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "800x600x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        socket = Path(f"/tmp/.X11-unix/X{number}")      # the server is ready once it listens
+        deadline = time.monotonic() + 20
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.mark.skipif(shutil.which("Xvfb") is None,
                     reason="Xvfb is not installed, so the window cannot be opened in a test")
 def test_window_runs_under_xvfb(tmp_path):
@@ -146,20 +164,12 @@ def test_window_runs_under_xvfb(tmp_path):
     weights = ROOT / "weights" / "mnist.npz"
     if not weights.exists():
         pytest.skip("weights/mnist.npz not trained yet")
-    display = ":97"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.0)
-        env = dict(os.environ, DISPLAY=display)
+    with virtual_display(97) as display:
         result = subprocess.run([sys.executable, str(ROOT / "examples" / "draw.py"),
                                  "--model", str(weights), "--digits", str(tmp_path),
-                                 "--frames", "20"], env=env, capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+                                 "--frames", "20"], env=dict(os.environ, DISPLAY=display),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 class X11:
@@ -220,34 +230,26 @@ def test_the_close_button_ends_the_program_and_qt_prints_no_font_warnings(tmp_pa
     weights = ROOT / "weights" / "mnist.npz"
     if not weights.exists():
         pytest.skip("weights/mnist.npz not trained yet")
-    display = ":96"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     program = None
-    try:
-        socket = Path("/tmp/.X11-unix/X96")      # the server is ready once it listens
-        deadline = time.monotonic() + 20
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.2)
-        program = subprocess.Popen([sys.executable, str(ROOT / "examples" / "draw.py"),
-                                    "--model", str(weights), "--digits", str(tmp_path)],
-                                   env=dict(os.environ, DISPLAY=display),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        x11 = X11(display)
-        deadline = time.monotonic() + 30
-        while not x11.windows("tinynet") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        windows = x11.windows("tinynet")
-        assert windows, "the drawing window did not appear"
-        time.sleep(0.5)
-        for window in windows:
-            x11.close(window)
-        stdout, stderr = program.communicate(timeout=15)    # ends by itself, no key pressed
-        assert program.returncode == 0, stderr
-        assert "QFontDatabase" not in stderr and "Traceback" not in stderr
-    finally:
-        if program is not None and program.poll() is None:
-            program.kill()
-        server.terminate()
-        server.wait(timeout=10)
+    with virtual_display(96) as display:
+        try:
+            program = subprocess.Popen([sys.executable, str(ROOT / "examples" / "draw.py"),
+                                        "--model", str(weights), "--digits", str(tmp_path)],
+                                       env=dict(os.environ, DISPLAY=display),
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+            x11 = X11(display)
+            deadline = time.monotonic() + 30
+            while not x11.windows("tinynet") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            windows = x11.windows("tinynet")
+            assert windows, "the drawing window did not appear"
+            time.sleep(0.5)
+            for window in windows:
+                x11.close(window)
+            stdout, stderr = program.communicate(timeout=15)  # ends by itself, no key pressed
+            assert program.returncode == 0, stderr
+            assert "QFontDatabase" not in stderr and "Traceback" not in stderr
+        finally:
+            if program is not None and program.poll() is None:
+                program.kill()
