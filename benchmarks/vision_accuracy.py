@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -96,17 +95,33 @@ def raw_accuracy(model, images, labels) -> float:
                         == labels).mean())
 
 
+# Runs examples/mnist.py in this child process and reports the child's own peak memory
+# (ru_maxrss of RUSAGE_CHILDREN would be the largest of all children so far, not this one's).
+_CHILD = """
+import resource, runpy, sys
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    print("peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
 def cli_run(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one `examples/mnist.py` run."""
-    command = [sys.executable, str(ROOT / "examples" / "mnist.py"), "--no-show", *args]
+    """(wall seconds, peak RSS in MB) of one `examples/mnist.py` run in a fresh process."""
+    command = [sys.executable, "-c", _CHILD, str(ROOT / "examples" / "mnist.py"), "--no-show",
+               *args]
     env = dict(os.environ, MPLBACKEND="Agg")
     start = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                   check=False)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env=env, check=False)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024
+    peaks = [int(line.split()[1]) for line in done.stderr.splitlines()
+             if line.startswith("peak_kb ")]
+    return wall, (peaks[-1] / 1024 if peaks else float("nan"))
 
 
 def phone_photo(folder: Path, images, labels) -> Path:
