@@ -116,3 +116,13 @@ def backend(request):
     """Run the test once under each ops backend (gradient checks, layer behaviour)."""
     with ops.use(request.param):
         yield request.param
+
+
+def seven(size=200, width=12, dark_on_light=True):
+    """A 7 drawn with a pen on a square canvas, uint8."""
+    canvas = np.zeros((size, size), np.uint8)
+    s = size / 200
+    points = np.array([[50, 40], [150, 40], [85, 170]]) * s
+    cv2.polylines(canvas, [points.astype(np.int32)], False, 255, max(1, round(width * s)),
+                  cv2.LINE_AA)
+    return 255 - canvas if dark_on_light else canvas

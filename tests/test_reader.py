@@ -271,8 +271,8 @@ def test_digits_on_squared_paper_stay_whole():
     assert tinynet.read(sheet).text == "2025/314"
 
 
-def table_of_numbers(rows, height=50, row_gap=0.15, seed=1):
-    """Rows of digits in aligned columns, close one above the other, dark on white."""
+def table_of_numbers(rows, height=50, row_gap=0.25, seed=1):
+    """Rows of digits in aligned columns, a quarter of a digit apart, dark on white."""
     rng = np.random.default_rng(seed)
     width = int(height * 0.7)
     canvas = np.zeros((int(len(rows) * height * (1 + row_gap) + height),

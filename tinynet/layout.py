@@ -36,7 +36,8 @@ RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's he
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
 PIECE_GAP = 0.3         # ... and a small piece (the flag of a 5) this close to a larger one
-STACK_HEIGHT = 1.4      # joined pieces are at most this many times the writing's height
+STACK_HEIGHT = 1.4      # joined pieces are at most this many times the writing's height ...
+CUT_GAP = 0.08          # ... unless the gap is a mere cut (of the shorter piece's height)
 SMALL_GLYPH = 0.5       # glyphs shorter than this fraction of the line's tallest are dropped
 SLIVER_WIDTH = 0.25     # a glyph this narrow for its height, short and close, is a sliver
 SMALL_LINE = 0.35       # lines shorter than this fraction of the tallest line are noise ...
@@ -243,7 +244,8 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
     than half as tall and at most that far to the side (the detached flag of a 5), or when
     both are flat (few digits are 1.5 times as wide as tall) and together they are shaped
     like a digit (the top and the belly of a 5 drawn apart). With three blobs or more, the
-    joined unit may not be taller than STACK_HEIGHT times the writing.
+    joined unit may not be taller than STACK_HEIGHT times the writing, unless the gap is a
+    mere cut through a stroke (under CUT_GAP of the shorter piece's height).
     """
     units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
     # with a few blobs to go by, a joined unit may not be much taller than the writing: the
@@ -269,8 +271,9 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
                                (b[2] - b[0]) / max(1, b[3] - b[1])))
                 halves = (overlap > 0.5 * narrower and gap < PIECE_GAP * (bottom - top)
                           and flat[0] > 1.2 and flat[1] > 1.5 and wide < 1.2 * (bottom - top))
-                if gap > -0.5 * shorter and (close or piece or halves) and \
-                        bottom - top <= limit:
+                touching = overlap > 0.5 * narrower and gap < CUT_GAP * shorter
+                if gap > -0.5 * shorter and (touching or (close or piece or halves)
+                                             and bottom - top <= limit):
                     units[i] += units.pop(j)
                     merged = True
                     break
