@@ -228,13 +228,13 @@ SCRATCH_PER_THREAD = 16      # buffers each thread keeps, least recently used dr
 
 
 def scratch(name, shape, dtype):
-    """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
-    dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
+    """A reusable buffer (contents undefined) for this thread, keyed by name, shape (a
+    tuple) and dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
     their own instead of reallocating each other's on every call."""
     store = getattr(_local, "scratch", None)
     if store is None:
         store = _local.scratch = OrderedDict()
-    key = (name, tuple(shape), np.dtype(dtype).str)
+    key = (name, shape, dtype)
     buf = store.get(key)
     if buf is None:
         buf = store[key] = np.empty(shape, dtype=dtype)
