@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import tinynet
-from tinynet import models
+from tinynet import networks
 from tinynet.errors import ModelFileError
 from tinynet.model import META_KEY
 
 
 @pytest.fixture
 def model():
-    return models.mlp(np.random.default_rng(0), hidden=(16, 8))
+    return networks.mlp(np.random.default_rng(0), hidden=(16, 8))
 
 
 @pytest.fixture
@@ -176,5 +176,5 @@ def test_predict_returns_as_many_classes_as_the_network_has_outputs():
     three = tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(28 * 28, 3, rng=rng)])
     assert three.predict(np.zeros((4, 28, 28), np.float32)).shape == (4, 3)
     assert three.predict(np.zeros((0, 28, 28), np.float32)).shape == (0, 3)
-    cnn = models.small_cnn(rng)
+    cnn = networks.small_cnn(rng)
     assert cnn.predict(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)

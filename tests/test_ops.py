@@ -378,7 +378,8 @@ def test_threads_sets_the_worker_count_for_a_block_and_restores_it():
 def test_the_worker_count_does_not_depend_on_the_blas(monkeypatch):
     """An MKL (or any non-OpenBLAS) NumPy gets the same workers: the count is never read
     back from the BLAS."""
-    monkeypatch.setattr(scheduler, "_openblas", None)
+    monkeypatch.setattr(scheduler, "_openblas", None)               # as if not OpenBLAS
+    monkeypatch.setattr(scheduler, "_SINGLE_BLAS", __import__("contextlib").nullcontext())
     monkeypatch.setenv("TINYNET_THREADS", "2")
     with scheduler.threads():
         assert scheduler.workers() == 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import blobs, tiny_net
 
-from tinynet import models, optim, recipes
+from tinynet import models, networks, ops, optim, recipes
 from tinynet.errors import TrainingError
 from tinynet.train import (
     Progress,
@@ -78,18 +78,18 @@ def interrupt_at(step_number, monkeypatch):
 
 
 def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tiny_recipe, tmp_path, monkeypatch):
-    straight = recipes.train("tiny", tiny_recipe, seed=3, progress=False)
+    straight = recipes.run("tiny", tiny_recipe, seed=3, progress=False)
 
     interrupt_at(13, monkeypatch)  # mid-way through the second epoch (10 steps per epoch)
     checkpoint = tmp_path / "ckpt.npz"
     with pytest.raises(KeyboardInterrupt):
-        recipes.train("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
+        recipes.run("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
     assert checkpoint.exists()
     monkeypatch.undo()
-    monkeypatch.setitem(models.BUILDERS, "tiny", tiny_net)
+    monkeypatch.setitem(networks.BUILDERS, "tiny", tiny_net)
     monkeypatch.setitem(recipes.RECIPES, "tiny",
                         recipes.Recipe(model="tiny", epochs=2, batch_size=50, lr=3e-3))
-    resumed = recipes.train("tiny", tiny_recipe, seed=999, progress=False, resume=checkpoint)
+    resumed = recipes.run("tiny", tiny_recipe, seed=999, progress=False, resume=checkpoint)
 
     for a, b in zip(straight.layers, resumed.layers):
         for name in a.params:
@@ -99,7 +99,7 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tiny_recipe, tmp_path,
 
 
 def test_training_records_history_and_test_accuracy(tiny_recipe):
-    model = recipes.train("tiny", tiny_recipe, seed=0, progress=False)
+    model = recipes.run("tiny", tiny_recipe, seed=0, progress=False)
     meta = model.metadata
     assert len(meta["history"]["val_accuracy"]) == 2
     assert meta["test_accuracy"] > 0.9
@@ -180,3 +180,28 @@ def test_describe_duration_and_format_time():
     assert [describe_duration(s) for s in (6, 59.6, 61, 250, 600, 619, 3600, 3960)] == [
         "6 s", "1 min", "1 min 1 s", "4 min 10 s", "10 min", "10 min", "1 h", "1 h 6 min"]
     assert _format_time(75) == "1:15" and _format_time(3725) == "1:02:05"
+
+
+@pytest.mark.parametrize("keyword", ["threads", "blas_threads"])
+def test_fit_runs_the_ops_on_the_threads_it_is_given(keyword):
+    """threads=1 (the MLP recipe's choice) is explicit, and blas_threads, its old name, means
+    the same; outside fit the worker count is back to its default."""
+    fast = pytest.importorskip("tinynet.ops.fast")
+    x, y = blobs(100)
+    xf = (x / 255).astype(np.float32)[:, None]
+    rng = np.random.default_rng(0)
+    model = tiny_net(rng)
+    seen = set()
+    default = fast.scheduler.workers()
+    with ops.use("fast"):
+        fit(model, optim.Adam(model.parameters()), xf, y.astype(np.int64), epochs=1,
+            batch_size=50, rng=rng, progress=False, **{keyword: 1},
+            on_step=lambda state: seen.add(fast.scheduler.workers()))
+    assert seen == {1}
+    assert fast.scheduler.workers() == default
+    assert recipes.RECIPES["mlp"].threads == 1
+
+
+def test_old_names_still_work():
+    assert recipes.train is recipes.run
+    assert models.BUILDERS is networks.BUILDERS and models.mlp is networks.mlp

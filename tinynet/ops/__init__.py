@@ -51,6 +51,9 @@ def use(name):
     previous = _name
     module = _load(name)
     _active, _name = module, name
+    # Bind every op here as a module attribute, so ``ops.dense_forward(...)`` in a layer is
+    # one plain lookup and a switch takes effect at once everywhere.
+    globals().update({op: getattr(module, op) for op in OPS})
 
     @contextlib.contextmanager
     def restore():
@@ -88,14 +91,6 @@ def _choose():
                   file=sys.stderr)
             wanted = "reference"
     use(wanted)
-
-
-def __getattr__(name):
-    # ops.dense_forward(...) and friends resolve to the active backend on every call, so
-    # use() takes effect at once, also in layers that imported this module long before.
-    if name in OPS:
-        return getattr(_active, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _choose()

@@ -101,31 +101,40 @@ def _find_openblas():
 
 
 _openblas = _find_openblas()
-_blas_lock = threading.Lock()
-_blas_single = 0          # how many single_blas() blocks are open, in any thread
 
 
-@contextlib.contextmanager
+class _SingleBlas:
+    """See ``single_blas``. A class rather than a generator-based context manager: it is
+    entered around every op, and this costs a fraction of a microsecond."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0            # how many blocks are open, in any thread
+        self.before = None
+
+    def __enter__(self):
+        with self.lock:
+            if self.depth == 0:
+                self.before = _openblas[1]()
+                _openblas[0](1)
+            self.depth += 1
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                _openblas[0](self.before)
+        return False
+
+
+_SINGLE_BLAS = _SingleBlas() if _openblas is not None else contextlib.nullcontext()
+
+
 def single_blas():
-    """Run the block with the BLAS on one thread (OpenBLAS; other BLAS libraries are left
-    alone). Nested and concurrent blocks share one switch: the count goes back to what it
-    was when the last block closes."""
-    global _blas_single, _blas_before
-    if _openblas is None:
-        yield
-        return
-    with _blas_lock:
-        if _blas_single == 0:
-            _blas_before = _openblas[1]()
-            _openblas[0](1)
-        _blas_single += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_single -= 1
-            if _blas_single == 0:
-                _openblas[0](_blas_before)
+    """Context manager: run the block with the BLAS on one thread (OpenBLAS; other BLAS
+    libraries are left alone). Nested and concurrent blocks share one switch: the count
+    goes back to what it was when the last block closes."""
+    return _SINGLE_BLAS
 
 
 # -- the allocator --------------------------------------------------------------------------
@@ -228,13 +237,13 @@ SCRATCH_PER_THREAD = 16      # buffers each thread keeps, least recently used dr
 
 
 def scratch(name, shape, dtype):
-    """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
-    dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
+    """A reusable buffer (contents undefined) for this thread, keyed by name, shape (a
+    tuple) and dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
     their own instead of reallocating each other's on every call."""
     store = getattr(_local, "scratch", None)
     if store is None:
         store = _local.scratch = OrderedDict()
-    key = (name, tuple(shape), np.dtype(dtype).str)
+    key = (name, shape, dtype)
     buf = store.get(key)
     if buf is None:
         buf = store[key] = np.empty(shape, dtype=dtype)
