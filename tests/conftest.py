@@ -126,3 +126,13 @@ def seven(size=200, width=12, dark_on_light=True):
     cv2.polylines(canvas, [points.astype(np.int32)], False, 255, max(1, round(width * s)),
                   cv2.LINE_AA)
     return 255 - canvas if dark_on_light else canvas
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    """A small untrained MLP saved as tmp_path/small.npz (a valid model file)."""
+    from tinynet import networks
+
+    path = tmp_path / "small.npz"
+    networks.mlp(np.random.default_rng(0), hidden=(8,)).save(path)
+    return path

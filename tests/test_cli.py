@@ -1,19 +1,24 @@
 """examples/mnist.py run as a user runs it: a subprocess."""
 
 import csv
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import encoded, png_bytes
 
+import tinynet
 from tinynet import models
+from tinynet.model import META_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "mnist.py"
@@ -29,15 +34,21 @@ def run(*args, stdin=subprocess.DEVNULL):
                           text=True, stdin=stdin, env=env, timeout=300)
 
 
+def no_traceback(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+
+
+def paper_seven(size=56, thickness=3):
+    """A dark 7 on white paper, uint8."""
+    img = np.full((size, size), 255, np.uint8)
+    cv2.line(img, (size // 4, size // 7), (3 * size // 4, size // 7), 0, thickness)
+    cv2.line(img, (3 * size // 4, size // 7), (size // 2, 6 * size // 7), 0, thickness)
+    return img
+
+
 def predictions(stdout):
     return {m["file"]: m["pred"] for m in map(LINE.match, stdout.splitlines()) if m}
-
-
-@pytest.fixture
-def small_model(tmp_path):
-    path = tmp_path / "small.npz"
-    models.mlp(np.random.default_rng(0), hidden=(8,)).save(path)
-    return path
 
 
 @pytest.fixture
@@ -456,3 +467,206 @@ def test_a_folder_with_an_unreadable_format_says_so(small_model, tmp_path):
     assert r.returncode == 1
     assert r.stderr.splitlines() == ["holiday.heic: error: HEIC images cannot be read; convert "
                                      "it to PNG or JPEG"]
+
+
+# -- bad images, bad models, Ctrl-C and bad command lines (from the robustness tests) --
+
+BAD_IMAGES = {
+    # file name: (content, the reason printed)
+    "notes.png": (b"these are my notes, not a picture\n", "not an image file"),
+    "empty.png": (b"", "empty file (0 bytes)"),
+    "cut.png": (encoded(".png", paper_seven())[:-30], "truncated PNG file"),
+    "cut.jpg": (encoded(".jpg", paper_seven())[:300], "truncated JPEG file"),
+    "zero.png": (png_bytes(0, 10), "image has 0 pixels (0x10)"),
+    "huge.png": (png_bytes(30000, 30000, zlib.compress(b"\x00" * 1000)),
+                 "image of 30000x30000 pixels is too large (limit 25000000 pixels)"),
+    "blank.png": (encoded(".png", np.full((40, 40), 255, np.uint8)), "no digit found"),
+}
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Two good images, one animated GIF, one two-page TIFF and every kind of bad file."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good_7.png"), paper_seven())
+    cv2.imwrite(str(folder / "good_7.jpg"), paper_seven())
+    pages = [paper_seven(), np.zeros((56, 56), np.uint8)]
+    assert cv2.imwritemulti(str(folder / "pages.tif"), pages)
+    pil = pytest.importorskip("PIL.Image")
+    frames = [pil.fromarray(paper_seven()), pil.fromarray(np.full((56, 56), 255, np.uint8))]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    for name, (content, _) in BAD_IMAGES.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def test_cli_reports_every_bad_image_on_one_line_and_reads_the_rest(small_model, image_folder,
+                                                                    tmp_path):
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("not an image")
+    missing = tmp_path / "nope.png"
+    r = run("--load", small_model, "--digits", image_folder, missing, empty,
+            "--figure", tmp_path / "fig.png", "--no-show")
+    no_traceback(r)
+    assert r.returncode == 1                                   # some files failed
+    errors = r.stderr.splitlines()
+    expected = {name: reason for name, (_, reason) in BAD_IMAGES.items()}
+    expected["nope.png"] = "no such file"
+    for name, reason in expected.items():
+        lines = [line for line in errors if line.startswith(f"{name}: error: ")]
+        assert len(lines) == 1 and reason in lines[0], (name, r.stderr)
+    assert f"{empty}: error: no images in this folder" in errors
+    assert len(errors) == len(expected) + 1                    # one line per failure, no more
+    # the good files, the first frame of the GIF and the first page of the TIFF still ran
+    predicted = {line.split(":")[0] for line in r.stdout.splitlines()
+                 if not line.startswith(("loaded", "figure"))}
+    assert predicted == {"good_7.png", "good_7.jpg", "anim.gif", "pages.tif"}
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_cli_exit_status_is_0_only_when_every_image_was_read(small_model, tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    cv2.imwrite(str(good / "a_7.png"), paper_seven())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ok = run("--load", small_model, "--digits", good, "--figure", tmp_path / "f.png",
+             "--no-show")
+    assert ok.returncode == 0, ok.stderr
+    # an empty folder among good ones still counts as a failure
+    bad = run("--load", small_model, "--digits", good, empty, "--figure", tmp_path / "f.png",
+              "--no-show")
+    no_traceback(bad)
+    assert bad.returncode == 1
+    assert "a_7.png: " in bad.stdout and "no images in this folder" in bad.stderr
+
+
+def object_array_model(path):
+    models.mlp(np.random.default_rng(0), hidden=(8,)).save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["1.params.W"] = np.array([{"evil": "pickle"}], dtype=object)
+    np.savez(path, **arrays)
+
+
+def wrong_input_model(path):
+    rng = np.random.default_rng(0)
+    tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(100, 10, rng=rng)]).save(path)
+
+
+def nan_model(path):
+    models.mlp(np.random.default_rng(0), hidden=(8,)).save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["3.params.b"] = np.full_like(arrays["3.params.b"], np.nan)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: p.write_bytes(b"PK\x03\x04 this zip stops here"), "damaged or truncated"),
+    (lambda p: p.write_text("not a model"), "not a tinynet model (.npz) file"),
+    (object_array_model, "contains pickled Python objects; refusing to load them"),
+    (nan_model, "array 3.params.b holds NaN or infinite values"),
+    (wrong_input_model, "not a digit recognizer: it cannot take a 28x28 image"),
+    (lambda p: p.mkdir(), "is a directory"),
+])
+def test_cli_load_of_a_bad_model_is_one_line_and_exit_1(tmp_path, make, reason):
+    path = tmp_path / "bad.npz"
+    make(path)
+    r = run("--load", path, "--no-show", "--figure", tmp_path / "f.png")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"mnist.py: error: {path}: ")
+    assert reason in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def model_arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k != META_KEY}, json.loads(str(f[META_KEY]))
+
+
+def test_cli_ctrl_c_checkpoints_keeps_out_and_resume_matches(mnist, tmp_path, small_model):
+    """Ctrl-C during `mnist.py --train`: no question, a checkpoint, the old --out file byte for
+    byte, exit 130 with how to resume; `--resume` then ends where an uninterrupted run does."""
+    out = tmp_path / "out.npz"
+    out.write_bytes(small_model.read_bytes())
+    before = out.read_bytes()
+    checkpoint = tmp_path / "out.checkpoint.npz"
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    cv2.imwrite(str(digits / "a_7.png"), paper_seven())
+    common = ["--model", "mlp", "--epochs", "1", "--seed", "1", "--digits", digits,
+              "--figure", tmp_path / "f.png", "--no-show"]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--train", "--out", str(out),
+                             *map(str, common)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stderr:                   # the first progress line: training runs
+            if line.startswith("epoch 1/1"):
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = line + rest
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Load the trained model" not in stdout
+    assert f"interrupted: {out} was not changed; resume with --resume {checkpoint}" in stderr
+    assert out.read_bytes() == before
+    assert checkpoint.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+    resumed = run("--resume", checkpoint, "--out", tmp_path / "resumed.npz", *common)
+    assert resumed.returncode == 0, resumed.stderr
+    no_traceback(resumed)
+    straight = run("--train", "--out", tmp_path / "straight.npz", *common)
+    assert straight.returncode == 0, straight.stderr
+    a, meta_a = model_arrays(tmp_path / "resumed.npz")
+    b, meta_b = model_arrays(tmp_path / "straight.npz")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert meta_a["metadata"]["test_accuracy"] == meta_b["metadata"]["test_accuracy"]
+
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--epochs", "many"], "invalid int value: 'many'"),
+    (["--model", "resnet"], "invalid choice: 'resnet'"),
+    (["--train", "--load", "x.npz"], "not allowed with argument"),
+    (["--digits"], "expected at least one argument"),
+])
+def test_bad_command_lines_print_usage_and_exit_2(args, message):
+    r = run(*args)
+    no_traceback(r)
+    assert r.returncode == 2
+    assert r.stderr.startswith("usage: mnist.py") and message in r.stderr
+
+
+def test_out_that_is_a_folder_is_refused_before_training(tmp_path):
+    r = run("--train", "--out", tmp_path)
+    no_traceback(r)
+    assert r.returncode == 2
+    assert f"cannot write {tmp_path}: it is a folder" in r.stderr
+    assert "loading MNIST" not in r.stdout
+
+
+def test_resume_from_a_missing_checkpoint_is_a_clean_error(mnist, tmp_path):
+    r = run("--resume", tmp_path / "gone.npz", "--out", tmp_path / "m.npz")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert f"mnist.py: error: {tmp_path / 'gone.npz'}: no such file" in r.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_resume_from_a_model_instead_of_a_checkpoint(mnist, small_model, tmp_path):
+    r = run("--resume", small_model, "--model", "mlp", "--out", tmp_path / "m.npz")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "checkpoint" in r.stderr.splitlines()[-1]

@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 import os
 
@@ -246,3 +247,85 @@ def test_a_failed_download_of_the_test_set_fetches_only_it_and_leaves_no_folder(
         assert os.listdir(tmp_path / "cache" / "tinynet") == []   # only what it created went
     finally:
         server.close()
+
+
+# -- bad data files and downloads ------------------------------------------------
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    data.write_idx(tmp_path / "x.gz", np.zeros((3, 28, 28), np.uint8))
+    raw = (tmp_path / "x.gz").read_bytes()
+    (tmp_path / "x.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="x.gz: cannot read"):
+        data.read_idx(tmp_path / "x.gz")
+
+
+@pytest.mark.parametrize("header, message", [
+    (b"\x00\x00\x08\xff", "claims 255 dimensions"),
+    (b"\x00\x00\x08\x04" + b"\x00\x01\x00\x00" * 4, r"shape \(65536, 65536, 65536, 65536\)"),
+    (b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 2 + b"\x00" * 4, "unusable IDX shape"),
+    (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+])
+def test_absurd_idx_headers(header, message):
+    with pytest.raises(DataError, match=message):
+        data.parse_idx(header, "x.idx")
+
+
+def test_gzip_bomb_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 1000)
+    (tmp_path / "x.gz").write_bytes(gzip.compress(b"\x00" * 5000))
+    with pytest.raises(DataError, match="x.gz: more than 1000 bytes once unzipped"):
+        data.read_idx(tmp_path / "x.gz")
+
+
+def test_corrupt_cached_file_is_named_with_the_checksum(tmp_path):
+    from test_data import fake_mnist
+
+    fake_mnist(tmp_path)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: checksum mismatch"):
+        data.load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("mode, message", [("404", "HTTP Error 404|Not Found"),
+                                           ("short", "connection closed|IncompleteRead|"
+                                                     "incomplete|Compressed file ended")])
+def test_failed_download_leaves_nothing_in_the_cache(tmp_path, mode, message):
+    from test_data import fake_mnist
+
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror.mkdir()
+    _, sums = fake_mnist(mirror, n_train=300)
+    server = LocalMirror(mirror, mode)
+    try:
+        with pytest.raises(DataError, match=message) as info:
+            data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
+    finally:
+        server.close()
+    assert "train-images-idx3-ubyte.gz" in str(info.value) and "TINYNET_DATA" in str(info.value)
+    assert not cache.exists()
+
+
+def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monkeypatch):
+    from test_data import fake_mnist
+
+    mirror, cache = tmp_path / "mirror", tmp_path / "cache"
+    mirror.mkdir()
+    _, sums = fake_mnist(mirror)
+    real_fetch = data._fetch
+
+    def fetch(url, timeout, quiet):
+        if "train-labels" in url:
+            raise KeyboardInterrupt
+        return real_fetch(url, timeout, quiet)
+
+    monkeypatch.setattr(data, "_fetch", fetch)
+    server = LocalMirror(mirror)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
+        assert os.listdir(cache) == ["train-images-idx3-ubyte.gz"]   # complete and verified
+        monkeypatch.setattr(data, "_fetch", real_fetch)
+        data.download_mnist(cache, mirrors=[server.url], checksums=sums, quiet=True)
+    finally:
+        server.close()
+    assert sorted(os.listdir(cache)) == sorted(s + ".gz" for s in data.MNIST_FILES.values())

@@ -113,3 +113,17 @@ def test_load_image_huge_jpeg_header_is_refused_before_decoding(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ImageError, match="giant.jpg: image of 65000x65000 pixels is too large"):
         imagefile.load_image(path)
+
+
+def test_huge_image_is_refused_from_its_header_without_decoding(tmp_path, monkeypatch):
+    """The memory bound: 30000x30000 is refused before any pixel buffer is allocated."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_bytes(30000, 30000, zlib.compress(b"\x00" * 1000)))
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("the decoder was called for a huge image")
+
+    monkeypatch.setattr(cv2, "imdecode", must_not_decode)
+    with pytest.raises(ImageError, match=r"huge.png: image of 30000x30000 pixels is too large"):
+        imagefile.load_image(path)
+    assert imagefile.MAX_PIXELS * 20 <= 600 * 1024 ** 2   # the documented bound: about 0.5 GB

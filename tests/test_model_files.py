@@ -7,13 +7,15 @@ import os
 import struct
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinynet
 from tinynet import model as model_module
-from tinynet.errors import ModelFileError
+from tinynet import models
+from tinynet.errors import ModelFileError, TinynetError
 from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from tinynet.model import META_KEY, Sequential
 
@@ -241,3 +243,94 @@ def test_a_fifo_or_device_is_refused_without_opening_it(tmp_path):
     for path in (fifo, "/dev/zero"):
         with pytest.raises(ModelFileError, match=f"{path}: not a regular file"):
             tinynet.load(path)
+
+
+# -- more bad model files ---------------------------------------------------------
+
+
+def test_model_errors_are_one_documented_type():
+    assert issubclass(ModelFileError, TinynetError)
+    assert "ModelFileError" in tinynet.load.__doc__
+
+
+def test_save_interrupted_by_ctrl_c_mid_write_keeps_the_old_file(small_model, monkeypatch):
+    before = small_model.read_bytes()
+    real_savez = np.savez
+
+    def savez_then_ctrl_c(file, **arrays):
+        real_savez(file, **arrays)          # half the job: bytes are in the temporary file
+        file.flush()
+        assert os.path.getsize(file.name) > 0
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", savez_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        models.mlp(np.random.default_rng(5), hidden=(8,)).save(small_model)
+    assert small_model.read_bytes() == before
+    assert sorted(os.listdir(small_model.parent)) == ["small.npz"]   # no temporary file
+    tinynet.load(small_model)
+
+
+def test_save_replaces_the_file_only_when_complete(small_model, monkeypatch):
+    """While the new file is written the old one is untouched; then it is swapped in whole."""
+    before = small_model.read_bytes()
+    seen = {}
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen["old_file_during_write"] = Path(dst).read_bytes()
+        seen["new_file_loads"] = tinynet.load(src).describe()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    new = models.mlp(np.random.default_rng(5), hidden=(8,))
+    new.save(small_model)
+    assert seen["old_file_during_write"] == before
+    assert seen["new_file_loads"] == new.describe()
+    np.testing.assert_array_equal(tinynet.load(small_model).layers[1].params["W"],
+                                  new.layers[1].params["W"])
+
+
+def edit_description(path, edit):
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays[META_KEY]))
+    meta = edit(meta) or meta
+    arrays[META_KEY] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["layers"][1]["config"].update(in_features=10 ** 6, out_features=10 ** 6),
+     "layer 1 (Dense) has a config too large for the arrays in the file"),
+    (lambda m: m["layers"][1]["config"].update(in_features="1000000000"),
+     "layer 1 (Dense) has a config too large"),
+    (lambda m: m.update(layers=7), "unreadable model description"),
+    (lambda m: m.update(metadata=[1, 2]), "unreadable model description"),
+    (lambda m: m.update(format_version=1e400), "unreadable model description"),
+    (lambda m: m["layers"][1]["config"].update(rng=[1, 2]), "unexpected key 'rng'"),
+    (lambda m: m["layers"][1].update(config=[784, 8]), "layer 1 (Dense) has a bad config"),
+])
+def test_forged_model_descriptions(small_model, edit, message):
+    """A description that would allocate terabytes, or is the wrong JSON type, is refused
+    before any layer is built."""
+    edit_description(small_model, edit)
+    with pytest.raises(ModelFileError, match=r"small\.npz: ") as info:
+        tinynet.load(small_model)
+    assert message in str(info.value)
+
+
+def test_zip_bomb_model_is_refused_before_reading(small_model, monkeypatch):
+    monkeypatch.setattr(model_module, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(ModelFileError, match=r"unpacks to \d+ bytes, more than the 1000 byte"):
+        tinynet.load(small_model)
+
+
+def test_truncated_compressed_model(tmp_path):
+    model = models.mlp(np.random.default_rng(0), hidden=(8,))
+    np.savez_compressed(tmp_path / "c.npz", **model.arrays(), **{META_KEY: np.array("{}")})
+    raw = (tmp_path / "c.npz").read_bytes()
+    for cut in (len(raw) // 3, len(raw) - 30):
+        (tmp_path / "c.npz").write_bytes(raw[:cut])
+        with pytest.raises(ModelFileError, match="c.npz: "):
+            tinynet.load(tmp_path / "c.npz")
