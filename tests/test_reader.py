@@ -301,3 +301,15 @@ def test_digits_written_in_form_boxes():
         strokes = make_digits.jitter(make_digits.SKELETONS[int(d)], rng, wobble=0.004)
         write(canvas, [(strokes, (x + 18, 28, 36, 66))])
     assert tinynet.read(255 - canvas).text == "40721"
+
+
+@needs_model
+def test_a_faint_number_beside_a_bold_one_is_read():
+    bold = page(["500"], pen=8)
+    faint = page(["363"], pen=2, seed=4)
+    faint = (255 - (255 - faint.astype(np.float32)) * 0.35).astype(np.uint8)   # light pencil
+    sheet = np.full((bold.shape[0] + faint.shape[0], max(bold.shape[1], faint.shape[1])), 255,
+                    np.uint8)
+    sheet[:bold.shape[0], :bold.shape[1]] = bold
+    sheet[bold.shape[0]:, :faint.shape[1]] = faint
+    assert tinynet.read(sheet).text == "500/363"

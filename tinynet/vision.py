@@ -100,8 +100,34 @@ def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
     as_bytes = np.round(ink * 255).astype(np.uint8)
     otsu, _ = cv2.threshold(as_bytes, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = max(otsu / 255.0, 0.3 * peak, MIN_CONTRAST)
-    mask = (ink > level).astype(np.uint8)
+    mask = _add_faint_writing((ink > level).astype(np.uint8), ink, level)
     return _normalise_ink(ink, mask, level), mask
+
+
+def _add_faint_writing(mask: np.ndarray, ink: np.ndarray, level: float) -> np.ndarray:
+    """Add the digits written fainter than the rest (a thin pen beside a marker, pencil).
+
+    One threshold for the whole image is set by its boldest writing, so a faint digit can
+    fall below it entirely, or leave only fragments above it. Ink above half that level is
+    taken instead wherever it forms a piece of the writing's size of which the threshold
+    kept less than half; bold strokes, kept whole by the threshold, do not grow.
+    """
+    low = (ink > max(0.5 * level, MIN_CONTRAST)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    if count <= 2:
+        return mask
+    kept = np.bincount(labels[mask > 0], minlength=count)
+    areas, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_HEIGHT]
+    bold = (kept >= 0.5 * areas) & (np.arange(count) > 0)
+    if not bold.any():
+        return mask
+    big = bold & (areas >= 0.05 * areas[bold].max())
+    tall, typical_area = float(np.median(heights[big])), float(np.median(areas[big]))
+    faint = np.flatnonzero(~bold & (heights >= 0.5 * tall) & (areas >= 0.2 * typical_area))
+    faint = faint[faint > 0]
+    if faint.size == 0:
+        return mask
+    return mask | np.isin(labels, faint).astype(np.uint8)
 
 
 def _only_the_page(gray: np.ndarray) -> np.ndarray:
