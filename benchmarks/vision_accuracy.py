@@ -17,7 +17,7 @@ the CLI itself, as a subprocess, for the timings.
 
 Usage:
     python benchmarks/vision_accuracy.py [--model weights/mnist.npz] [--data DIR]
-        [--seed-digits DIR] [--digits DIR] [--count 2000] [--pages 200] [--no-timing]
+        [--seed-digits DIR] [--digits DIR] [--count 2000] [--pages 600] [--no-timing]
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                         help="default: seed-digits next to the MNIST folder")
     parser.add_argument("--digits", default=str(ROOT / "digits"))
     parser.add_argument("--count", type=int, default=2000, help="user-style MNIST digits")
-    parser.add_argument("--pages", type=int, default=200, help="numbers-and-pages images")
+    parser.add_argument("--pages", type=int, default=600, help="numbers-and-pages images")
     parser.add_argument("--no-timing", action="store_true", help="skip the CLI timings")
     args = parser.parse_args(argv)
     model = tinynet.load(args.model)
