@@ -26,3 +26,4 @@ from .elementwise import (  # noqa: F401
 )
 from .norm import batchnorm_backward, batchnorm_forward, batchnorm_moments  # noqa: F401
 from .pool import maxpool_backward, maxpool_forward  # noqa: F401
+from .winograd import conv2d_winograd_backward, conv2d_winograd_forward  # noqa: F401

@@ -23,6 +23,7 @@ from numba import njit
 
 from ..reference import conv_output_size
 from .scheduler import chunk_for, run_chunks, scratch
+from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
 
 # Work on slices of about this many bytes of ``cols`` at a time, one slice per worker
 # thread, so that the im2col copy is still in the core's cache when the product reads it.
@@ -30,6 +31,16 @@ CHUNK_BYTES = 3 << 20
 # At most this many images per slice, so the im2col buffer stays small even for a
 # 10,000-image inference batch.
 MAX_CHUNK_IMAGES = 64
+# 3x3 stride-1 convolutions with at least this many input channels go through Winograd
+# F(2x2, 3x3) (``winograd.py``): 2.25x fewer multiplications, measured 1.2x (forward) and
+# 1.4x (backward) faster on conv2 of the examples CNN. With one input channel (a network's
+# first layer) the products are too thin to gain anything from it.
+WINOGRAD_MIN_CHANNELS = 8
+
+
+def _winograd(W, stride):
+    F, C, kh, kw = W.shape
+    return kh == 3 and kw == 3 and stride == 1 and C >= WINOGRAD_MIN_CHANNELS
 
 
 @njit(cache=True, nogil=True)
@@ -119,8 +130,9 @@ def col2im(dcols, kh, kw, stride, pad, dx):
     return dx
 
 
-
 def conv2d_forward(x, W, b, stride, pad):
+    if _winograd(W, stride):
+        return conv2d_winograd_forward(x, W, b, pad)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -140,6 +152,8 @@ def conv2d_forward(x, W, b, stride, pad):
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
+    if _winograd(W, stride):
+        return conv2d_winograd_backward(dout, x, W, pad, need_dx)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, K = x.shape[0], C * kh * kw

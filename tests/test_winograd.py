@@ -1,0 +1,114 @@
+"""Winograd F(2x2, 3x3) convolution: the readable twin in ops/reference.py and the fast
+kernels in ops/fast/winograd.py agree with each other and with the direct (im2col)
+convolution, in float32 and float64, for odd sizes and padding; the gradients pass
+finite-difference checks; the fast conv2d ops route 3x3 stride-1 layers through it."""
+
+import numpy as np
+import pytest
+
+from tinynet import ops
+from tinynet.gradcheck import check_layer
+from tinynet.layers.conv import Conv2D
+from tinynet.ops import reference as ref
+
+fast = pytest.importorskip("tinynet.ops.fast", reason="the fast backend needs Numba")
+
+# (N, C, H, W, F, pad): odd and even outputs, padding up to 2, one-tile planes, a batch cut
+# into several slices, and conv2 of the examples CNN
+CASES = [
+    (2, 3, 7, 9, 4, 0),
+    (3, 2, 8, 8, 5, 1),
+    (1, 2, 5, 6, 3, 2),
+    (1, 1, 3, 3, 2, 0),
+    (2, 5, 4, 11, 3, 1),
+    (40, 16, 14, 13, 8, 1),
+    (9, 32, 26, 26, 64, 0),
+]
+IDS = ["x".join(map(str, c)) for c in CASES]
+
+
+def _r(shape, seed, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _inputs(case, dtype):
+    N, C, H, W, F, pad = case
+    return _r((N, C, H, W), 0, dtype), _r((F, C, 3, 3), 1, dtype), _r(F, 2, dtype), pad
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_reference_twin_is_the_convolution(case):
+    x, W, b, pad = _inputs(case, np.float64)
+    y = ref.conv2d_forward(x, W, b, 1, pad)
+    assert rel(ref.conv2d_winograd_forward(x, W, b, pad), y) < 1e-12
+    g = _r(y.shape, 3, np.float64)
+    for need_dx in (True, False):
+        direct = ref.conv2d_backward(g, x, W, 1, pad, need_dx)
+        wino = ref.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        for a, c in zip(wino, direct):
+            assert (a is None) == (c is None)
+            if a is not None:
+                assert rel(a, c) < 1e-12
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 3e-6), (np.float64, 1e-13)])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
+    x, W, b, pad = _inputs(case, dtype)
+    y = fast.conv2d_winograd_forward(x, W, b, pad)
+    assert y.dtype == dtype
+    assert rel(y, ref.conv2d_winograd_forward(x, W, b, pad)) < tol
+    g = _r(y.shape, 3, dtype)
+    for need_dx in (True, False):
+        mine = fast.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        twin = ref.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        for a, c in zip(mine, twin):
+            assert (a is None) == (c is None)
+            if a is not None:
+                assert a.dtype == dtype
+                assert rel(a, c) < tol
+
+
+def test_float32_error_stays_at_rounding_level():
+    """Winograd adds and subtracts before multiplying; in float32 its error must stay
+    within a few units of rounding of the float64 direct convolution (here conv2 of the
+    examples CNN, with values of the size a trained network sees)."""
+    x, W, b, pad = _inputs((4, 32, 26, 26, 64, 0), np.float32)
+    x, W = np.abs(x), W * np.float32(np.sqrt(2 / 288))
+    y64 = ref.conv2d_forward(x.astype(np.float64), W.astype(np.float64), b, 1, pad)
+    im2col32 = rel(ref.conv2d_forward(x, W, b, 1, pad), y64)
+    wino32 = rel(fast.conv2d_winograd_forward(x, W, b, pad), y64)
+    assert wino32 < 2e-6
+    assert wino32 < 10 * max(im2col32, 1e-7)
+
+
+@pytest.mark.parametrize("shape, pad", [((2, 8, 6, 7), 0), ((1, 8, 5, 5), 1)])
+def test_winograd_layer_gradients(shape, pad):
+    """Conv2D with 8 input channels takes the Winograd path in the fast backend; its
+    float64 gradients match finite differences."""
+    with ops.use("fast"):
+        layer = Conv2D(shape[1], 3, 3, padding=pad, rng=np.random.default_rng(1))
+        layer.params["b"] = _r(3, 2)
+        errors = check_layer(layer, _r(shape, 0, np.float64))
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_fast_conv2d_uses_winograd_for_3x3_stride_1(monkeypatch):
+    from tinynet.ops.fast import conv
+
+    calls = []
+    real = conv.conv2d_winograd_forward
+    monkeypatch.setattr(conv, "conv2d_winograd_forward",
+                        lambda *a: calls.append(a[1].shape) or real(*a))
+    x, W, b, _ = _inputs((2, 8, 6, 6, 4, 0), np.float32)
+    conv.conv2d_forward(x, W, b, 1, 1)                          # 3x3, stride 1: Winograd
+    conv.conv2d_forward(x, W, b, 2, 1)                          # stride 2: im2col
+    conv.conv2d_forward(x[:, :1], W[:, :1], b, 1, 0)            # one channel: im2col
+    assert calls == [(4, 8, 3, 3)]
