@@ -1,4 +1,4 @@
-"""Time to 99% MNIST test accuracy from a cold process, tinynet beside PyTorch.
+"""Time to 99% MNIST test accuracy from a cold process, tinynet beside PyTorch and Keras.
 
 Each tool runs in a fresh Python process; the clock starts before the process is launched,
 so interpreter start-up, imports, data loading and (for tinynet) Numba compilation all
@@ -6,7 +6,7 @@ count. For tinynet the Numba cache is pointed at an empty folder, so every kerne
 from scratch ("cold"); ``--warm`` reuses the normal cache instead.
 
 Both tools train the same network (tinynet.networks.small_cnn, rebuilt layer for layer in
-PyTorch) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
+PyTorch and in Keras) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
 rate, batch 128) and the same thread budget (2), and test after every epoch.
 
     python benchmarks/time_to_accuracy.py [--target 0.99] [--runs 1] [--warm]
@@ -99,6 +99,51 @@ def worker_torch():
         print("EPOCH", epoch + 1, correct / len(xt), flush=True)
 
 
+def worker_keras():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    from tinynet import data, optim, recipes
+
+    keras.utils.set_random_seed(0)
+    recipe = recipes.RECIPES["fast"]
+    x, y, xt, yt = data.load_mnist()
+    x = np.ascontiguousarray(data.to_float(x).transpose(0, 2, 3, 1))     # NHWC
+    xt = np.ascontiguousarray(data.to_float(xt).transpose(0, 2, 3, 1))
+    L = keras.layers
+
+    def bn():
+        return L.BatchNormalization(momentum=0.9, epsilon=1e-5)
+
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(16, 5), bn(), L.ReLU(), L.MaxPooling2D(2),
+        L.Conv2D(32, 5), bn(), L.ReLU(), L.MaxPooling2D(2),
+        L.Flatten(), L.Dense(128), bn(), L.ReLU(), L.Dense(10),
+    ])
+    steps = recipe.epochs * -(-len(x) // recipe.batch_size)
+    one_cycle = optim.one_cycle(recipe.lr, steps)        # the same schedule, step by step
+    table = np.array([one_cycle(i) for i in range(steps + 1)], dtype=np.float32)
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return keras.ops.take(table, keras.ops.minimum(keras.ops.cast(step, "int32"),
+                                                           steps))
+
+    model.compile(optimizer=keras.optimizers.Adam(Schedule()), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for epoch in range(recipe.epochs):
+        model.fit(x, y, batch_size=recipe.batch_size, epochs=1, shuffle=True, verbose=0)
+        _, acc = model.evaluate(xt, yt, batch_size=1000, verbose=0)
+        print("EPOCH", epoch + 1, acc, flush=True)
+
+
 def time_run(tool, target, warm):
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as cache:
@@ -130,12 +175,15 @@ def main():
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--warm", action="store_true", help="keep Numba's compiled-kernel cache")
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--worker", choices=["tinynet", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--no-keras", action="store_true")
+    p.add_argument("--worker", choices=["tinynet", "torch", "keras"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker == "tinynet":
         return worker_tinynet()
     if args.worker == "torch":
         return worker_torch()
+    if args.worker == "keras":
+        return worker_keras()
 
     tools = ["tinynet"]
     if not args.no_torch:
@@ -144,7 +192,14 @@ def main():
 
             tools.append("torch")
         except ImportError:
-            print('PyTorch not installed (pip install -e ".[bench]"): timing tinynet only')
+            print('PyTorch not installed (pip install -e ".[bench]"): leaving it out')
+    if not args.no_keras:
+        try:
+            import tensorflow  # noqa: F401
+
+            tools.append("keras")
+        except ImportError:
+            print('TensorFlow not installed (pip install -e ".[bench]"): leaving Keras out')
     results = {tool: [] for tool in tools}
     for _ in range(args.runs):
         for tool in tools:  # interleaved, so both see the same machine conditions
