@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) convolution: the readable twin in ops/reference.py and the fast
+"""Winograd F(4x4, 3x3) convolution: the readable twin in ops/reference.py and the fast
 kernels in ops/fast/winograd.py agree with each other and with the direct (im2col)
 convolution, in float32 and float64, for odd sizes and padding; the gradients pass
 finite-difference checks; the fast conv2d ops route 3x3 stride-1 layers through it."""
@@ -21,6 +21,8 @@ CASES = [
     (1, 2, 5, 6, 3, 2),
     (1, 1, 3, 3, 2, 0),
     (2, 5, 4, 11, 3, 1),
+    (2, 3, 6, 6, 2, 0),
+    (1, 2, 10, 7, 3, 1),
     (40, 16, 14, 13, 8, 1),
     (9, 32, 26, 26, 64, 0),
 ]
@@ -46,7 +48,7 @@ def rel(a, b):
 def test_reference_twin_is_the_convolution(case):
     x, W, b, pad = _inputs(case, np.float64)
     y = ref.conv2d_forward(x, W, b, 1, pad)
-    assert rel(ref.conv2d_winograd_forward(x, W, b, pad), y) < 1e-12
+    assert rel(ref.conv2d_winograd_forward(x, W, b, pad), y) < 1e-11
     g = _r(y.shape, 3, np.float64)
     for need_dx in (True, False):
         direct = ref.conv2d_backward(g, x, W, 1, pad, need_dx)
@@ -54,10 +56,10 @@ def test_reference_twin_is_the_convolution(case):
         for a, c in zip(wino, direct):
             assert (a is None) == (c is None)
             if a is not None:
-                assert rel(a, c) < 1e-12
+                assert rel(a, c) < 1e-11
 
 
-@pytest.mark.parametrize("dtype, tol", [(np.float32, 3e-6), (np.float64, 1e-13)])
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
     x, W, b, pad = _inputs(case, dtype)
@@ -76,16 +78,17 @@ def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
 
 
 def test_float32_error_stays_at_rounding_level():
-    """Winograd adds and subtracts before multiplying; in float32 its error must stay
-    within a few units of rounding of the float64 direct convolution (here conv2 of the
-    examples CNN, with values of the size a trained network sees)."""
+    """Winograd transforms with coefficients up to 8 (and G's sixths) before multiplying;
+    in float32 its error must stay within a few units of rounding of the float64 direct
+    convolution (here conv2 of the examples CNN, with values of the size a trained network
+    sees): measured 3.5e-6 of the largest output, against 7e-7 for the direct product."""
     x, W, b, pad = _inputs((4, 32, 26, 26, 64, 0), np.float32)
     x, W = np.abs(x), W * np.float32(np.sqrt(2 / 288))
     y64 = ref.conv2d_forward(x.astype(np.float64), W.astype(np.float64), b, 1, pad)
     im2col32 = rel(ref.conv2d_forward(x, W, b, 1, pad), y64)
     wino32 = rel(fast.conv2d_winograd_forward(x, W, b, pad), y64)
-    assert wino32 < 2e-6
-    assert wino32 < 10 * max(im2col32, 1e-7)
+    assert wino32 < 1e-5
+    assert wino32 < 15 * max(im2col32, 1e-7)
 
 
 @pytest.mark.parametrize("shape, pad", [((2, 8, 6, 7), 0), ((1, 8, 5, 5), 1)])

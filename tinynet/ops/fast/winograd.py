@@ -1,19 +1,23 @@
-"""3x3 stride-1 convolution by Winograd F(2x2, 3x3), fast: Numba tile transforms around 16
+"""3x3 stride-1 convolution by Winograd F(4x4, 3x3), fast: Numba tile transforms around 36
 BLAS products per slice of the batch.
 
 The math is ``conv2d_winograd_forward`` / ``conv2d_winograd_backward`` in
-``tinynet/ops/reference.py``. Why: im2col spends 36 multiply-adds per 2x2 output tile per
-(filter, channel); the Winograd domain needs 16, so the products, which are most of a CNN's
-training time, shrink 2.25x. The transforms are additions only, and their arrays are smaller
-than im2col's copy (16 values per 4 outputs, against 9 per output).
+``tinynet/ops/reference.py``. Why: im2col spends 144 multiply-adds per 4x4 output tile per
+(filter, channel); the Winograd domain needs 36, so the products, which are most of a CNN's
+training time, shrink 4x. The transforms are a few additions and multiplications by small
+constants per value, and their arrays are smaller than im2col's copy (36 values per 16
+outputs, against 9 per output). F(2x2, 3x3) was tried first: 2.25x fewer multiplications,
+but four times as many tiles, and 16 values per 4 outputs to write and read back; measured
+on conv2 of the examples CNN, F(4x4) is the faster of the two (see ``CHUNK_BYTES``). Its
+float32 error is a few times that of the direct product (tests/test_winograd.py bounds it).
 
 Layout: a slice of n images has T = n*TH*TW tiles, t = (image, tile row, tile column).
-Per slice the kernels fill V (16, C, T) (entry ij of each input tile's B^T d B), the BLAS
-computes M[ij] = U[ij] @ V[ij] as one stacked (16, F, C) @ (16, C, T) product, and the
-output kernel turns M (16, F, T) into y. Backward reuses the layout: dM from dout, then
-dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 16 products, and the adjoint of the input
+Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B), the BLAS
+computes M[ij] = U[ij] @ V[ij] as one stacked (36, F, C) @ (36, C, T) product, and the
+output kernel turns M (36, F, T) into y. Backward reuses the layout: dM from dout, then
+dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products, and the adjoint of the input
 transform adds dV back into the overlapping input tiles. V is recomputed in backward rather
-than kept: one cheap pass over the (small) input against 16*C*T floats of memory.
+than kept: one cheap pass over the (small) input against 36*C*T floats of memory.
 
 Each worker thread runs one slice's whole pipeline on a 1-thread BLAS, so the transform
 arrays (about ``CHUNK_BYTES``) stay in its cache between the kernels and the products.
@@ -27,67 +31,118 @@ from .scheduler import chunk_for, run_chunks, scratch
 
 # Bytes of V and M per slice: about two images of conv2 in the examples CNN; measured
 # fastest (one or two images: 0.16 ms per image forward, eight: 0.20, sixteen: 0.26).
+CONSTANTS = (2, 4, 5, 8)       # the transforms' coefficients, passed in the data's dtype
 CHUNK_BYTES = 2 << 20
 
 
+# The four 1-D transforms, applied along the columns then along the rows of each tile. The
+# coefficients are written out (rather than read from the matrices) so that zeros cost
+# nothing and each tile stays in registers. The constants come in ``k`` = (2, 4, 5, 8) in the
+# arrays' dtype: with plain integer literals Numba would compute float32 data in float64.
+
+@njit(cache=True)
+def _bt(d0, d1, d2, d3, d4, d5, k):
+    """B^T d: a 6-vector of the input into the Winograd domain."""
+    k2, k4, k5 = k[0], k[1], k[2]
+    return (k4 * d0 - k5 * d2 + d4,
+            d3 + d4 - k4 * (d1 + d2),
+            d4 - d3 + k4 * (d1 - d2),
+            d4 - d2 + k2 * (d3 - d1),
+            d4 - d2 + k2 * (d1 - d3),
+            k4 * d1 - k5 * d3 + d5)
+
+
+@njit(cache=True)
+def _b(v0, v1, v2, v3, v4, v5, k):
+    """B v: the adjoint of _bt, a 6-vector of gradients back to the input."""
+    k2, k4, k5 = k[0], k[1], k[2]
+    return (k4 * v0,
+            k4 * (v2 - v1 + v5) + k2 * (v4 - v3),
+            -k5 * v0 - k4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + k2 * (v3 - v4) - k5 * v5,
+            v0 + v1 + v2 + v3 + v4,
+            v5)
+
+
+@njit(cache=True)
+def _at(m0, m1, m2, m3, m4, m5, k):
+    """A^T m: a 6-vector of the Winograd domain to 4 outputs."""
+    k2, k4, k8 = k[0], k[1], k[3]
+    return (m0 + m1 + m2 + m3 + m4,
+            m1 - m2 + k2 * (m3 - m4),
+            m1 + m2 + k4 * (m3 + m4),
+            m1 - m2 + k8 * (m3 - m4) + m5)
+
+
+@njit(cache=True)
+def _a(y0, y1, y2, y3, k):
+    """A y: the adjoint of _at, 4 output gradients into the Winograd domain."""
+    k2, k4, k8 = k[0], k[1], k[3]
+    return (y0,
+            y0 + y1 + y2 + y3,
+            y0 - y1 + y2 - y3,
+            y0 + k2 * y1 + k4 * y2 + k8 * y3,
+            y0 - k2 * y1 + k4 * y2 - k8 * y3,
+            y3)
+
+
+@njit(cache=True)
+def _put(V, i, c, t, v):
+    V[i, c, t] = v[0]
+    V[i + 1, c, t] = v[1]
+    V[i + 2, c, t] = v[2]
+    V[i + 3, c, t] = v[3]
+    V[i + 4, c, t] = v[4]
+    V[i + 5, c, t] = v[5]
+
+
+@njit(cache=True)
+def _col(V, j, c, t):
+    """Entries (0, j), (1, j), ..., (5, j) of the 6x6 stored as V[6i + j, c, t]."""
+    return (V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
+            V[30 + j, c, t])
+
+
 @njit(cache=True, nogil=True)
-def input_transform(xp, TH, TW, V):
-    """V[4i+j, c, t] = (B^T d B)[i, j] for the 4x4 tile d of image plane xp[n, c] that starts
-    at (2*th, 2*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 2TH+2, >= 2TW+2)."""
+def input_transform(xp, TH, TW, V, k):
+    """V[6i+j, c, t] = (B^T d B)[i, j] for the 6x6 tile d of image plane xp[n, c] that starts
+    at (4*th, 4*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 4TH+2, >= 4TW+2)."""
     N, C = xp.shape[0], xp.shape[1]
     for n in range(N):
         for c in range(C):
             plane = xp[n, c]
             for th in range(TH):
-                r0 = plane[2 * th]
-                r1 = plane[2 * th + 1]
-                r2 = plane[2 * th + 2]
-                r3 = plane[2 * th + 3]
+                r0 = plane[4 * th]
+                r1 = plane[4 * th + 1]
+                r2 = plane[4 * th + 2]
+                r3 = plane[4 * th + 3]
+                r4 = plane[4 * th + 4]
+                r5 = plane[4 * th + 5]
                 base = (n * TH + th) * TW
                 for tw in range(TW):
-                    w = 2 * tw
+                    w = 4 * tw
                     t = base + tw
-                    # B^T d: rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3), column by column
-                    a0 = r0[w] - r2[w]
-                    a1 = r0[w + 1] - r2[w + 1]
-                    a2 = r0[w + 2] - r2[w + 2]
-                    a3 = r0[w + 3] - r2[w + 3]
-                    b0 = r1[w] + r2[w]
-                    b1 = r1[w + 1] + r2[w + 1]
-                    b2 = r1[w + 2] + r2[w + 2]
-                    b3 = r1[w + 3] + r2[w + 3]
-                    c0 = r2[w] - r1[w]
-                    c1 = r2[w + 1] - r1[w + 1]
-                    c2 = r2[w + 2] - r1[w + 2]
-                    c3 = r2[w + 3] - r1[w + 3]
-                    d0 = r1[w] - r3[w]
-                    d1 = r1[w + 1] - r3[w + 1]
-                    d2 = r1[w + 2] - r3[w + 2]
-                    d3 = r1[w + 3] - r3[w + 3]
-                    # ... then times B: the same combination along each row
-                    V[0, c, t] = a0 - a2
-                    V[1, c, t] = a1 + a2
-                    V[2, c, t] = a2 - a1
-                    V[3, c, t] = a1 - a3
-                    V[4, c, t] = b0 - b2
-                    V[5, c, t] = b1 + b2
-                    V[6, c, t] = b2 - b1
-                    V[7, c, t] = b1 - b3
-                    V[8, c, t] = c0 - c2
-                    V[9, c, t] = c1 + c2
-                    V[10, c, t] = c2 - c1
-                    V[11, c, t] = c1 - c3
-                    V[12, c, t] = d0 - d2
-                    V[13, c, t] = d1 + d2
-                    V[14, c, t] = d2 - d1
-                    V[15, c, t] = d1 - d3
+                    # B^T d, column by column: q[j] is column j of B^T d
+                    q0 = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
+                    q1 = _bt(r0[w + 1], r1[w + 1], r2[w + 1], r3[w + 1], r4[w + 1], r5[w + 1], k)
+                    q2 = _bt(r0[w + 2], r1[w + 2], r2[w + 2], r3[w + 2], r4[w + 2], r5[w + 2], k)
+                    q3 = _bt(r0[w + 3], r1[w + 3], r2[w + 3], r3[w + 3], r4[w + 3], r5[w + 3], k)
+                    q4 = _bt(r0[w + 4], r1[w + 4], r2[w + 4], r3[w + 4], r4[w + 4], r5[w + 4], k)
+                    q5 = _bt(r0[w + 5], r1[w + 5], r2[w + 5], r3[w + 5], r4[w + 5], r5[w + 5], k)
+                    # ... then times B: row i of the result is _bt of row i of B^T d
+                    _put(V, 0, c, t, _bt(q0[0], q1[0], q2[0], q3[0], q4[0], q5[0], k))
+                    _put(V, 6, c, t, _bt(q0[1], q1[1], q2[1], q3[1], q4[1], q5[1], k))
+                    _put(V, 12, c, t, _bt(q0[2], q1[2], q2[2], q3[2], q4[2], q5[2], k))
+                    _put(V, 18, c, t, _bt(q0[3], q1[3], q2[3], q3[3], q4[3], q5[3], k))
+                    _put(V, 24, c, t, _bt(q0[4], q1[4], q2[4], q3[4], q4[4], q5[4], k))
+                    _put(V, 30, c, t, _bt(q0[5], q1[5], q2[5], q3[5], q4[5], q5[5], k))
     return V
 
 
 @njit(cache=True, nogil=True)
-def output_transform(M, b, TH, TW, y):
-    """y[n, f, 2th + a, 2tw + e] = (A^T M[:, f, t] A)[a, e] + b[f] for each tile t of image n,
-    the 16 entries of M read as a 4x4. y (n, F, 2TH, 2TW): whole tiles (the caller crops odd
+def output_transform(M, b, TH, TW, y, k):
+    """y[n, f, 4th + a, 4tw + e] = (A^T M[:, f, t] A)[a, e] + b[f] for each tile t of image n,
+    the 36 entries of M read as a 6x6. y (n, F, 4TH, 4TW): whole tiles (the caller crops odd
     sizes), so the loop has no edge cases."""
     N, F = y.shape[0], y.shape[1]
     for n in range(N):
@@ -96,29 +151,33 @@ def output_transform(M, b, TH, TW, y):
             out = y[n, f]
             for th in range(TH):
                 base = (n * TH + th) * TW
-                h = 2 * th
+                h = 4 * th
+                o0 = out[h]
+                o1 = out[h + 1]
+                o2 = out[h + 2]
+                o3 = out[h + 3]
                 for tw in range(TW):
                     t = base + tw
-                    # A^T m: rows (m0 + m1 + m2, m1 - m2 - m3), column by column
-                    s00 = M[0, f, t] + M[4, f, t] + M[8, f, t]
-                    s01 = M[1, f, t] + M[5, f, t] + M[9, f, t]
-                    s02 = M[2, f, t] + M[6, f, t] + M[10, f, t]
-                    s03 = M[3, f, t] + M[7, f, t] + M[11, f, t]
-                    s10 = M[4, f, t] - M[8, f, t] - M[12, f, t]
-                    s11 = M[5, f, t] - M[9, f, t] - M[13, f, t]
-                    s12 = M[6, f, t] - M[10, f, t] - M[14, f, t]
-                    s13 = M[7, f, t] - M[11, f, t] - M[15, f, t]
-                    w = 2 * tw
-                    out[h, w] = s00 + s01 + s02 + bias
-                    out[h, w + 1] = s01 - s02 - s03 + bias
-                    out[h + 1, w] = s10 + s11 + s12 + bias
-                    out[h + 1, w + 1] = s11 - s12 - s13 + bias
+                    # A^T M, column by column: s[j] is column j of A^T M (4 values)
+                    s0 = _at(*_col(M, 0, f, t), k)
+                    s1 = _at(*_col(M, 1, f, t), k)
+                    s2 = _at(*_col(M, 2, f, t), k)
+                    s3 = _at(*_col(M, 3, f, t), k)
+                    s4 = _at(*_col(M, 4, f, t), k)
+                    s5 = _at(*_col(M, 5, f, t), k)
+                    w = 4 * tw
+                    for a, row in enumerate((o0, o1, o2, o3)):
+                        v = _at(s0[a], s1[a], s2[a], s3[a], s4[a], s5[a], k)
+                        row[w] = v[0] + bias
+                        row[w + 1] = v[1] + bias
+                        row[w + 2] = v[2] + bias
+                        row[w + 3] = v[3] + bias
     return y
 
 
 @njit(cache=True, nogil=True)
-def output_grad_transform(dy, TH, TW, dM, db):
-    """dM[:, f, t] = A dY A^T (16 entries) from dY, the 2x2 of dy (n, F, 2TH, 2TW) at tile t
+def output_grad_transform(dy, TH, TW, dM, db, k):
+    """dM[:, f, t] = A dY A^T (36 entries) from dY, the 4x4 of dy (n, F, 4TH, 4TW) at tile t
     (the caller pads odd sizes with zeros): the adjoint of :func:`output_transform`. Also
     db[f] += sum of dy[:, f] (float64), while the values pass by."""
     N, F = dy.shape[0], dy.shape[1]
@@ -128,44 +187,35 @@ def output_grad_transform(dy, TH, TW, dM, db):
             total = 0.0
             for th in range(TH):
                 base = (n * TH + th) * TW
-                h = 2 * th
+                h = 4 * th
+                g0 = g[h]
+                g1 = g[h + 1]
+                g2 = g[h + 2]
+                g3 = g[h + 3]
                 for tw in range(TW):
                     t = base + tw
-                    w = 2 * tw
-                    y00 = g[h, w]
-                    y01 = g[h, w + 1]
-                    y10 = g[h + 1, w]
-                    y11 = g[h + 1, w + 1]
-                    # A dY: rows (y0, y0 + y1, y0 - y1, -y1); then times A^T, along each row
-                    u0 = y00
-                    u1 = y01
-                    p0 = y00 + y10
-                    p1 = y01 + y11
-                    q0 = y00 - y10
-                    q1 = y01 - y11
-                    dM[0, f, t] = u0
-                    dM[1, f, t] = u0 + u1
-                    dM[2, f, t] = u0 - u1
-                    dM[3, f, t] = -u1
-                    dM[4, f, t] = p0
-                    dM[5, f, t] = p0 + p1
-                    dM[6, f, t] = p0 - p1
-                    dM[7, f, t] = -p1
-                    dM[8, f, t] = q0
-                    dM[9, f, t] = q0 + q1
-                    dM[10, f, t] = q0 - q1
-                    dM[11, f, t] = -q1
-                    dM[12, f, t] = -y10
-                    dM[13, f, t] = -y10 - y11
-                    dM[14, f, t] = y11 - y10
-                    dM[15, f, t] = y11
-                    total += (y00 + y01) + (y10 + y11)
+                    w = 4 * tw
+                    # A dY, column by column: u[b] is column b of A dY (6 values)
+                    u0 = _a(g0[w], g1[w], g2[w], g3[w], k)
+                    u1 = _a(g0[w + 1], g1[w + 1], g2[w + 1], g3[w + 1], k)
+                    u2 = _a(g0[w + 2], g1[w + 2], g2[w + 2], g3[w + 2], k)
+                    u3 = _a(g0[w + 3], g1[w + 3], g2[w + 3], g3[w + 3], k)
+                    # ... then times A^T: row r of the result is _a of row r of A dY
+                    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
+                    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
+                    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
+                    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
+                    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
+                    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
+                    # row 1 of A is all ones: u[b][1] is the sum of column b of dY, and
+                    # their sum the tile's, for dL/db
+                    total += (u0[1] + u1[1]) + (u2[1] + u3[1])
             db[f] += total
     return dM
 
 
 @njit(cache=True, nogil=True)
-def input_grad_transform(dV, TH, TW, dxp):
+def input_grad_transform(dV, TH, TW, dxp, k):
     """dxp[n, c] (zeroed here) += B dV[:, c, t] B^T at each tile's place: the adjoint of
     :func:`input_transform`; neighbouring tiles overlap by two rows/columns and add up."""
     N, C = dxp.shape[0], dxp.shape[1]
@@ -175,48 +225,27 @@ def input_grad_transform(dV, TH, TW, dxp):
             plane[:, :] = 0
             for th in range(TH):
                 base = (n * TH + th) * TW
-                r0 = plane[2 * th]
-                r1 = plane[2 * th + 1]
-                r2 = plane[2 * th + 2]
-                r3 = plane[2 * th + 3]
+                h = 4 * th
                 for tw in range(TW):
                     t = base + tw
-                    # B^T's columns: e0 = v0, e1 = v1 - v2 + v3, e2 = -v0 + v1 + v2, e3 = -v3,
-                    # first down each column of the 4x4 dV ...
-                    e00 = dV[0, c, t]
-                    e01 = dV[1, c, t]
-                    e02 = dV[2, c, t]
-                    e03 = dV[3, c, t]
-                    e10 = dV[4, c, t] - dV[8, c, t] + dV[12, c, t]
-                    e11 = dV[5, c, t] - dV[9, c, t] + dV[13, c, t]
-                    e12 = dV[6, c, t] - dV[10, c, t] + dV[14, c, t]
-                    e13 = dV[7, c, t] - dV[11, c, t] + dV[15, c, t]
-                    e20 = dV[4, c, t] + dV[8, c, t] - dV[0, c, t]
-                    e21 = dV[5, c, t] + dV[9, c, t] - dV[1, c, t]
-                    e22 = dV[6, c, t] + dV[10, c, t] - dV[2, c, t]
-                    e23 = dV[7, c, t] + dV[11, c, t] - dV[3, c, t]
-                    e30 = -dV[12, c, t]
-                    e31 = -dV[13, c, t]
-                    e32 = -dV[14, c, t]
-                    e33 = -dV[15, c, t]
-                    # ... then along each row, added into the plane
-                    w = 2 * tw
-                    r0[w] += e00
-                    r0[w + 1] += e01 - e02 + e03
-                    r0[w + 2] += e02 + e01 - e00
-                    r0[w + 3] -= e03
-                    r1[w] += e10
-                    r1[w + 1] += e11 - e12 + e13
-                    r1[w + 2] += e12 + e11 - e10
-                    r1[w + 3] -= e13
-                    r2[w] += e20
-                    r2[w + 1] += e21 - e22 + e23
-                    r2[w + 2] += e22 + e21 - e20
-                    r2[w + 3] -= e23
-                    r3[w] += e30
-                    r3[w + 1] += e31 - e32 + e33
-                    r3[w + 2] += e32 + e31 - e30
-                    r3[w + 3] -= e33
+                    # B dV, column by column: e[l] is column l of B dV (6 values) ...
+                    e0 = _b(*_col(dV, 0, c, t), k)
+                    e1 = _b(*_col(dV, 1, c, t), k)
+                    e2 = _b(*_col(dV, 2, c, t), k)
+                    e3 = _b(*_col(dV, 3, c, t), k)
+                    e4 = _b(*_col(dV, 4, c, t), k)
+                    e5 = _b(*_col(dV, 5, c, t), k)
+                    w = 4 * tw
+                    # ... then times B^T along each row, added into the plane
+                    for r in range(6):
+                        v = _b(e0[r], e1[r], e2[r], e3[r], e4[r], e5[r], k)
+                        row = plane[h + r]
+                        row[w] += v[0]
+                        row[w + 1] += v[1]
+                        row[w + 2] += v[2]
+                        row[w + 3] += v[3]
+                        row[w + 4] += v[4]
+                        row[w + 5] += v[5]
     return dxp
 
 
@@ -253,8 +282,8 @@ def crop_planes(xp, pad, x):
 def _geometry(x_shape, pad):
     N, C, H, W = x_shape
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
-    TH, TW = -(-OH // 2), -(-OW // 2)
-    return OH, OW, TH, TW, 2 * TH + 2, 2 * TW + 2
+    TH, TW = -(-OH // 4), -(-OW // 4)
+    return OH, OW, TH, TW, 4 * TH + 2, 4 * TW + 2
 
 
 def _padded(x, pad, HP, WP, name):
@@ -266,15 +295,15 @@ def _padded(x, pad, HP, WP, name):
 
 
 def filter_transform(W):
-    """U (16, F, C): entry (i, j) of G W[f, c] G^T for every filter pair (f, c)."""
-    G = WINOGRAD_G.astype(W.dtype)
+    """U (36, F, C): entry (i, j) of G W[f, c] G^T for every filter pair (f, c), computed in
+    float64 (G holds sixths and twenty-fourths) and rounded once."""
     F, C = W.shape[:2]
-    U = (G @ W @ G.T).reshape(F, C, 16)
-    return np.ascontiguousarray(U.transpose(2, 0, 1))
+    U = (WINOGRAD_G @ W.astype(np.float64) @ WINOGRAD_G.T).reshape(F, C, 36)
+    return np.ascontiguousarray(U.transpose(2, 0, 1), dtype=W.dtype)
 
 
 def _chunk(N, C, F, TH, TW, itemsize):
-    return chunk_for(N, 16 * TH * TW * (C + F) * itemsize, CHUNK_BYTES)
+    return chunk_for(N, 36 * TH * TW * (C + F) * itemsize, CHUNK_BYTES)
 
 
 def conv2d_winograd_forward(x, W, b, pad):
@@ -284,19 +313,21 @@ def conv2d_winograd_forward(x, W, b, pad):
     N = x.shape[0]
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
     U = filter_transform(W)
+    k = np.array(CONSTANTS, dtype=dt)
     b = np.ascontiguousarray(b, dtype=dt)
     y = np.empty((N, F, OH, OW), dtype=dt)
-    even = OH == 2 * TH and OW == 2 * TW
+    even = OH == 4 * TH and OW == 4 * TW
 
     def part(s, e):
         T = (e - s) * TH * TW
         V = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
-                            scratch("wino_V", (16, C, T), dt, spread=True))
-        M = np.matmul(U, V, out=scratch("wino_M", (16, F, T), dt, spread=True))
+                            scratch("wino_V", (36, C, T), dt, spread=True), k)
+        M = np.matmul(U, V, out=scratch("wino_M", (36, F, T), dt, spread=True))
         if even:
-            output_transform(M, b, TH, TW, y[s:e])
+            output_transform(M, b, TH, TW, y[s:e], k)
         else:                        # odd sizes: whole tiles into scratch, then crop
-            yt = output_transform(M, b, TH, TW, scratch("wino_y", (e - s, F, 2 * TH, 2 * TW), dt))
+            yt = output_transform(M, b, TH, TW, scratch("wino_y", (e - s, F, 4 * TH, 4 * TW), dt),
+                                  k)
             y[s:e] = yt[:, :, :OH, :OW]
 
     run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
@@ -311,28 +342,31 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
     N, _, H, Wd = x.shape
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
     UT = np.ascontiguousarray(filter_transform(W).transpose(0, 2, 1)) if need_dx else None
+    k = np.array(CONSTANTS, dtype=dt)
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
-    even = OH == 2 * TH and OW == 2 * TW
+    even = OH == 4 * TH and OW == 4 * TW
 
     def part(s, e):
         T = (e - s) * TH * TW
         V = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
-                            scratch("wino_V", (16, C, T), dt, spread=True))
+                            scratch("wino_V", (36, C, T), dt, spread=True), k)
         g = dout[s:e]
         if not even:                 # odd sizes: zeros past the edge, in whole tiles
-            g = scratch("wino_y", (e - s, F, 2 * TH, 2 * TW), dt)
+            g = scratch("wino_y", (e - s, F, 4 * TH, 4 * TW), dt)
             g[...] = 0
             g[:, :, :OH, :OW] = dout[s:e]
         db = np.zeros(F)
-        dM = output_grad_transform(g, TH, TW, scratch("wino_M", (16, F, T), dt, spread=True), db)
-        dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (16, F, C)
+        dM = output_grad_transform(g, TH, TW, scratch("wino_M", (36, F, T), dt, spread=True), db,
+                                   k)
+        dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (36, F, C)
         if need_dx:
             dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
             if direct:
-                input_grad_transform(dV, TH, TW, dx[s:e])
+                input_grad_transform(dV, TH, TW, dx[s:e], k)
             else:
-                dxp = input_grad_transform(dV, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt))
+                dxp = input_grad_transform(dV, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt),
+                                           k)
                 crop_planes(dxp, pad, dx[s:e])
         return dU, db
 
@@ -341,6 +375,5 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
     for p in parts[1:]:              # in slice order, so the sum never depends on timing
         dU = dU + p[0]
         db = db + p[1]
-    G = WINOGRAD_G.astype(dt)
-    dU = dU.transpose(1, 2, 0).reshape(F, C, 4, 4)
-    return dx, (G.T @ dU @ G).astype(dt), db.astype(dt)
+    dU = dU.transpose(1, 2, 0).reshape(F, C, 6, 6).astype(np.float64)
+    return dx, (WINOGRAD_G.T @ dU @ WINOGRAD_G).astype(dt), db.astype(dt)
