@@ -5,9 +5,9 @@ so interpreter start-up, imports, data loading and (for tinynet) Numba compilati
 count. For tinynet the Numba cache is pointed at an empty folder, so every kernel compiles
 from scratch ("cold"); ``--warm`` reuses the normal cache instead.
 
-Both tools train the same network (tinynet.networks.small_cnn, rebuilt layer for layer in
-PyTorch and in Keras) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle learning
-rate, batch 128) and the same thread budget (2), and test after every epoch.
+Every tool trains the same network (tinynet.networks.small_cnn, rebuilt layer for layer in
+PyTorch and in Keras) with the same recipe (tinynet.recipes.RECIPES["fast"]: Adam, one-cycle
+learning rate, batch 128) and the same thread budget (2), and tests after every epoch.
 
     python benchmarks/time_to_accuracy.py [--target 0.99] [--runs 1] [--warm]
 

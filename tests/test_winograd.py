@@ -115,3 +115,50 @@ def test_fast_conv2d_uses_winograd_for_3x3_stride_1(monkeypatch):
     conv.conv2d_forward(x, W, b, 2, 1)                          # stride 2: im2col
     conv.conv2d_forward(x[:, :1], W[:, :1], b, 1, 0)            # one channel: im2col
     assert calls == [(4, 8, 3, 3)]
+
+
+# -- a ReLU fused into the convolution ------------------------------------------------------
+
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 7, 9, 3, 1), (2, 1, 9, 8, 4, 1),
+                                  (2, 3, 9, 9, 2, 0)], ids=lambda c: "x".join(map(str, c)))
+def test_fused_relu_agrees_with_conv_then_relu(case):
+    """relu=True is max(conv, 0); relu_out gates the gradient as relu_backward does, on the
+    Winograd path (8 channels) and the im2col path (fewer), odd sizes included."""
+    x, W, b, pad = _inputs(case, np.float32)
+    plain = ref.conv2d_forward(x, W, b, 1, pad)
+    want_y = ref.relu_forward(plain)
+    g = _r(plain.shape, 3)
+    want = ref.conv2d_backward(ref.relu_backward(g, want_y), x, W, 1, pad)
+    for backend in (ref, fast):
+        y = backend.conv2d_forward(x, W, b, 1, pad, relu=True)
+        assert rel(y, want_y) < 2e-5 and y.min() >= 0
+        for a, c in zip(backend.conv2d_backward(g, x, W, 1, pad, True, relu_out=y), want):
+            assert rel(a, c) < 2e-5
+
+
+def test_sequential_fuses_conv_relu_and_folds_batchnorm_at_inference(rng):
+    """The shipped CNN gives the same outputs and gradients with and without fusion."""
+    from tinynet import networks
+    from tinynet.losses import softmax_cross_entropy
+
+    model = networks.cnn(np.random.default_rng(0))
+    x = rng.random((6, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, 6)
+    for layer in model.layers:
+        if hasattr(layer, "p"):                   # no dropout: the same function each time
+            layer.p = 0.0
+        if "running_mean" in layer.buffers:       # running statistics away from (0, 1)
+            n = layer.num_features
+            layer.buffers["running_mean"] = rng.standard_normal(n).astype(np.float32)
+            layer.buffers["running_var"] = rng.random(n, dtype=np.float32) + 0.5
+    out = {}
+    for fuse in (False, True):
+        model.fuse = fuse
+        out[fuse] = [model.forward(x)]
+    for fuse in (False, True):       # (training moves the running statistics: after inference)
+        model.fuse = fuse
+        logits = model.forward(x, training=True)
+        model.backward(softmax_cross_entropy(logits, labels)[1])
+        out[fuse] += [logits, model.layers[0].grads["W"].copy()]
+    for a, c in zip(out[True], out[False]):
+        assert rel(a, c) < 1e-4

@@ -170,22 +170,25 @@ def col2im(dcols, x_shape, kh, kw, stride, pad):
     return dxp[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, W, b, stride, pad):
+def conv2d_forward(x, W, b, stride, pad, relu=False):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
 
     x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
     As matrices: y[n] = Wm @ cols[n] + b, with Wm = W reshaped (F, K), cols[n] (K, P) from
     im2col, K = C*kh*kw, P = OH*OW; the (F, P) result is already NCHW.
+    ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
+    backend does it while y is still in cache).
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     cols = im2col(x, kh, kw, stride, pad)                     # (N, K, P)
     y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
-    return y.reshape(N, F, OH, OW)
+    y = y.reshape(N, F, OH, OW)
+    return np.maximum(y, 0) if relu else y
 
 
-def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
     """Gradients of conv2d_forward, given G = dout (N, F, OH, OW) viewed as (N, F, P):
     the Dense formulas on each image's cols matrix, then col2im back to the pixels:
 
@@ -193,8 +196,12 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
         dL/db  = sum_{n, p} G[n, :, p]     (F,)
         dL/dx  = col2im(Wm^T @ G[n])       (N, C, H, W)
 
+    ``relu_out``: the output of a forward with ``relu=True``; dout is then the gradient of
+    max(y, 0), and G = dout * [relu_out > 0] (relu_backward) comes first.
     Returns (dx, dW, db); dx is None when ``need_dx`` is false.
     """
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape
     G = dout.reshape(dout.shape[0], F, -1)                      # (N, F, P)
     cols = im2col(x, kh, kw, stride, pad)                        # (N, K, P)
@@ -239,7 +246,7 @@ def winograd_tiles(x, pad):
     return np.lib.stride_tricks.sliding_window_view(xp, (6, 6), axis=(2, 3))[:, :, ::4, ::4]
 
 
-def conv2d_winograd_forward(x, W, b, pad):
+def conv2d_winograd_forward(x, W, b, pad, relu=False):
     """conv2d_forward(x, W, b, 1, pad) for 3x3 filters W (F, C, 3, 3), tile by tile:
 
         U[f, c] = G W[f, c] G^T                  filters in the Winograd domain   (6, 6)
@@ -248,6 +255,7 @@ def conv2d_winograd_forward(x, W, b, pad):
         Y[n, f, t] = A^T M[n, f, t] A            output tile t                    (4, 4)
 
     The sum over c is 36 matrix products (F, C) @ (C, tiles), one per entry of the 6x6.
+    ``relu`` as in conv2d_forward.
     """
     N, F, (H, Wd) = x.shape[0], W.shape[0], x.shape[2:]
     BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
@@ -257,10 +265,11 @@ def conv2d_winograd_forward(x, W, b, pad):
     Y = AT @ M @ AT.T                                             # (N, F, TH, TW, 4, 4)
     TH, TW = Y.shape[2:4]
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, F, 4 * TH, 4 * TW)
-    return y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
+    y = y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
+    return np.maximum(y, 0) if relu else y
 
 
-def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
+def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
     """Gradients of conv2d_winograd_forward, each step's adjoint in reverse order:
 
         dM = A dY A^T              (dY: dout's 4x4 tile; outputs past the edge count as 0)
@@ -269,8 +278,11 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
         dL/dx = every tile's dd added back where the tile was read (tiles overlap)
         dL/db = sum dout
 
-    Returns (dx, dW, db); dx is None when ``need_dx`` is false.
+    ``relu_out`` as in conv2d_backward. Returns (dx, dW, db); dx is None when ``need_dx`` is
+    false.
     """
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
     N, C, H, Wd = x.shape
     BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
     d = winograd_tiles(x, pad)

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from ..reference import conv_output_size
+from .elementwise import relu_backward
 from .scheduler import chunk_for, run_chunks, scratch
 from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
 
@@ -130,9 +131,9 @@ def col2im(dcols, kh, kw, stride, pad, dx):
     return dx
 
 
-def conv2d_forward(x, W, b, stride, pad):
+def conv2d_forward(x, W, b, stride, pad, relu=False):
     if _winograd(W, stride):
-        return conv2d_winograd_forward(x, W, b, pad)
+        return conv2d_winograd_forward(x, W, b, pad, relu)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -145,15 +146,19 @@ def conv2d_forward(x, W, b, stride, pad):
         cols = im2col(x[s:e], kh, kw, stride, pad, scratch("conv_cols", (e - s, K, P), W.dtype))
         np.matmul(Wm, cols, out=y[s:e])            # one BLAS call per image
         y[s:e] += bias
+        if relu:                                   # while this slice is in cache
+            np.maximum(y[s:e], 0, out=y[s:e])
 
     chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     run_chunks(part, N, chunk)
     return y.reshape(N, F, OH, OW)
 
 
-def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
     if _winograd(W, stride):
-        return conv2d_winograd_backward(dout, x, W, pad, need_dx)
+        return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out)
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, K = x.shape[0], C * kh * kw

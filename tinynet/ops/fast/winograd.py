@@ -27,11 +27,13 @@ import numpy as np
 from numba import njit
 
 from ..reference import WINOGRAD_G
+from .elementwise import relu_backward
 from .scheduler import chunk_for, run_chunks, scratch
 
 # Bytes of V and M per slice: about two images of conv2 in the examples CNN; measured
 # fastest (one or two images: 0.16 ms per image forward, eight: 0.20, sixteen: 0.26).
-CONSTANTS = (2, 4, 5, 8)       # the transforms' coefficients, passed in the data's dtype
+# the transforms' coefficients, passed in the data's dtype, and the lower bound of outputs
+CONSTANTS = (2, 4, 5, 8, -np.inf)
 CHUNK_BYTES = 2 << 20
 
 
@@ -84,6 +86,26 @@ def _a(y0, y1, y2, y3, k):
             y0 + k2 * y1 + k4 * y2 + k8 * y3,
             y0 - k2 * y1 + k4 * y2 - k8 * y3,
             y3)
+
+
+@njit(cache=True)
+def _floor(z, lo):
+    """max(z, lo), written so that a NaN passes through, as in np.maximum."""
+    return lo if z < lo else z
+
+
+@njit(cache=True)
+def _gate(g, m, masked):
+    """The gradient g through a fused ReLU whose output was m: g if m > 0, else 0."""
+    return g if (not masked or m > 0) else g * 0
+
+
+@njit(cache=True)
+def _a_column(g0, g1, g2, g3, m0, m1, m2, m3, j, masked, k):
+    """_a of column j of the 4x4 gradient tile in rows g0..g3, each entry gated by the
+    fused ReLU's output in rows m0..m3 when ``masked``."""
+    return _a(_gate(g0[j], m0[j], masked), _gate(g1[j], m1[j], masked),
+              _gate(g2[j], m2[j], masked), _gate(g3[j], m3[j], masked), k)
 
 
 @njit(cache=True)
@@ -143,8 +165,10 @@ def input_transform(xp, TH, TW, V, k):
 def output_transform(M, b, TH, TW, y, k):
     """y[n, f, 4th + a, 4tw + e] = (A^T M[:, f, t] A)[a, e] + b[f] for each tile t of image n,
     the 36 entries of M read as a 6x6. y (n, F, 4TH, 4TW): whole tiles (the caller crops odd
-    sizes), so the loop has no edge cases."""
+    sizes), so the loop has no edge cases. Values below k[4] become k[4]: 0 for a fused
+    ReLU, -inf for none."""
     N, F = y.shape[0], y.shape[1]
+    lo = k[4]
     for n in range(N):
         for f in range(F):
             bias = b[f]
@@ -168,22 +192,24 @@ def output_transform(M, b, TH, TW, y, k):
                     w = 4 * tw
                     for a, row in enumerate((o0, o1, o2, o3)):
                         v = _at(s0[a], s1[a], s2[a], s3[a], s4[a], s5[a], k)
-                        row[w] = v[0] + bias
-                        row[w + 1] = v[1] + bias
-                        row[w + 2] = v[2] + bias
-                        row[w + 3] = v[3] + bias
+                        row[w] = _floor(v[0] + bias, lo)
+                        row[w + 1] = _floor(v[1] + bias, lo)
+                        row[w + 2] = _floor(v[2] + bias, lo)
+                        row[w + 3] = _floor(v[3] + bias, lo)
     return y
 
 
 @njit(cache=True, nogil=True)
-def output_grad_transform(dy, TH, TW, dM, db, k):
+def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
     """dM[:, f, t] = A dY A^T (36 entries) from dY, the 4x4 of dy (n, F, 4TH, 4TW) at tile t
     (the caller pads odd sizes with zeros): the adjoint of :func:`output_transform`. Also
-    db[f] += sum of dy[:, f] (float64), while the values pass by."""
+    db[f] += sum of dY[:, f] (float64), while the values pass by. ``masked``: dY is dy where
+    ``mask`` (the forward's output, shape of dy) is positive, else 0 (a fused ReLU)."""
     N, F = dy.shape[0], dy.shape[1]
     for n in range(N):
         for f in range(F):
             g = dy[n, f]
+            m = mask[n, f] if masked else g
             total = 0.0
             for th in range(TH):
                 base = (n * TH + th) * TW
@@ -192,14 +218,18 @@ def output_grad_transform(dy, TH, TW, dM, db, k):
                 g1 = g[h + 1]
                 g2 = g[h + 2]
                 g3 = g[h + 3]
+                m0 = m[h]
+                m1 = m[h + 1]
+                m2 = m[h + 2]
+                m3 = m[h + 3]
                 for tw in range(TW):
                     t = base + tw
                     w = 4 * tw
                     # A dY, column by column: u[b] is column b of A dY (6 values)
-                    u0 = _a(g0[w], g1[w], g2[w], g3[w], k)
-                    u1 = _a(g0[w + 1], g1[w + 1], g2[w + 1], g3[w + 1], k)
-                    u2 = _a(g0[w + 2], g1[w + 2], g2[w + 2], g3[w + 2], k)
-                    u3 = _a(g0[w + 3], g1[w + 3], g2[w + 3], g3[w + 3], k)
+                    u0 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w, masked, k)
+                    u1 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 1, masked, k)
+                    u2 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 2, masked, k)
+                    u3 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 3, masked, k)
                     # ... then times A^T: row r of the result is _a of row r of A dY
                     _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
                     _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
@@ -306,14 +336,14 @@ def _chunk(N, C, F, TH, TW, itemsize):
     return chunk_for(N, 36 * TH * TW * (C + F) * itemsize, CHUNK_BYTES)
 
 
-def conv2d_winograd_forward(x, W, b, pad):
+def conv2d_winograd_forward(x, W, b, pad, relu=False):
     F, C = W.shape[:2]
     dt = W.dtype
     x = np.ascontiguousarray(x, dtype=dt)
     N = x.shape[0]
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
     U = filter_transform(W)
-    k = np.array(CONSTANTS, dtype=dt)
+    k = np.array(CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), dtype=dt)
     b = np.ascontiguousarray(b, dtype=dt)
     y = np.empty((N, F, OH, OW), dtype=dt)
     even = OH == 4 * TH and OW == 4 * TW
@@ -334,7 +364,7 @@ def conv2d_winograd_forward(x, W, b, pad):
     return y
 
 
-def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
+def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
     F, C = W.shape[:2]
     dt = W.dtype
     x = np.ascontiguousarray(x, dtype=dt)
@@ -346,6 +376,10 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
     even = OH == 4 * TH and OW == 4 * TW
+    masked = relu_out is not None
+    if masked and not even:      # odd sizes: the mask on its own pass, then padding below
+        dout, masked = relu_backward(dout, relu_out), False
+    mask = np.ascontiguousarray(relu_out, dtype=dt) if masked else dout
 
     def part(s, e):
         T = (e - s) * TH * TW
@@ -358,7 +392,7 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True):
             g[:, :, :OH, :OW] = dout[s:e]
         db = np.zeros(F)
         dM = output_grad_transform(g, TH, TW, scratch("wino_M", (36, F, T), dt, spread=True), db,
-                                   k)
+                                   k, mask[s:e], masked)
         dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (36, F, C)
         if need_dx:
             dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
