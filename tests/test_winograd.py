@@ -162,3 +162,26 @@ def test_sequential_fuses_conv_relu_and_folds_batchnorm_at_inference(rng):
         out[fuse] += [logits, model.layers[0].grads["W"].copy()]
     for a, c in zip(out[True], out[False]):
         assert rel(a, c) < 1e-4
+
+
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 11, 9, 3, 1), (2, 8, 13, 13, 2, 1),
+                                  (2, 2, 9, 8, 4, 1)], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_pool_agrees_with_conv_then_pool(case, relu):
+    """pool=True is a 2x2, stride-2 max-pool of the (ReLU'd) convolution, for the Winograd
+    kernel that pools each output tile and for the im2col path, odd sizes included."""
+    x, W, b, pad = _inputs(case, np.float32)
+    want = ref.maxpool_forward(ref.conv2d_forward(x, W, b, 1, pad, relu), 2, 2, 2)[0]
+    for backend in (ref, fast):
+        assert rel(backend.conv2d_forward(x, W, b, 1, pad, relu, pool=True), want) < 2e-5
+
+
+def test_examples_cnn_inference_is_the_same_fused():
+    from tinynet import networks
+
+    model = networks.torch_example_cnn(np.random.default_rng(0))
+    x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
+    model.fuse = False
+    plain = model.forward(x)
+    model.fuse = True
+    assert rel(model.forward(x), plain) < 1e-4

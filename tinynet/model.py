@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .files import atomic_write
-from .layers import LAYER_TYPES, BatchNorm, Conv2D, ReLU
+from .layers import LAYER_TYPES, BatchNorm, Conv2D, MaxPool2D, ReLU
 from .losses import softmax
 
 FORMAT_VERSION = 1
@@ -45,8 +45,9 @@ class Sequential:
         self.layers[0].needs_input_grad = False
         self.metadata = dict(metadata or {})
 
-    #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them) as
-    #: one op, saving a pass over memory each; the same math. False: every layer on its own.
+    #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them and
+    #: a 2x2 max-pool after them) as one op, saving a pass over memory each; the same math.
+    #: False: every layer on its own.
     fuse = True
 
     def forward(self, x, training=False):
@@ -62,7 +63,12 @@ class Sequential:
                 if relu:
                     skip.add(j)                 # its backward is part of the Conv2D's
                     j += 1
-                x = layer.forward(x, training=training, relu=relu, bn=bn)
+                pool = (relu and not training and j < len(layers)
+                        and isinstance(layers[j], MaxPool2D)
+                        and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+                if pool:
+                    j += 1
+                x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
             else:
                 x = layer.forward(x, training=training)
             i = j

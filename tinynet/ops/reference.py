@@ -170,14 +170,15 @@ def col2im(dcols, x_shape, kh, kw, stride, pad):
     return dxp[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
 
     x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
     As matrices: y[n] = Wm @ cols[n] + b, with Wm = W reshaped (F, K), cols[n] (K, P) from
     im2col, K = C*kh*kw, P = OH*OW; the (F, P) result is already NCHW.
     ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
-    backend does it while y is still in cache).
+    backend does it while y is still in cache); ``pool``: then a 2x2, stride-2 max-pool too
+    (inference: nothing is kept for a backward).
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
@@ -185,7 +186,8 @@ def conv2d_forward(x, W, b, stride, pad, relu=False):
     cols = im2col(x, kh, kw, stride, pad)                     # (N, K, P)
     y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
     y = y.reshape(N, F, OH, OW)
-    return np.maximum(y, 0) if relu else y
+    y = np.maximum(y, 0) if relu else y
+    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
@@ -246,7 +248,7 @@ def winograd_tiles(x, pad):
     return np.lib.stride_tricks.sliding_window_view(xp, (6, 6), axis=(2, 3))[:, :, ::4, ::4]
 
 
-def conv2d_winograd_forward(x, W, b, pad, relu=False):
+def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
     """conv2d_forward(x, W, b, 1, pad) for 3x3 filters W (F, C, 3, 3), tile by tile:
 
         U[f, c] = G W[f, c] G^T                  filters in the Winograd domain   (6, 6)
@@ -255,7 +257,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False):
         Y[n, f, t] = A^T M[n, f, t] A            output tile t                    (4, 4)
 
     The sum over c is 36 matrix products (F, C) @ (C, tiles), one per entry of the 6x6.
-    ``relu`` as in conv2d_forward.
+    ``relu`` and ``pool`` as in conv2d_forward.
     """
     N, F, (H, Wd) = x.shape[0], W.shape[0], x.shape[2:]
     BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
@@ -266,7 +268,8 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False):
     TH, TW = Y.shape[2:4]
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, F, 4 * TH, 4 * TW)
     y = y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
-    return np.maximum(y, 0) if relu else y
+    y = np.maximum(y, 0) if relu else y
+    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
 
 
 def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):

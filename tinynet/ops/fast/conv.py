@@ -23,6 +23,7 @@ from numba import njit
 
 from ..reference import conv_output_size
 from .elementwise import relu_backward
+from .pool import maxpool_forward
 from .scheduler import chunk_for, run_chunks, scratch
 from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
 
@@ -131,9 +132,11 @@ def col2im(dcols, kh, kw, stride, pad, dx):
     return dx
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     if _winograd(W, stride):
-        return conv2d_winograd_forward(x, W, b, pad, relu)
+        return conv2d_winograd_forward(x, W, b, pad, relu, pool)
+    if pool:
+        return maxpool_forward(conv2d_forward(x, W, b, stride, pad, relu), 2, 2, 2)[0]
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
