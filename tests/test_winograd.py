@@ -185,3 +185,14 @@ def test_examples_cnn_inference_is_the_same_fused():
     plain = model.forward(x)
     model.fuse = True
     assert rel(model.forward(x), plain) < 1e-4
+
+
+def test_remembered_filter_transforms_follow_in_place_updates():
+    """The fast op remembers transformed filters; an optimizer changing W in place (same
+    array object) must still get the new weights' result."""
+    x, W, b, pad = _inputs((2, 8, 8, 8, 4, 0), np.float32)
+    before = fast.conv2d_winograd_forward(x, W, b, pad)
+    W *= 2                                               # in place, as Adam does
+    after = fast.conv2d_winograd_forward(x, W, b, pad)
+    assert rel(after - b[:, None, None], 2 * (before - b[:, None, None])) < 1e-5
+    assert rel(after, ref.conv2d_winograd_forward(x, W, b, pad)) < 2e-5

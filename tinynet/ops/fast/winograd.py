@@ -23,6 +23,9 @@ Each worker thread runs one slice's whole pipeline on a 1-thread BLAS, so the tr
 arrays (about ``CHUNK_BYTES``) stay in its cache between the kernels and the products.
 """
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 from numba import njit
 
@@ -381,6 +384,33 @@ def filter_transform(W):
     return np.ascontiguousarray(U, dtype=W.dtype)
 
 
+_transformed = OrderedDict()        # (W's shape and dtype) -> [(copy of W, U), ...]
+_transformed_lock = threading.Lock()
+TRANSFORMED_KEPT = 8
+
+
+def transformed_filters(W):
+    """filter_transform(W), remembered for the last few filter banks seen: a prediction
+    calls the same layers with the same weights again and again, and a training step's
+    backward uses the forward's weights. A hit costs one comparison of W with the copy kept
+    (W is 9/36 the size of U, and the optimizer changes it in place, so its identity proves
+    nothing); for one image through the shipped CNN the transforms were half of the time."""
+    key = (W.shape, W.dtype.str)
+    with _transformed_lock:
+        for kept, U in _transformed.get(key, ()):
+            if np.array_equal(kept, W):
+                return U
+    U = filter_transform(W)
+    with _transformed_lock:
+        entries = _transformed.setdefault(key, [])
+        entries.insert(0, (W.copy(), U))
+        del entries[2:]                 # this shape's two latest (forward, and a neighbour)
+        _transformed.move_to_end(key)
+        while len(_transformed) > TRANSFORMED_KEPT:
+            _transformed.popitem(last=False)
+    return U
+
+
 def _chunk(N, C, F, TH, TW, itemsize):
     return chunk_for(N, 36 * TH * TW * (C + F) * itemsize, CHUNK_BYTES)
 
@@ -391,7 +421,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
     x = np.ascontiguousarray(x, dtype=dt)
     N = x.shape[0]
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
-    U = filter_transform(W)
+    U = transformed_filters(W)
     k = np.array(CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), dtype=dt)
     b = np.ascontiguousarray(b, dtype=dt)
     if pool:
@@ -426,7 +456,7 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
     dout = np.ascontiguousarray(dout, dtype=dt)
     N, _, H, Wd = x.shape
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
-    UT = np.ascontiguousarray(filter_transform(W).transpose(0, 2, 1)) if need_dx else None
+    UT = np.ascontiguousarray(transformed_filters(W).transpose(0, 2, 1)) if need_dx else None
     k = np.array(CONSTANTS, dtype=dt)
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
