@@ -10,6 +10,12 @@ PyTorch and in Keras) with the same recipe (tinynet.recipes.RECIPES["fast"]: Ada
 learning rate, batch 128) and the same thread budget (2), and tests after every epoch.
 
     python benchmarks/time_to_accuracy.py [--target 0.99] [--runs 1] [--warm]
+    python benchmarks/time_to_accuracy.py --backends [--network cnn] [--epochs 1]
+
+``--backends`` checks that the recipe reaches the same accuracy on tinynet's two ops backends
+(``TINYNET_OPS=fast`` and ``reference``), optionally with another network of
+tinynet.networks and fewer epochs (``cnn``: the 3x3 convolutions of the fast backend's
+Winograd path).
 
 The last line of output is JSON.
 """
@@ -36,13 +42,14 @@ def worker_tinynet():
     from tinynet.train import fit
 
     recipe = recipes.RECIPES["fast"]
+    epochs = int(os.environ.get("TTA_EPOCHS", recipe.epochs))      # set by --backends
     x, y, xt, yt = data.load_mnist()
     x, xt = data.to_float(x), data.to_float(xt)
     y, yt = y.astype(np.int64), yt.astype(np.int64)
     rng = np.random.default_rng(0)
-    model = networks.BUILDERS[recipe.model](rng)
+    model = networks.BUILDERS[os.environ.get("TTA_NETWORK", recipe.model)](rng)
     optimizer = recipe.make_optimizer(model)
-    steps = recipe.epochs * math.ceil(len(x) / recipe.batch_size)
+    steps = epochs * math.ceil(len(x) / recipe.batch_size)
 
     class Report:
         def update(self, text, force=False):
@@ -52,7 +59,7 @@ def worker_tinynet():
             # "epoch 1/2 loss ... val acc 0.9891"
             print("EPOCH", text.split()[1].split("/")[0], text.rsplit(" ", 1)[-1], flush=True)
 
-    fit(model, optimizer, x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, rng=rng,
+    fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
         schedule=recipe.make_schedule(steps), validation=(xt, yt), progress=Report(),
         threads=recipe.threads)
 
@@ -144,8 +151,8 @@ def worker_keras():
         print("EPOCH", epoch + 1, acc, flush=True)
 
 
-def time_run(tool, target, warm):
-    env = dict(os.environ)
+def time_run(tool, target, warm, extra_env=None):
+    env = dict(os.environ, **(extra_env or {}))
     with tempfile.TemporaryDirectory() as cache:
         if tool == "tinynet" and not warm:
             env["NUMBA_CACHE_DIR"] = cache
@@ -159,7 +166,8 @@ def time_run(tool, target, warm):
                 elapsed = time.monotonic() - start
                 log.append({"epoch": int(epoch), "accuracy": float(acc),
                             "seconds": round(elapsed, 1)})
-                print(f"  {tool:8s} epoch {epoch}: test accuracy {float(acc):.4f} "
+                ops = env.get("TINYNET_OPS", "")
+                print(f"  {tool:8s} {ops} epoch {epoch}: test accuracy {float(acc):.4f} "
                       f"at {elapsed:.1f} s", flush=True)
                 if reached is None and float(acc) >= target:
                     reached = elapsed
@@ -176,8 +184,21 @@ def main():
     p.add_argument("--warm", action="store_true", help="keep Numba's compiled-kernel cache")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-keras", action="store_true")
+    p.add_argument("--backends", action="store_true",
+                   help="tinynet only, on its fast and then its reference ops")
+    p.add_argument("--network", help="with --backends: a network of tinynet.networks")
+    p.add_argument("--epochs", type=int, help="with --backends: epochs of the recipe")
     p.add_argument("--worker", choices=["tinynet", "torch", "keras"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.backends:
+        extra = {k: str(v) for k, v in (("TTA_NETWORK", args.network),
+                                         ("TTA_EPOCHS", args.epochs)) if v}
+        out = {}
+        for name in ("fast", "reference"):
+            _, log = time_run("tinynet", args.target, True, dict(extra, TINYNET_OPS=name))
+            out[name] = [e["accuracy"] for e in log]
+        print(json.dumps({"network": args.network or "recipe's", "accuracy_by_epoch": out}))
+        return None
     if args.worker == "tinynet":
         return worker_tinynet()
     if args.worker == "torch":

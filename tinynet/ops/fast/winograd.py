@@ -130,10 +130,17 @@ def _put(V, i, c, t, v):
 
 
 @njit(cache=True)
-def _col(V, j, c, t):
-    """Entries (0, j), (1, j), ..., (5, j) of the 6x6 stored as V[6i + j, c, t]."""
-    return (V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
-            V[30 + j, c, t])
+def _at_col(M, j, f, t, k):
+    """_at of column j of the 6x6 stored as M[6i + j, f, t]."""
+    return _at(M[j, f, t], M[6 + j, f, t], M[12 + j, f, t], M[18 + j, f, t], M[24 + j, f, t],
+               M[30 + j, f, t], k)
+
+
+@njit(cache=True)
+def _b_col(V, j, c, t, k):
+    """_b of column j of the 6x6 stored as V[6i + j, c, t]."""
+    return _b(V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
+              V[30 + j, c, t], k)
 
 
 @njit(cache=True, nogil=True)
@@ -194,12 +201,12 @@ def output_transform(M, b, TH, TW, y, k):
                 for tw in range(TW):
                     t = base + tw
                     # A^T M, column by column: s[j] is column j of A^T M (4 values)
-                    s0 = _at(*_col(M, 0, f, t), k)
-                    s1 = _at(*_col(M, 1, f, t), k)
-                    s2 = _at(*_col(M, 2, f, t), k)
-                    s3 = _at(*_col(M, 3, f, t), k)
-                    s4 = _at(*_col(M, 4, f, t), k)
-                    s5 = _at(*_col(M, 5, f, t), k)
+                    s0 = _at_col(M, 0, f, t, k)
+                    s1 = _at_col(M, 1, f, t, k)
+                    s2 = _at_col(M, 2, f, t, k)
+                    s3 = _at_col(M, 3, f, t, k)
+                    s4 = _at_col(M, 4, f, t, k)
+                    s5 = _at_col(M, 5, f, t, k)
                     w = 4 * tw
                     for a, row in enumerate((o0, o1, o2, o3)):
                         v = _at(s0[a], s1[a], s2[a], s3[a], s4[a], s5[a], k)
@@ -227,12 +234,12 @@ def output_transform_pool(M, b, TH, TW, y, k):
                 p1 = out[2 * th + 1]
                 for tw in range(TW):
                     t = base + tw
-                    s0 = _at(*_col(M, 0, f, t), k)
-                    s1 = _at(*_col(M, 1, f, t), k)
-                    s2 = _at(*_col(M, 2, f, t), k)
-                    s3 = _at(*_col(M, 3, f, t), k)
-                    s4 = _at(*_col(M, 4, f, t), k)
-                    s5 = _at(*_col(M, 5, f, t), k)
+                    s0 = _at_col(M, 0, f, t, k)
+                    s1 = _at_col(M, 1, f, t, k)
+                    s2 = _at_col(M, 2, f, t, k)
+                    s3 = _at_col(M, 3, f, t, k)
+                    s4 = _at_col(M, 4, f, t, k)
+                    s5 = _at_col(M, 5, f, t, k)
                     r0 = _at(s0[0], s1[0], s2[0], s3[0], s4[0], s5[0], k)
                     r1 = _at(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1], k)
                     r2 = _at(s0[2], s1[2], s2[2], s3[2], s4[2], s5[2], k)
@@ -306,12 +313,12 @@ def input_grad_transform(dV, TH, TW, dxp, k):
                 for tw in range(TW):
                     t = base + tw
                     # B dV, column by column: e[l] is column l of B dV (6 values) ...
-                    e0 = _b(*_col(dV, 0, c, t), k)
-                    e1 = _b(*_col(dV, 1, c, t), k)
-                    e2 = _b(*_col(dV, 2, c, t), k)
-                    e3 = _b(*_col(dV, 3, c, t), k)
-                    e4 = _b(*_col(dV, 4, c, t), k)
-                    e5 = _b(*_col(dV, 5, c, t), k)
+                    e0 = _b_col(dV, 0, c, t, k)
+                    e1 = _b_col(dV, 1, c, t, k)
+                    e2 = _b_col(dV, 2, c, t, k)
+                    e3 = _b_col(dV, 3, c, t, k)
+                    e4 = _b_col(dV, 4, c, t, k)
+                    e5 = _b_col(dV, 5, c, t, k)
                     w = 4 * tw
                     # ... then times B^T along each row, added into the plane
                     for r in range(6):
