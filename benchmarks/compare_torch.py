@@ -23,7 +23,9 @@ Rows (issue 12):
 * the GFLOP/s of the examples CNN's training, FLOPs counted analytically (2 per multiply-add
   of the direct convolution and dense products, whatever algorithm a tool uses).
 
-Fairness: PyTorch runs with torch.set_num_threads(2); TensorFlow with 2 intra-op threads and
+Fairness: PyTorch runs with torch.set_num_threads(2) and OMP_WAIT_POLICY=PASSIVE (its
+threads sleep when idle, as tinynet's do; spinning ones were 3x slower on a shared machine;
+``--torch-spin`` keeps the default); TensorFlow with 2 intra-op threads and
 1 inter-op thread (ops one at a time, each on the 2 cores); tinynet with 2 worker threads
 (tinynet/ops/fast/scheduler.py). The MLP recipe runs tinynet on 1 thread (its recipe's
 ``threads=1``, tinynet's own choice within the same 2-core budget). Other jobs may share the
@@ -249,6 +251,12 @@ def import_peers(want_torch, want_keras):
     """(torch or None, keras or None), each set to the 2-thread budget."""
     torch = keras = None
     if want_torch:
+        # PyTorch's OpenMP threads spin while they wait for work; on a machine shared with
+        # other jobs a spinning thread keeps its partner from the core (measured: the
+        # examples CNN step 3x slower under load). Sleeping instead, as tinynet's worker
+        # threads do, is PyTorch's best setting here; --torch-spin keeps its default.
+        if not os.environ.get("TINYNET_BENCH_TORCH_SPIN"):
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import torch
             torch.set_num_threads(THREADS)
@@ -454,9 +462,13 @@ def main():
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     ap.add_argument("--no-keras", action="store_true", help="leave TensorFlow/Keras out")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time runs")
+    ap.add_argument("--torch-spin", action="store_true",
+                    help="leave PyTorch's OpenMP threads spinning while idle (its default)")
     ap.add_argument("--rss-worker", help=argparse.SUPPRESS)
     ap.add_argument("--rss-steps", type=int, default=50, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.torch_spin:
+        os.environ["TINYNET_BENCH_TORCH_SPIN"] = "1"     # also for the subprocesses
     if args.rss_worker:
         return rss_worker(args.rss_worker, args.rss_steps)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -479,7 +491,8 @@ def main():
                 "Keras": f"{keras.__version__} (TensorFlow "
                          f"{__import__('tensorflow').__version__})" if keras else None}
     print(f"threads: tinynet ops backend {ops.backend()!r}, {THREADS} worker threads (the MLP "
-          f"recipe: 1); PyTorch {versions['PyTorch']}: torch.set_num_threads({THREADS}); "
+          f"recipe: 1); PyTorch {versions['PyTorch']}: torch.set_num_threads({THREADS}), "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; "
           f"Keras {versions['Keras']}: {THREADS} intra-op threads, 1 inter-op")
     results = {"mode": mode, "data": source, "torch": versions["PyTorch"],
                "keras": versions["Keras"]}

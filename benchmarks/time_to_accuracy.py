@@ -156,6 +156,8 @@ def time_run(tool, target, warm, extra_env=None):
     with tempfile.TemporaryDirectory() as cache:
         if tool == "tinynet" and not warm:
             env["NUMBA_CACHE_DIR"] = cache
+        if tool == "torch" and not env.get("TINYNET_BENCH_TORCH_SPIN"):
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # see benchmarks/compare_torch.py
         start = time.monotonic()
         proc = subprocess.Popen([sys.executable, __file__, "--worker", tool], env=env,
                                 stdout=subprocess.PIPE, text=True)
