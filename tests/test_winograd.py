@@ -196,3 +196,37 @@ def test_remembered_filter_transforms_follow_in_place_updates():
     after = fast.conv2d_winograd_forward(x, W, b, pad)
     assert rel(after - b[:, None, None], 2 * (before - b[:, None, None])) < 1e-5
     assert rel(after, ref.conv2d_winograd_forward(x, W, b, pad)) < 2e-5
+
+
+def test_a_fresh_process_reads_a_few_digits_without_loading_numba():
+    """scheduler.cold: predicting a few images before any kernel has loaded runs the NumPy
+    ops (Numba's ~0.3 s set-up is never paid), with the kernels' results; a training step
+    then loads the kernels and later calls use them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = f"""
+import sys
+sys.path.insert(0, {str(root)!r})
+import numpy as np
+import tinynet
+from tinynet.ops.fast import scheduler
+from tinynet import networks, ops
+model = tinynet.load({str(root / 'weights' / 'mnist.npz')!r})
+x = np.random.default_rng(0).random((20, 28, 28), dtype=np.float32)
+cold = model.predict(x)
+assert not scheduler._numba_ready, "a kernel was loaded"
+assert ops.backend() == "fast"
+net = networks.small_cnn(0)
+net.forward(np.zeros((300, 1, 28, 28), np.float32), training=True)   # big: the kernels
+assert scheduler._numba_ready
+warm = model.predict(x)
+print(float(np.abs(cold - warm).max()), int((cold.argmax(1) != warm.argmax(1)).sum()))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    diff, changed = res.stdout.split()
+    assert float(diff) < 1e-4 and int(changed) == 0

@@ -259,3 +259,31 @@ def scratch(name, shape, dtype, spread=False):
     else:
         store.move_to_end(key)
     return buf
+
+
+# -- before Numba's first kernel -------------------------------------------------------------
+
+_numba_ready = False
+#: Below this many multiply-adds (convolutions) or values (element-wise ops), an op called
+#: before Numba has loaded any kernel in this process runs its NumPy version instead.
+COLD_WORK = 1 << 28
+
+
+def mark_numba_ready():
+    """Numba has loaded its implementations (its fixed cost, ~0.3 s, is paid): from now on
+    the kernels are always the faster choice."""
+    global _numba_ready
+    _numba_ready = True
+
+
+def cold(work):
+    """Whether an op of ``work`` multiply-adds (or values) should run in NumPy because Numba
+    has not loaded a kernel yet in this process.
+
+    Why: loading the first cached kernel costs Numba ~0.3 s of set-up whatever the kernel,
+    more than a few dozen images take through the NumPy ops; reading the digits of a few
+    images (the recognizer's usual job) then never pays it. A training step or a large
+    batch, which would run long enough to earn it back, goes to the kernels (whose first
+    load then makes every later call use them). The NumPy versions are the reference ops:
+    the same results, to float32 rounding."""
+    return not _numba_ready and work <= COLD_WORK
