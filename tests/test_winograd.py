@@ -202,6 +202,7 @@ def test_a_fresh_process_reads_a_few_digits_without_loading_numba():
     """scheduler.cold: predicting a few images before any kernel has loaded runs the NumPy
     ops (Numba's ~0.3 s set-up is never paid), with the kernels' results; a training step
     then loads the kernels and later calls use them."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -226,7 +227,7 @@ warm = model.predict(x)
 print(float(np.abs(cold - warm).max()), int((cold.argmax(1) != warm.argmax(1)).sum()))
 """
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=dict(os.environ, TINYNET_OPS="fast"))
     assert res.returncode == 0, res.stderr[-3000:]
     diff, changed = res.stdout.split()
     assert float(diff) < 1e-4 and int(changed) == 0
