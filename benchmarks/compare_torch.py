@@ -1,36 +1,44 @@
-"""tinynet beside PyTorch CPU: the same networks, batch sizes and thread budget, in one run.
+"""tinynet beside PyTorch and TensorFlow/Keras on CPU: the same networks, batch sizes and
+thread budget, the tools alternating in one run.
 
-    python benchmarks/compare_torch.py            # full (about 10 minutes)
-    python benchmarks/compare_torch.py --quick    # fewer steps (under 5 minutes)
+    python benchmarks/compare_torch.py            # full (about 20 minutes)
+    python benchmarks/compare_torch.py --quick    # fewer steps, no cold-process rows
     python benchmarks/compare_torch.py --smoke    # tinynet only, a handful of steps (tests)
+    python benchmarks/compare_torch.py --no-keras / --no-torch   # leave a peer out
 
-What is measured (issue 3, item 6):
+Rows (issue 12):
 
-* training time per epoch of (a) the original MLP (tinynet.networks.mlp, Adam, batch 32) and
-  (b) PyTorch's examples/mnist network (tinynet.networks.torch_example_cnn, rebuilt layer for
-  layer with torch.nn; Adam, batch 64), from a fixed number of steps extrapolated to the
-  60,000 training images;
-* inference images/s of that CNN over the 10,000 test images at several batch sizes, and
-  single-image latency;
-* Numba compile time, cold (a fresh, empty NUMBA_CACHE_DIR in a subprocess) and cached (a
-  second subprocess on the same cache);
-* the GFLOP/s that tinynet's CNN training reaches, FLOPs counted analytically (2 per
-  multiply-add of every convolution and dense product), against the 166 GFLOP/s fp32 peak
-  of the 2 Zen 3 cores of the reference machine.
+* training time per epoch, from a fixed number of steps extrapolated to the 60,000 training
+  images, of (a) the original MLP (tinynet.networks.mlp, Adam, batch 32), (b) PyTorch's
+  examples/mnist network (tinynet.networks.torch_example_cnn, Adam, batch 64) and (c) the
+  shipped CNN (tinynet.networks.cnn, with batch norm, Adam, batch 128), each rebuilt layer
+  for layer in torch.nn and keras.layers and started from tinynet's initial weights;
+* inference images/s of the examples CNN over the test images at several batch sizes (each
+  tool at its best), and single-image latency;
+* peak resident memory of a fresh process that imports the tool and trains the examples CNN
+  (batch 64) for a few dozen steps;
+* (full mode) time to 99% test accuracy from a cold process (benchmarks/time_to_accuracy.py:
+  same network and recipe for every tool; tinynet with an empty Numba cache), and Numba
+  compile time, cold and cached;
+* the GFLOP/s of the examples CNN's training, FLOPs counted analytically (2 per multiply-add
+  of the direct convolution and dense products, whatever algorithm a tool uses).
 
-Fairness: PyTorch runs with torch.set_num_threads(2); tinynet with 2 threads (its fast ops
-split each batch over 2 worker threads, each on a 1-thread BLAS, see
-tinynet/ops/fast/scheduler.py). The MLP recipe runs tinynet on 1 thread (its recipe's
-``threads=1``), tinynet's own choice within the same 2-core budget. Other jobs may share
-the cores, so the two tools alternate (A, B, A, B, ...) in the same process and the ratios
-use each one's median round.
+Fairness: PyTorch runs with torch.set_num_threads(2) and OMP_WAIT_POLICY=PASSIVE (its
+threads sleep when idle, as tinynet's do; spinning ones were 3x slower on a shared machine;
+``--torch-spin`` keeps the default); TensorFlow with 2 intra-op threads and
+1 inter-op thread (ops one at a time, each on the 2 cores); tinynet with 2 worker threads
+(tinynet/ops/fast/scheduler.py). The MLP recipe runs tinynet on 1 thread (its recipe's
+``threads=1``, tinynet's own choice within the same 2-core budget). Other jobs may share the
+cores, so the tools alternate (A, B, C, A, B, C, ...) and each row uses each tool's median
+round.
 
-The last line of output is JSON with at least mlp_train_ratio, cnn_train_ratio and
-cnn_infer_ratio (tinynet time / PyTorch time for the same work: below 1 means tinynet is
-faster; for inference, time per image at each tool's best batch size).
+Ratios are tinynet's time over the peer's for the same work (below 1: tinynet is faster;
+for rates, the peer's rate over tinynet's). The last line of output is JSON: mlp_train_ratio,
+cnn_train_ratio, cnn_infer_ratio (against PyTorch, as before), the same with ``_keras``
+(against Keras) and ``_vs_best`` (against the faster peer), and the raw figures.
 
-PyTorch is optional: ``pip install -e ".[bench]"`` (the bench extra pins torch==2.13.0).
-Without it the script measures tinynet alone and says so.
+The peers are optional: ``pip install -e ".[bench]"`` installs both (torch==2.13.0,
+tensorflow-cpu==2.21.0). Without one the script measures the others and says so.
 """
 
 import argparse
@@ -53,20 +61,22 @@ from tinynet import networks, ops  # noqa: E402
 from tinynet.losses import softmax_cross_entropy  # noqa: E402
 from tinynet.optim import Adam  # noqa: E402
 
-PEAK_GFLOPS = 166.0          # fp32 peak of the 2 cores of the reference machine
+PEAK_GFLOPS = 358.0          # fp32 peak of the 2 cores: 2.8 GHz x 2 AVX-512 FMA units x 32
 TRAIN_SIZE = 60000
 THREADS = 2
 
 MODES = {
-    # budget: seconds per tool per training round at most; rounds of mlp_steps / cnn_steps;
+    # budget: seconds per tool per training round at most; rounds of *_steps each;
     # inference over infer_n test images, infer_reps times per batch size; latency calls
-    "full": dict(budget=20.0, rounds=5, mlp_steps=400, cnn_steps=40, infer_n=10000, infer_reps=3,
-                 latency=200, batches=(64, 100, 256, 1000)),
-    "quick": dict(budget=8.0, rounds=3, mlp_steps=150, cnn_steps=12, infer_n=2000, infer_reps=2,
-                  latency=50, batches=(100, 1000)),
-    "smoke": dict(budget=5.0, rounds=1, mlp_steps=3, cnn_steps=2, infer_n=64, infer_reps=1,
-                  latency=3, batches=(32,)),
+    "full": dict(budget=20.0, rounds=5, mlp_steps=400, cnn_steps=40, shipped_steps=20,
+                 infer_n=10000, infer_reps=3, latency=200, batches=(64, 100, 256, 1000),
+                 rss_steps=50),
+    "quick": dict(budget=8.0, rounds=3, mlp_steps=150, cnn_steps=12, shipped_steps=6,
+                  infer_n=2000, infer_reps=2, latency=50, batches=(100, 1000), rss_steps=20),
+    "smoke": dict(budget=5.0, rounds=1, mlp_steps=3, cnn_steps=2, shipped_steps=2, infer_n=64,
+                  infer_reps=1, latency=3, batches=(32,), rss_steps=2),
 }
+PEERS = ("PyTorch", "Keras")
 
 
 # -- data -------------------------------------------------------------------------------
@@ -88,7 +98,7 @@ def load_data(random_only=False):
             "random images")
 
 
-# -- the two tools --------------------------------------------------------------------------
+# -- the tools ------------------------------------------------------------------------------
 
 class Tinynet:
     name = "tinynet"
@@ -119,45 +129,40 @@ class Tinynet:
             self.model.forward(x[s:s + batch], training=False)
 
 
+def _weighted(reference):
+    """tinynet's layers that have weights, in order: (W, b) of each Conv2D and Dense."""
+    return [(layer.params["W"], layer.params["b"]) for layer in reference.model.layers
+            if "W" in layer.params]
+
+
 class Torch:
     name = "PyTorch"
 
-    def __init__(self, torch, builder, reference, threads=THREADS):
+    def __init__(self, torch, builder, reference):
         nn = torch.nn
         self.torch = torch
-        self.threads = threads
-        if threads != THREADS:
-            self.name = f"PyTorch {threads} thread"
         if builder == "mlp":
-            self.model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
-                                       nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
-        else:   # PyTorch's examples/mnist network
-            self.model = nn.Sequential(
-                nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
-                nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128),
-                nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10))
-        self._copy_weights(reference)
+            layers = [nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 128),
+                      nn.ReLU(), nn.Linear(128, 10)]
+        elif builder == "torch_example_cnn":       # PyTorch's examples/mnist network
+            layers = [nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(9216, 128),
+                      nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10)]
+        else:                                      # the shipped CNN (tinynet.networks.cnn)
+            def block(c_in, c_out):
+                return [nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), nn.ReLU()]
+            layers = [*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64),
+                      *block(64, 64), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 128),
+                      nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10)]
+        self.model = nn.Sequential(*layers)
+        mine = [m for m in self.model if isinstance(m, (nn.Conv2d, nn.Linear))]
+        with torch.no_grad():               # tinynet's Dense W is (in, out): transpose
+            for m, (W, b) in zip(mine, _weighted(reference)):
+                m.weight.copy_(torch.from_numpy(W.T.copy() if W.ndim == 2 else W))
+                m.bias.copy_(torch.from_numpy(b))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
 
-    def _copy_weights(self, reference):
-        """Start from tinynet's initial weights (Dense W is (in, out) in tinynet)."""
-        mine = [m for m in self.model if hasattr(m, "weight")]
-        theirs = [layer for layer in reference.model.layers if "W" in layer.params]
-        with self.torch.no_grad():
-            for m, layer in zip(mine, theirs):
-                W = layer.params["W"]
-                m.weight.copy_(self.torch.from_numpy(W.T.copy() if W.ndim == 2 else W))
-                m.bias.copy_(self.torch.from_numpy(layer.params["b"]))
-
     def train(self, x, y, order, batch, steps, start, budget=math.inf):
-        torch = self.torch
-        torch.set_num_threads(self.threads)
-        try:
-            return self._train(x, y, order, batch, steps, start, budget)
-        finally:
-            torch.set_num_threads(THREADS)
-
-    def _train(self, x, y, order, batch, steps, start, budget):
         torch = self.torch
         self.model.train()
         t0 = time.perf_counter()
@@ -180,6 +185,97 @@ class Torch:
                 self.model(torch.from_numpy(x[s:s + batch]))
 
 
+class Keras:
+    """The same networks in Keras 3 on TensorFlow, channels-last (Keras's default layout and
+    the one oneDNN prefers): the images are transposed to NHWC once, outside the timing."""
+    name = "Keras"
+
+    def __init__(self, keras, builder, reference):
+        L = keras.layers
+        self.keras = keras
+        if builder == "mlp":
+            layers = [L.Flatten(), L.Dense(128, activation="relu"),
+                      L.Dense(128, activation="relu"), L.Dense(10)]
+        elif builder == "torch_example_cnn":
+            layers = [L.Conv2D(32, 3, activation="relu"), L.Conv2D(64, 3, activation="relu"),
+                      L.MaxPooling2D(2), L.Dropout(0.25), L.Flatten(),
+                      L.Dense(128, activation="relu"), L.Dropout(0.5), L.Dense(10)]
+        else:
+            def bn():
+                return L.BatchNormalization(momentum=0.9, epsilon=1e-5)
+
+            def block(c_out):
+                return [L.Conv2D(c_out, 3), bn(), L.ReLU()]
+            layers = [*block(32), *block(32), L.MaxPooling2D(2), *block(64), *block(64),
+                      L.MaxPooling2D(2), L.Flatten(), L.Dense(128), bn(), L.ReLU(),
+                      L.Dropout(0.3), L.Dense(10)]
+        self.model = keras.Sequential([keras.Input((28, 28, 1)), *layers])
+        self._copy_weights(reference)
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+    def _copy_weights(self, reference):
+        mine = [m for m in self.model.layers if m.__class__.__name__ in ("Conv2D", "Dense")]
+        after_flatten = None
+        for m, (W, b) in zip(mine, _weighted(reference)):
+            if W.ndim == 4:                               # (F, C, kh, kw) -> (kh, kw, C, F)
+                m.set_weights([W.transpose(2, 3, 1, 0), b])
+                after_flatten = W.shape[0]
+            else:
+                if after_flatten:   # tinynet flattens (c, h, w), Keras (h, w, c)
+                    C = after_flatten
+                    hw = W.shape[0] // C
+                    W = W.reshape(C, hw, -1).transpose(1, 0, 2).reshape(W.shape)
+                    after_flatten = None
+                m.set_weights([W, b])
+
+    @staticmethod
+    def nhwc(x):
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    def train(self, x, y, order, batch, steps, start, budget=math.inf):
+        t0 = time.perf_counter()
+        for b in range(start, start + steps):
+            idx = order[(b * batch) % len(order):][:batch]
+            self.model.train_on_batch(x[idx], y[idx])
+            if time.perf_counter() - t0 > budget:
+                return b - start + 1
+        return steps
+
+    def infer(self, x, batch):
+        for s in range(0, len(x), batch):
+            self.model.predict_on_batch(x[s:s + batch])
+
+
+def import_peers(want_torch, want_keras):
+    """(torch or None, keras or None), each set to the 2-thread budget."""
+    torch = keras = None
+    if want_torch:
+        # PyTorch's OpenMP threads spin while they wait for work; on a machine shared with
+        # other jobs a spinning thread keeps its partner from the core (measured: the
+        # examples CNN step 3x slower under load). Sleeping instead, as tinynet's worker
+        # threads do, is PyTorch's best setting here; --torch-spin keeps its default.
+        if not os.environ.get("TINYNET_BENCH_TORCH_SPIN"):
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import torch
+            torch.set_num_threads(THREADS)
+        except ImportError:
+            print("PyTorch is not installed: leaving it out. For the side-by-side, install "
+                  'the bench extra:  pip install -e ".[bench]"')
+    if want_keras:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import tensorflow as tf
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+            import keras
+        except ImportError:
+            print("TensorFlow/Keras is not installed: leaving it out. For the side-by-side, "
+                  'install the bench extra:  pip install -e ".[bench]"')
+    return torch, keras
+
+
 # -- measurements ---------------------------------------------------------------------------
 
 def interleaved(tools, fn, rounds):
@@ -193,26 +289,27 @@ def interleaved(tools, fn, rounds):
     return {k: float(np.median(v)) for k, v in times.items()}, times
 
 
-def train_times(tools, x, y, batch, steps, rounds, budget):
+def train_times(tools, data, batch, steps, rounds, budget):
     """Seconds per training step for each tool: the median over ``rounds`` alternating
     rounds of ``steps`` steps each (a round stops early after ``budget`` seconds, so a tool
     slowed down by a busy machine cannot stretch the run without bound)."""
-    order = np.random.default_rng(1).permutation(len(x))
+    order = np.random.default_rng(1).permutation(len(data["tinynet"][0]))
     for t in tools:                                  # warm-up (and Numba cache load)
-        t.train(x, y, order, batch, 3, 0)
+        t.train(*data[t.name], order, batch, 3, 0)
     start = 3
     per_step = {t.name: [] for t in tools}
     for _ in range(rounds):
         for t in tools:
             t0 = time.perf_counter()
-            done = t.train(x, y, order, batch, steps, start, budget)
+            done = t.train(*data[t.name], order, batch, steps, start, budget)
             per_step[t.name].append((time.perf_counter() - t0) / done)
         start += steps
     return {k: float(np.median(v)) for k, v in per_step.items()}
 
 
 def cnn_step_flops(batch):
-    """Multiply-adds x 2 of one training step of torch_example_cnn (forward + backward)."""
+    """Multiply-adds x 2 of one training step of torch_example_cnn (forward + backward),
+    counted for the direct convolution."""
     conv1 = batch * 32 * (1 * 9) * 26 * 26        # no input gradient: fwd + dW
     conv2 = batch * 64 * (32 * 9) * 24 * 24        # fwd + dW + dx
     fc1 = batch * 9216 * 128
@@ -252,8 +349,7 @@ def compile_times():
     """(cold, cached) seconds of Numba compilation: the first pass over every kernel
     (three networks, one training step and one inference each, plus augmentation) minus the
     same pass repeated, in a subprocess whose NUMBA_CACHE_DIR starts empty; then again in a
-    second subprocess on the now-filled cache. Import time (which loads cached kernels
-    lazily) is added to the cached figure."""
+    second subprocess on the now-filled cache."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         out = []
@@ -263,8 +359,39 @@ def compile_times():
             if res.returncode != 0:
                 raise RuntimeError(res.stderr[-2000:])
             t_import, first, second = map(float, res.stdout.split()[-3:])
-            out.append((first - second, t_import))
-    return out[0][0], out[1][0]
+            out.append(first - second)
+    return out[0], out[1]
+
+
+def rss_worker(tool, steps):
+    """In a fresh process: import ``tool``, train the examples CNN for ``steps`` steps of
+    batch 64 on 6,400 random images, print the peak resident memory in MB (VmHWM: unlike
+    getrusage's ru_maxrss, which Linux carries over from the parent across fork and exec,
+    it starts afresh with the new program)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((6400, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 6400)
+    ref = Tinynet("torch_example_cnn")
+    if tool == "tinynet":
+        t = ref
+    else:
+        torch, keras = import_peers(tool == "PyTorch", tool == "Keras")
+        t = Torch(torch, "torch_example_cnn", ref) if tool == "PyTorch" else \
+            Keras(keras, "torch_example_cnn", ref)
+        if tool == "Keras":
+            x = Keras.nhwc(x)
+    t.train(x, y, np.arange(len(x)), 64, steps, 0)
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(kb / 1024)
+
+
+def peak_rss(tool, steps):
+    res = subprocess.run([sys.executable, __file__, "--rss-worker", tool, "--rss-steps",
+                          str(steps)], capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-2000:])
+    return float(res.stdout.split()[-1])
 
 
 def cpu_busy():
@@ -290,126 +417,179 @@ def other_cpu(start, wall):
 
 # -- main -----------------------------------------------------------------------------------
 
+class Table:
+    """Rows of tinynet beside each peer, with tinynet's ratio to each and to the best."""
+
+    def __init__(self, peers, results):
+        self.peers, self.results = peers, results
+        head = f"{'':<46}{'tinynet':>14}" + "".join(f"{p:>14}" for p in peers)
+        head += "".join(f"{'vs ' + p:>12}" for p in peers) + (f"{'vs best':>9}" if peers else "")
+        print("\n" + head)
+
+    def row(self, what, key, values, unit, rate=False):
+        """``values``: {tool: figure}; ``rate``: higher is better (ratios are inverted so
+        that below 1 always means tinynet is ahead)."""
+        fmt = (lambda v: f"{v:,.0f} {unit}") if abs(values["tinynet"]) >= 100 else \
+              (lambda v: f"{v:.3g} {unit}")
+        line = f"{what:<46}{fmt(values['tinynet']):>14}"
+        line += "".join(f"{fmt(values[p]) if p in values else '-':>14}" for p in self.peers)
+        ratios = {}
+        for p in self.peers:
+            if values.get(p) is not None and values[p] > 0:
+                ratios[p] = values[p] / values["tinynet"] if rate else values["tinynet"] / values[p]
+        line += "".join(f"{ratios[p]:>12.2f}" if p in ratios else f"{'-':>12}"
+                        for p in self.peers)
+        if ratios:
+            line += f"{max(ratios.values()):>9.2f}"
+        print(line, flush=True)
+        self.results[key] = values["tinynet"]
+        for p in values:
+            if p != "tinynet":
+                self.results[f"{key}_{p.lower()}"] = values[p]
+        for p, r in ratios.items():
+            self.results[f"{key}_ratio_{p.lower()}"] = r
+        if ratios:
+            self.results[f"{key}_ratio_vs_best"] = max(ratios.values())
+        return ratios
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = ap.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="fewer steps (under 5 minutes)")
+    group.add_argument("--quick", action="store_true", help="fewer steps, no cold-process rows")
     group.add_argument("--smoke", action="store_true",
                        help="tinynet only, a handful of steps on random data (for the tests)")
-    ap.add_argument("--no-torch", action="store_true", help="measure tinynet alone")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    ap.add_argument("--no-keras", action="store_true", help="leave TensorFlow/Keras out")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time runs")
+    ap.add_argument("--torch-spin", action="store_true",
+                    help="leave PyTorch's OpenMP threads spinning while idle (its default)")
+    ap.add_argument("--rss-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--rss-steps", type=int, default=50, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.torch_spin:
+        os.environ["TINYNET_BENCH_TORCH_SPIN"] = "1"     # also for the subprocesses
+    if args.rss_worker:
+        return rss_worker(args.rss_worker, args.rss_steps)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = MODES[mode]
     t_start = time.perf_counter()
     busy_start = cpu_busy()
 
-    torch = None
-    if not (args.smoke or args.no_torch):
-        try:
-            import torch
-        except ImportError:
-            print('PyTorch is not installed: measuring tinynet alone. For the side-by-side, '
-                  'install the bench extra:  pip install -e ".[bench]"  (torch==2.13.0)')
-    if torch is not None:
-        torch.set_num_threads(THREADS)
+    torch, keras = (None, None) if args.smoke else import_peers(not args.no_torch,
+                                                                not args.no_keras)
+    peers = [p for p, m in zip(PEERS, (torch, keras)) if m is not None]
 
     x, y, xt, yt, source = load_data(random_only=args.smoke)
-    print(f"tinynet vs PyTorch, {mode} mode, {time.strftime('%Y-%m-%d')}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, data: {source}")
-    print(f"threads: PyTorch torch.set_num_threads({THREADS}) "
-          f"{'(torch ' + torch.__version__ + ')' if torch else '(not installed)'}; "
-          f"tinynet ops backend {ops.backend()!r}, {THREADS} threads; "
-          "the MLP recipe runs tinynet on 1 thread (tinynet's own choice within "
-          "the same 2-core budget)")
-    results = {"mode": mode, "data": source, "torch": torch.__version__ if torch else None}
-    rows = []
+    data = {"tinynet": (x, y), "PyTorch": (x, y)}
+    if keras is not None:
+        data["Keras"] = (Keras.nhwc(x), y)
+    print(f"tinynet beside {', '.join(peers) or 'no peer'}, {mode} mode, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, data: {source}")
+    versions = {"PyTorch": torch.__version__ if torch else None,
+                "Keras": f"{keras.__version__} (TensorFlow "
+                         f"{__import__('tensorflow').__version__})" if keras else None}
+    print(f"threads: tinynet ops backend {ops.backend()!r}, {THREADS} worker threads (the MLP "
+          f"recipe: 1); PyTorch {versions['PyTorch']}: torch.set_num_threads({THREADS}), "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}; "
+          f"Keras {versions['Keras']}: {THREADS} intra-op threads, 1 inter-op")
+    results = {"mode": mode, "data": source, "torch": versions["PyTorch"],
+               "keras": versions["Keras"]}
+    table = Table(peers, results)
 
-    def row(what, tn, pt, unit, ratio=None):
-        if pt is None:
-            rows.append(f"{what:<44}{tn:>12.4g} {unit:<10}{'-':>12}")
-        else:
-            r = tn / pt if ratio is None else ratio
-            rows.append(f"{what:<44}{tn:>12.4g} {unit:<10}{pt:>12.4g} {unit:<10}{r:>7.2f}")
-        print(rows[-1], flush=True)
-
-    print(f"\n{'':<44}{'tinynet':>12} {'':<10}{'PyTorch':>12} {'':<10}{'ratio':>7}")
-
-    # (a) the MLP, batch 32, Adam; (b) the examples/mnist CNN, batch 64, Adam
-    for key, builder, batch, steps, n_threads in (("mlp", "mlp", 32, cfg["mlp_steps"], 1),
-                                                  ("cnn", "torch_example_cnn", 64,
-                                                   cfg["cnn_steps"], THREADS)):
+    def make(builder, n_threads=THREADS):
         tn = Tinynet(builder, n_threads)
-        tools = [tn] + ([Torch(torch, builder, tn)] if torch else [])
-        if torch and key == "mlp":
-            # a reference only: PyTorch on one thread, as tinynet's MLP recipe chooses
-            tools.append(Torch(torch, builder, tn, threads=1))
-        per_step = train_times(tools, x, y, batch, steps, cfg["rounds"], cfg["budget"])
-        epoch_steps = math.ceil(TRAIN_SIZE / batch)
-        t_tn = per_step["tinynet"] * epoch_steps
-        t_pt = per_step["PyTorch"] * epoch_steps if torch else None
-        row(f"{key.upper()} train s/epoch (batch {batch}, Adam)", t_tn, t_pt, "s")
-        results[f"{key}_train_s_per_epoch"] = t_tn
+        tools = [tn]
         if torch:
-            results[f"{key}_train_s_per_epoch_torch"] = t_pt
-            results[f"{key}_train_ratio"] = t_tn / t_pt
-        if torch and key == "mlp":
-            t_pt1 = per_step["PyTorch 1 thread"] * epoch_steps
-            row("  (reference: PyTorch with 1 thread)", t_tn, t_pt1, "s")
-            results["mlp_train_s_per_epoch_torch_1thread"] = t_pt1
-            results["mlp_train_ratio_vs_torch_1thread"] = t_tn / t_pt1
-        if key == "cnn":
-            flops = cnn_step_flops(batch)
-            g_tn = flops / per_step["tinynet"] / 1e9
-            results["cnn_train_gflops"] = g_tn
-            results["cnn_train_peak_fraction"] = g_tn / PEAK_GFLOPS
-            g_pt = flops / per_step["PyTorch"] / 1e9 if torch else None
-            row(f"CNN train GFLOP/s (peak {PEAK_GFLOPS:.0f})", g_tn, g_pt, "GFLOP/s",
-                ratio=(g_pt / g_tn) if torch else None)
-            cnn = tools
+            tools.append(Torch(torch, builder, tn))
+        if keras:
+            tools.append(Keras(keras, builder, tn))
+        return tools
 
-    # inference of the CNN over the test images, and single-image latency
+    rows = (("mlp", "mlp", 32, cfg["mlp_steps"], 1, "MLP train s/epoch (batch 32, Adam)"),
+            ("cnn", "torch_example_cnn", 64, cfg["cnn_steps"], THREADS,
+             "examples CNN train s/epoch (batch 64, Adam)"),
+            ("shipped_cnn", "cnn", 128, cfg["shipped_steps"], THREADS,
+             "shipped CNN train s/epoch (batch 128, Adam)"))
+    for key, builder, batch, steps, n_threads, what in rows:
+        tools = make(builder, n_threads)
+        per_step = train_times(tools, data, batch, steps, cfg["rounds"], cfg["budget"])
+        epoch = {k: v * math.ceil(TRAIN_SIZE / batch) for k, v in per_step.items()}
+        table.row(what, f"{key}_train_s_per_epoch", epoch, "s")
+        if key == "cnn":
+            cnn = tools
+            gflops = {k: cnn_step_flops(batch) / v / 1e9 for k, v in per_step.items()}
+            table.row(f"examples CNN train GFLOP/s (peak {PEAK_GFLOPS:.0f})", "cnn_train_gflops",
+                      gflops, "GF/s", rate=True)
+            results["cnn_train_peak_fraction"] = gflops["tinynet"] / PEAK_GFLOPS
+
+    # inference of the examples CNN over the test images, and single-image latency
     xi = np.ascontiguousarray(xt[:cfg["infer_n"]])
+    xin = {"tinynet": xi, "PyTorch": xi, "Keras": Keras.nhwc(xi)}
     best = {}
     for batch in cfg["batches"]:
         for t in cnn:
-            t.infer(xi[:batch], batch)           # warm-up
-        med, allt = interleaved(cnn, lambda t, b=batch: t.infer(xi, b), cfg["infer_reps"])
+            t.infer(xin[t.name][:batch], batch)           # warm-up
+        _, allt = interleaved(cnn, lambda t, b=batch: t.infer(xin[t.name], b), cfg["infer_reps"])
         ips = {k: len(xi) / min(v) for k, v in allt.items()}
         for k, v in ips.items():
             best[k] = max(best.get(k, (0, 0)), (v, batch))
-        row(f"CNN inference images/s, batch {batch}", ips["tinynet"], ips.get("PyTorch"),
-            "img/s", ratio=ips["PyTorch"] / ips["tinynet"] if torch else None)
-    row("CNN inference images/s, each at best batch", best["tinynet"][0],
-        best["PyTorch"][0] if torch else None, "img/s",
-        ratio=best["PyTorch"][0] / best["tinynet"][0] if torch else None)
-    results["cnn_infer_images_per_s"] = best["tinynet"][0]
-    results["cnn_infer_best_batch"] = best["tinynet"][1]
-    if torch:
-        results["cnn_infer_images_per_s_torch"] = best["PyTorch"][0]
-        results["cnn_infer_best_batch_torch"] = best["PyTorch"][1]
-        results["cnn_infer_ratio"] = best["PyTorch"][0] / best["tinynet"][0]
+        table.row(f"examples CNN inference img/s, batch {batch}", f"cnn_infer_b{batch}", ips,
+                  "/s", rate=True)
+    table.row("  ... each tool at its best batch", "cnn_infer_images_per_s",
+              {k: v[0] for k, v in best.items()}, "/s", rate=True)
+    for k, v in best.items():
+        results[f"cnn_infer_best_batch{'' if k == 'tinynet' else '_' + k.lower()}"] = v[1]
 
-    one = xi[:1]
     lat = {t.name: [] for t in cnn}
     for _ in range(cfg["latency"]):
         for t in cnn:
+            one = xin[t.name][:1]
             t0 = time.perf_counter()
             t.infer(one, 1)
             lat[t.name].append(time.perf_counter() - t0)
-    lat = {k: float(np.median(v)) * 1e3 for k, v in lat.items()}
-    row("CNN single-image latency", lat["tinynet"], lat.get("PyTorch"), "ms")
-    results["cnn_latency_ms"] = lat["tinynet"]
-    if torch:
-        results["cnn_latency_ms_torch"] = lat["PyTorch"]
-        results["cnn_latency_ratio"] = lat["tinynet"] / lat["PyTorch"]
+    table.row("examples CNN single-image latency", "cnn_latency_ms",
+              {k: float(np.median(v)) * 1e3 for k, v in lat.items()}, "ms")
+
+    if os.path.exists("/proc/self/status"):
+        rss = {"tinynet": peak_rss("tinynet", cfg["rss_steps"])}
+        for p in peers:
+            rss[p] = peak_rss(p, cfg["rss_steps"])
+        table.row("peak RSS, training the examples CNN", "cnn_train_peak_rss_mb", rss, "MB")
+
+    if mode == "full":
+        import time_to_accuracy as tta
+        reached = {}
+        for tool, name in (("tinynet", "tinynet"), ("torch", "PyTorch"), ("keras", "Keras")):
+            if name == "tinynet" or name in peers:
+                reached[name], _ = tta.time_run(tool, 0.99, warm=False)
+        if reached["tinynet"] is not None:
+            table.row("time to 99% from a cold process", "seconds_to_99",
+                      {k: v for k, v in reached.items() if v is not None}, "s")
+        else:
+            print("time to 99% from a cold process: tinynet did not reach 99%")
 
     if not (args.smoke or args.no_compile):
         cold, cached = compile_times()
-        rows.append(f"{'Numba compile time, cold / cached':<44}{cold:>12.3g} s / {cached:.3g} s")
-        print(rows[-1])
+        print(f"{'Numba compile time, cold / cached':<46}{cold:>12.3g} s / {cached:.3g} s")
         results["numba_compile_cold_s"] = cold
         results["numba_compile_cached_s"] = cached
+
+    # the keys of earlier versions of this benchmark (ratios against PyTorch), and the
+    # ratios against the fastest peer
+    for short, key in (("mlp_train", "mlp_train_s_per_epoch"),
+                       ("cnn_train", "cnn_train_s_per_epoch"),
+                       ("shipped_cnn_train", "shipped_cnn_train_s_per_epoch"),
+                       ("cnn_infer", "cnn_infer_images_per_s"),
+                       ("cnn_latency", "cnn_latency_ms")):
+        for p in peers:
+            suffix = "" if p == "PyTorch" else "_" + p.lower()
+            results[f"{short}_ratio{suffix}"] = results[f"{key}_ratio_{p.lower()}"]
+        if peers:
+            results[f"{short}_ratio_vs_best"] = results[f"{key}_ratio_vs_best"]
+    results["mlp_train_s_per_epoch"] = results["mlp_train_s_per_epoch"]
+    results["cnn_latency_ms"] = results["cnn_latency_ms"]
 
     results["seconds"] = time.perf_counter() - t_start
     others = other_cpu(busy_start, time.perf_counter() - t_start)
@@ -418,11 +598,12 @@ def main():
         print(f"other processes used {others:.2f} of the {os.cpu_count()} cores on average "
               "during this run")
         if others > 0.25:
-            print("WARNING: the machine was shared: both tools' times are inflated, and a "
+            print("WARNING: the machine was shared: every tool's times are inflated, and a "
                   "tool whose threads spin-wait for each other suffers more than one that "
                   "sleeps; rerun on a quiet machine for clean ratios.")
-    print("\nratios are tinynet time / PyTorch time for the same work (below 1: tinynet "
-          "faster; for images/s and GFLOP/s the ratio is PyTorch's rate / tinynet's)")
+    print("\nratios: tinynet's time / the peer's for the same work (below 1: tinynet "
+          "faster; for img/s and GFLOP/s, the peer's rate / tinynet's); vs best: against "
+          "the faster peer")
     print(f"total {results['seconds']:.0f} s")
     print(json.dumps(results))
 

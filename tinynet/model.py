@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ModelFileError
 from .files import atomic_write
-from .layers import LAYER_TYPES
+from .layers import LAYER_TYPES, BatchNorm, Conv2D, MaxPool2D, ReLU
 from .losses import softmax
 
 FORMAT_VERSION = 1
@@ -45,14 +45,42 @@ class Sequential:
         self.layers[0].needs_input_grad = False
         self.metadata = dict(metadata or {})
 
+    #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them and
+    #: a 2x2 max-pool after them) as one op, saving a pass over memory each; the same math.
+    #: False: every layer on its own.
+    fuse = True
+
     def forward(self, x, training=False):
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        layers, skip, i = self.layers, set(), 0
+        while i < len(layers):
+            layer, j = layers[i], i + 1
+            if self.fuse and isinstance(layer, Conv2D):
+                bn = None
+                if (not training and j < len(layers) and isinstance(layers[j], BatchNorm)
+                        and layers[j].num_features == layer.out_channels):
+                    bn, j = layers[j], j + 1
+                relu = j < len(layers) and type(layers[j]) is ReLU
+                if relu:
+                    skip.add(j)                 # its backward is part of the Conv2D's
+                    j += 1
+                pool = (relu and not training and j < len(layers)
+                        and isinstance(layers[j], MaxPool2D)
+                        and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+                if pool:
+                    j += 1
+                x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
+            else:
+                x = layer.forward(x, training=training)
+            i = j
+        if training:
+            self._fused = skip
         return x
 
     def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+        skip = getattr(self, "_fused", ())
+        for i in range(len(self.layers) - 1, -1, -1):
+            if i not in skip:
+                dout = self.layers[i].backward(dout)
         return dout
 
     def parameters(self):

@@ -84,17 +84,25 @@ class Conv2D(Layer):
                              f"({self.kh}, {self.kw}) with padding {self.padding}")
         return oh, ow
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, relu=False, bn=None, pool=False):
+        """``relu``, ``bn`` and ``pool`` are for ``Sequential``, which fuses a following ReLU
+        (and, at inference, a BatchNorm before it and a 2x2 max-pool after it) into this
+        layer's op: y = max(conv(x) + b, 0), with the BatchNorm folded into W and b
+        (``BatchNorm.fold``). Same math, fewer passes over memory."""
         self._check_input(x)
         W, b = self.params["W"], self.params["b"]
+        if bn is not None:
+            W, b = bn.fold(W, b)
+        y = ops.conv2d_forward(x, W, b, self.stride, self.padding, relu, pool)
         if training:
-            self.cache = x
-        return ops.conv2d_forward(x, W, b, self.stride, self.padding)
+            self.cache = (x, y if relu else None)   # y: the fused ReLU's mask for backward
+        return y
 
     def backward(self, dout):
+        x, relu_out = self.cache
         dx, self.grads["W"], self.grads["b"] = ops.conv2d_backward(
-            dout, self.cache, self.params["W"], self.stride, self.padding,
-            self.needs_input_grad)
+            dout, x, self.params["W"], self.stride, self.padding, self.needs_input_grad,
+            relu_out)
         return dx
 
     def config(self):

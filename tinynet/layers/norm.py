@@ -84,6 +84,18 @@ class BatchNorm(Layer):
             dout, x, self.params["gamma"], mean, var, self.eps, training, self.needs_input_grad)
         return dx
 
+    def fold(self, W, b):
+        """Inference only: this layer after a convolution z = conv(x, W) + b, as one
+        convolution. Per channel f, with s = gamma / sqrt(running_var + eps),
+
+            y = s * (z - running_mean) + beta = conv(x, s W) + s (b - running_mean) + beta
+
+        so W' = W scaled by s along its first axis, b' = s (b - running_mean) + beta."""
+        stats = self.buffers
+        s = self.params["gamma"] / np.sqrt(stats["running_var"] + self.eps)
+        W2 = W * s.reshape((-1,) + (1,) * (W.ndim - 1)).astype(W.dtype)
+        return W2, (s * (b - stats["running_mean"]) + self.params["beta"]).astype(b.dtype)
+
     def _update_running_stats(self, mean, var, m):
         """Exponential moving averages of the batch statistics, the variance unbiased
         (times m / (m - 1), m values per feature), for use at inference."""

@@ -24,6 +24,7 @@ BACKENDS = ("reference", "fast")
 OPS = (
     "dense_forward", "dense_backward",
     "conv2d_forward", "conv2d_backward",
+    "conv2d_winograd_forward", "conv2d_winograd_backward",
     "maxpool_forward", "maxpool_backward",
     "batchnorm_moments", "batchnorm_forward", "batchnorm_backward",
     "relu_forward", "relu_backward",

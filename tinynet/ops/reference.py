@@ -170,22 +170,27 @@ def col2im(dcols, x_shape, kh, kw, stride, pad):
     return dxp[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, W, b, stride, pad):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
 
     x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
     As matrices: y[n] = Wm @ cols[n] + b, with Wm = W reshaped (F, K), cols[n] (K, P) from
     im2col, K = C*kh*kw, P = OH*OW; the (F, P) result is already NCHW.
+    ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
+    backend does it while y is still in cache); ``pool``: then a 2x2, stride-2 max-pool too
+    (inference: nothing is kept for a backward).
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     cols = im2col(x, kh, kw, stride, pad)                     # (N, K, P)
     y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
-    return y.reshape(N, F, OH, OW)
+    y = y.reshape(N, F, OH, OW)
+    y = np.maximum(y, 0) if relu else y
+    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
 
 
-def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
     """Gradients of conv2d_forward, given G = dout (N, F, OH, OW) viewed as (N, F, P):
     the Dense formulas on each image's cols matrix, then col2im back to the pixels:
 
@@ -193,8 +198,12 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
         dL/db  = sum_{n, p} G[n, :, p]     (F,)
         dL/dx  = col2im(Wm^T @ G[n])       (N, C, H, W)
 
+    ``relu_out``: the output of a forward with ``relu=True``; dout is then the gradient of
+    max(y, 0), and G = dout * [relu_out > 0] (relu_backward) comes first.
     Returns (dx, dW, db); dx is None when ``need_dx`` is false.
     """
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape
     G = dout.reshape(dout.shape[0], F, -1)                      # (N, F, P)
     cols = im2col(x, kh, kw, stride, pad)                        # (N, K, P)
@@ -202,6 +211,100 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True):
     db = G.sum(axis=(0, 2))
     dx = col2im(W.reshape(F, -1).T @ G, x.shape, kh, kw, stride, pad) if need_dx else None
     return dx, dW, db
+
+
+# -- 3x3 convolution by Winograd's minimal filtering, F(4x4, 3x3) ---------------------------
+#
+# Four outputs of a 3-tap correlation, y_i = d_i g0 + d_(i+1) g1 + d_(i+2) g2 for i < 4, take
+# 6 multiplications instead of 12 as y = A^T [(G g) * (B^T d)], with the matrices below
+# (the interpolation points 0, 1, -1, 2, -2 and infinity); nested over rows and columns, a 4x4
+# output tile from a 6x6 input tile d takes 36 multiplications instead of 144. Tiles start
+# every 4 pixels, so neighbouring input tiles overlap by 2.
+
+WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0],
+                        [0, -4, -4, 1, 1, 0],
+                        [0, 4, -4, -1, 1, 0],
+                        [0, -2, -1, 2, 1, 0],
+                        [0, 2, -1, -2, 1, 0],
+                        [0, 4, 0, -5, 0, 1]], np.float64)
+WINOGRAD_G = np.array([[1 / 4, 0, 0],
+                       [-1 / 6, -1 / 6, -1 / 6],
+                       [-1 / 6, 1 / 6, -1 / 6],
+                       [1 / 24, 1 / 12, 1 / 6],
+                       [1 / 24, -1 / 12, 1 / 6],
+                       [0, 0, 1]], np.float64)
+WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0],
+                        [0, 1, -1, 2, -2, 0],
+                        [0, 1, 1, 4, 4, 0],
+                        [0, 1, -1, 8, -8, 1]], np.float64)
+
+
+def winograd_tiles(x, pad):
+    """The 6x6 input tiles of a 3x3, stride-1 convolution: d (N, C, TH, TW, 6, 6), a view of
+    x zero-padded by ``pad`` (and on the bottom/right up to whole tiles), TH = ceil(OH/4)."""
+    N, C, H, W = x.shape
+    TH, TW = -(-(H + 2 * pad - 2) // 4), -(-(W + 2 * pad - 2) // 4)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, 4 * TH + 2 - H - pad), (pad, 4 * TW + 2 - W - pad)))
+    return np.lib.stride_tricks.sliding_window_view(xp, (6, 6), axis=(2, 3))[:, :, ::4, ::4]
+
+
+def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
+    """conv2d_forward(x, W, b, 1, pad) for 3x3 filters W (F, C, 3, 3), tile by tile:
+
+        U[f, c] = G W[f, c] G^T                  filters in the Winograd domain   (6, 6)
+        V[n, c, t] = B^T d[n, c, t] B            input tile t                     (6, 6)
+        M[n, f, t] = sum_c U[f, c] * V[n, c, t]  (entry by entry: 36 products)    (6, 6)
+        Y[n, f, t] = A^T M[n, f, t] A            output tile t                    (4, 4)
+
+    The sum over c is 36 matrix products (F, C) @ (C, tiles), one per entry of the 6x6.
+    ``relu`` and ``pool`` as in conv2d_forward.
+    """
+    N, F, (H, Wd) = x.shape[0], W.shape[0], x.shape[2:]
+    BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
+    V = BT @ winograd_tiles(x, pad) @ BT.T                       # (N, C, TH, TW, 6, 6)
+    U = G @ W @ G.T                                               # (F, C, 6, 6)
+    M = np.einsum("fcij,nchwij->nfhwij", U, V)                   # (N, F, TH, TW, 6, 6)
+    Y = AT @ M @ AT.T                                             # (N, F, TH, TW, 4, 4)
+    TH, TW = Y.shape[2:4]
+    y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, F, 4 * TH, 4 * TW)
+    y = y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
+    y = np.maximum(y, 0) if relu else y
+    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
+
+
+def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
+    """Gradients of conv2d_winograd_forward, each step's adjoint in reverse order:
+
+        dM = A dY A^T              (dY: dout's 4x4 tile; outputs past the edge count as 0)
+        dU[f, c] = sum_{n,t} dM[n, f, t] * V[n, c, t]      dW[f, c] = G^T dU[f, c] G
+        dV[n, c, t] = sum_f U[f, c] * dM[n, f, t]          dd = B dV B^T
+        dL/dx = every tile's dd added back where the tile was read (tiles overlap)
+        dL/db = sum dout
+
+    ``relu_out`` as in conv2d_backward. Returns (dx, dW, db); dx is None when ``need_dx`` is
+    false.
+    """
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
+    N, C, H, Wd = x.shape
+    BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
+    d = winograd_tiles(x, pad)
+    TH, TW = d.shape[2:4]
+    F, OH, OW = dout.shape[1:]
+    dY = np.zeros((N, F, 4 * TH, 4 * TW), dtype=x.dtype)
+    dY[:, :, :OH, :OW] = dout
+    dY = dY.reshape(N, F, TH, 4, TW, 4).transpose(0, 1, 2, 4, 3, 5)    # (N, F, TH, TW, 4, 4)
+    dM = AT.T @ dY @ AT                                                 # (N, F, TH, TW, 6, 6)
+    dU = np.einsum("nfhwij,nchwij->fcij", dM, BT @ d @ BT.T)
+    dW, db = G.T @ dU @ G, dout.sum(axis=(0, 2, 3))
+    if not need_dx:
+        return None, dW, db
+    dd = BT.T @ np.einsum("fcij,nfhwij->nchwij", G @ W @ G.T, dM) @ BT  # (N, C, TH, TW, 6, 6)
+    dxp = np.zeros((N, C, 4 * TH + 2, 4 * TW + 2), dtype=x.dtype)
+    for i in range(6):
+        for j in range(6):
+            dxp[:, :, i:i + 4 * TH:4, j:j + 4 * TW:4] += dd[..., i, j]
+    return dxp[:, :, pad:pad + H, pad:pad + Wd], dW, db
 
 
 # -- max pooling ----------------------------------------------------------------------------

@@ -8,6 +8,8 @@ are the loops around them, serial, releasing the GIL (``nogil=True``) so that th
 scheduler's threads run them side by side.
 """
 
+import sys
+
 from ..reference import (  # noqa: F401
     sgd_update,
     softmax_cross_entropy_backward,
@@ -26,3 +28,53 @@ from .elementwise import (  # noqa: F401
 )
 from .norm import batchnorm_backward, batchnorm_forward, batchnorm_moments  # noqa: F401
 from .pool import maxpool_backward, maxpool_forward  # noqa: F401
+from .winograd import conv2d_winograd_backward, conv2d_winograd_forward  # noqa: F401
+
+
+def _numba_without_scipy():
+    """Keep Numba from importing SciPy when the first kernel loads (~0.5-1 s of a cold
+    ``model.predict`` on this machine, a third or more of it).
+
+    The first time Numba compiles or loads a cached kernel it imports its implementations
+    of NumPy functions, and one of them (``numba.np.arraymath``) imports ``scipy.linalg``
+    just to note whether ``np.dot`` of two vectors may call a BLAS. No tinynet kernel does
+    that (the products run in NumPy, outside jitted code), so while Numba loads them the
+    import of SciPy's BLAS wrappers is made to fail. The one lasting effect, in this
+    process: a jitted ``np.dot``/``np.vdot`` of 1-D arrays in someone else's code sums in a
+    plain loop instead of calling the BLAS; matrix products and ``np.linalg`` still import
+    SciPy when first compiled. Skipped when SciPy is already imported (nothing to save) or
+    when Numba's internals are not the ones this was written against.
+
+    The same hook tells the scheduler when Numba has paid its set-up (``scheduler.cold``).
+    """
+    try:
+        from numba.core import cpu
+    except ImportError:
+        scheduler.mark_numba_ready()
+        return
+    original = getattr(cpu.CPUContext, "load_additional_registries", None)
+    if original is None or getattr(original, "_tinynet", False):
+        scheduler.mark_numba_ready()          # cannot tell when Numba loads: assume it has
+        return
+
+    def load_additional_registries(self):
+        scheduler.mark_numba_ready()
+        if "scipy.linalg" in sys.modules:
+            return original(self)
+        name = "scipy.linalg.cython_blas"
+        saved = sys.modules.get(name)
+        sys.modules[name] = None              # "import scipy.linalg.cython_blas" fails
+        try:
+            return original(self)
+        finally:
+            if sys.modules.get(name, 0) is None:
+                if saved is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = saved
+
+    load_additional_registries._tinynet = True
+    cpu.CPUContext.load_additional_registries = load_additional_registries
+
+
+_numba_without_scipy()

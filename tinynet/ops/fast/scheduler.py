@@ -23,6 +23,7 @@ count is only set, where the BLAS lets us (OpenBLAS), never read back to decide 
 import contextlib
 import ctypes
 import glob
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -233,22 +234,65 @@ def map_flat(kernel, n, *arrays, minimum=1 << 16):
 
 # -- scratch buffers ------------------------------------------------------------------------
 
-SCRATCH_PER_THREAD = 16      # buffers each thread keeps, least recently used dropped first
+SCRATCH_PER_THREAD = 32      # buffers each thread keeps, least recently used dropped first
 
 
-def scratch(name, shape, dtype):
-    """A reusable buffer (contents undefined) for this thread, keyed by name, shape (a
-    tuple) and dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
-    their own instead of reallocating each other's on every call."""
+def _spread(shape, dtype):
+    """An array of ``shape`` whose sub-arrays along the first axis start 64 bytes more than
+    a whole sub-array apart. Kernels that stream through all of them at once (Winograd's 16
+    matrices) would otherwise, whenever a sub-array's size is a multiple of 4096 bytes (e.g.
+    32*576*4), have every stream on the same cache sets, evicting each other: measured 3-5x
+    slower."""
+    dtype = np.dtype(dtype)
+    inner = math.prod(shape[1:])
+    step = inner + 64 // dtype.itemsize
+    flat = np.empty(shape[0] * step, dtype=dtype)
+    strides = (step * dtype.itemsize,) + np.empty(shape[1:], dtype=dtype).strides
+    return np.lib.stride_tricks.as_strided(flat, shape, strides)
+
+
+def scratch(name, shape, dtype, spread=False):
+    """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
+    dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
+    their own instead of reallocating each other's on every call. ``spread``: sub-arrays
+    along the first axis apart by a little more than their size (see ``_spread``)."""
     store = getattr(_local, "scratch", None)
     if store is None:
         store = _local.scratch = OrderedDict()
-    key = (name, shape, dtype)
+    key = (name, tuple(shape), dtype, spread)
     buf = store.get(key)
     if buf is None:
-        buf = store[key] = np.empty(shape, dtype=dtype)
+        buf = store[key] = _spread(shape, dtype) if spread else np.empty(shape, dtype=dtype)
         if len(store) > SCRATCH_PER_THREAD:
             store.popitem(last=False)
     else:
         store.move_to_end(key)
     return buf
+
+
+# -- before Numba's first kernel -------------------------------------------------------------
+
+_numba_ready = False
+#: Below this many multiply-adds (convolutions) or values (element-wise ops), an op called
+#: before Numba has loaded any kernel in this process runs its NumPy version instead.
+COLD_WORK = 1 << 28
+
+
+def mark_numba_ready():
+    """Numba has loaded its implementations (its fixed cost, ~0.3 s, is paid): from now on
+    the kernels are always the faster choice."""
+    global _numba_ready
+    _numba_ready = True
+
+
+def cold(work):
+    """Whether an op of ``work`` multiply-adds (or values) should run in NumPy because Numba
+    has not loaded a kernel yet in this process.
+
+    Why: loading the first cached kernel costs Numba ~0.3 s of set-up whatever the kernel,
+    more than a few dozen images take through the NumPy ops; reading the digits of a few
+    images (the recognizer's usual job) then never pays it. A training step or a large
+    batch, which would run long enough to earn it back, goes to the kernels (whose first
+    load then makes every later call use them). The NumPy versions are the reference ops:
+    the same results, to float32 rounding."""
+    return not _numba_ready and work <= COLD_WORK

@@ -1,0 +1,233 @@
+"""Winograd F(4x4, 3x3) convolution: the readable twin in ops/reference.py and the fast
+kernels in ops/fast/winograd.py agree with each other and with the direct (im2col)
+convolution, in float32 and float64, for odd sizes and padding; the gradients pass
+finite-difference checks; the fast conv2d ops route 3x3 stride-1 layers through it."""
+
+import numpy as np
+import pytest
+
+from tinynet import ops
+from tinynet.gradcheck import check_layer
+from tinynet.layers.conv import Conv2D
+from tinynet.ops import reference as ref
+
+fast = pytest.importorskip("tinynet.ops.fast", reason="the fast backend needs Numba")
+
+# (N, C, H, W, F, pad): odd and even outputs, padding up to 2, one-tile planes, a batch cut
+# into several slices, and conv2 of the examples CNN
+CASES = [
+    (2, 3, 7, 9, 4, 0),
+    (3, 2, 8, 8, 5, 1),
+    (1, 2, 5, 6, 3, 2),
+    (1, 1, 3, 3, 2, 0),
+    (2, 5, 4, 11, 3, 1),
+    (2, 3, 6, 6, 2, 0),
+    (1, 2, 10, 7, 3, 1),
+    (40, 16, 14, 13, 8, 1),
+    (9, 32, 26, 26, 64, 0),
+]
+IDS = ["x".join(map(str, c)) for c in CASES]
+
+
+def _r(shape, seed, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _inputs(case, dtype):
+    N, C, H, W, F, pad = case
+    return _r((N, C, H, W), 0, dtype), _r((F, C, 3, 3), 1, dtype), _r(F, 2, dtype), pad
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_reference_twin_is_the_convolution(case):
+    x, W, b, pad = _inputs(case, np.float64)
+    y = ref.conv2d_forward(x, W, b, 1, pad)
+    assert rel(ref.conv2d_winograd_forward(x, W, b, pad), y) < 1e-11
+    g = _r(y.shape, 3, np.float64)
+    for need_dx in (True, False):
+        direct = ref.conv2d_backward(g, x, W, 1, pad, need_dx)
+        wino = ref.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        for a, c in zip(wino, direct):
+            assert (a is None) == (c is None)
+            if a is not None:
+                assert rel(a, c) < 1e-11
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
+    x, W, b, pad = _inputs(case, dtype)
+    y = fast.conv2d_winograd_forward(x, W, b, pad)
+    assert y.dtype == dtype
+    assert rel(y, ref.conv2d_winograd_forward(x, W, b, pad)) < tol
+    g = _r(y.shape, 3, dtype)
+    for need_dx in (True, False):
+        mine = fast.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        twin = ref.conv2d_winograd_backward(g, x, W, pad, need_dx)
+        for a, c in zip(mine, twin):
+            assert (a is None) == (c is None)
+            if a is not None:
+                assert a.dtype == dtype
+                assert rel(a, c) < tol
+
+
+def test_float32_error_stays_at_rounding_level():
+    """Winograd transforms with coefficients up to 8 (and G's sixths) before multiplying;
+    in float32 its error must stay within a few units of rounding of the float64 direct
+    convolution (here conv2 of the examples CNN, with values of the size a trained network
+    sees): measured 3.5e-6 of the largest output, against 7e-7 for the direct product."""
+    x, W, b, pad = _inputs((4, 32, 26, 26, 64, 0), np.float32)
+    x, W = np.abs(x), W * np.float32(np.sqrt(2 / 288))
+    y64 = ref.conv2d_forward(x.astype(np.float64), W.astype(np.float64), b, 1, pad)
+    im2col32 = rel(ref.conv2d_forward(x, W, b, 1, pad), y64)
+    wino32 = rel(fast.conv2d_winograd_forward(x, W, b, pad), y64)
+    assert wino32 < 1e-5
+    assert wino32 < 15 * max(im2col32, 1e-7)
+
+
+@pytest.mark.parametrize("shape, pad", [((2, 8, 6, 7), 0), ((1, 8, 5, 5), 1)])
+def test_winograd_layer_gradients(shape, pad):
+    """Conv2D with 8 input channels takes the Winograd path in the fast backend; its
+    float64 gradients match finite differences."""
+    with ops.use("fast"):
+        layer = Conv2D(shape[1], 3, 3, padding=pad, rng=np.random.default_rng(1))
+        layer.params["b"] = _r(3, 2)
+        errors = check_layer(layer, _r(shape, 0, np.float64))
+    assert set(errors) == {"x", "W", "b"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_fast_conv2d_uses_winograd_for_3x3_stride_1(monkeypatch):
+    from tinynet.ops.fast import conv
+
+    calls = []
+    real = conv.conv2d_winograd_forward
+    monkeypatch.setattr(conv, "conv2d_winograd_forward",
+                        lambda *a: calls.append(a[1].shape) or real(*a))
+    x, W, b, _ = _inputs((2, 8, 6, 6, 4, 0), np.float32)
+    conv.conv2d_forward(x, W, b, 1, 1)                          # 3x3, stride 1: Winograd
+    conv.conv2d_forward(x, W, b, 2, 1)                          # stride 2: im2col
+    conv.conv2d_forward(x[:, :1], W[:, :1], b, 1, 0)            # one channel: im2col
+    assert calls == [(4, 8, 3, 3)]
+
+
+# -- a ReLU fused into the convolution ------------------------------------------------------
+
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 7, 9, 3, 1), (2, 1, 9, 8, 4, 1),
+                                  (2, 3, 9, 9, 2, 0)], ids=lambda c: "x".join(map(str, c)))
+def test_fused_relu_agrees_with_conv_then_relu(case):
+    """relu=True is max(conv, 0); relu_out gates the gradient as relu_backward does, on the
+    Winograd path (8 channels) and the im2col path (fewer), odd sizes included."""
+    x, W, b, pad = _inputs(case, np.float32)
+    plain = ref.conv2d_forward(x, W, b, 1, pad)
+    want_y = ref.relu_forward(plain)
+    g = _r(plain.shape, 3)
+    want = ref.conv2d_backward(ref.relu_backward(g, want_y), x, W, 1, pad)
+    for backend in (ref, fast):
+        y = backend.conv2d_forward(x, W, b, 1, pad, relu=True)
+        assert rel(y, want_y) < 2e-5 and y.min() >= 0
+        for a, c in zip(backend.conv2d_backward(g, x, W, 1, pad, True, relu_out=y), want):
+            assert rel(a, c) < 2e-5
+
+
+def test_sequential_fuses_conv_relu_and_folds_batchnorm_at_inference(rng):
+    """The shipped CNN gives the same outputs and gradients with and without fusion."""
+    from tinynet import networks
+    from tinynet.losses import softmax_cross_entropy
+
+    model = networks.cnn(np.random.default_rng(0))
+    x = rng.random((6, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, 6)
+    for layer in model.layers:
+        if hasattr(layer, "p"):                   # no dropout: the same function each time
+            layer.p = 0.0
+        if "running_mean" in layer.buffers:       # running statistics away from (0, 1)
+            n = layer.num_features
+            layer.buffers["running_mean"] = rng.standard_normal(n).astype(np.float32)
+            layer.buffers["running_var"] = rng.random(n, dtype=np.float32) + 0.5
+    out = {}
+    for fuse in (False, True):
+        model.fuse = fuse
+        out[fuse] = [model.forward(x)]
+    for fuse in (False, True):       # (training moves the running statistics: after inference)
+        model.fuse = fuse
+        logits = model.forward(x, training=True)
+        model.backward(softmax_cross_entropy(logits, labels)[1])
+        out[fuse] += [logits, model.layers[0].grads["W"].copy()]
+    for a, c in zip(out[True], out[False]):
+        assert rel(a, c) < 1e-4
+
+
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 11, 9, 3, 1), (2, 8, 13, 13, 2, 1),
+                                  (2, 2, 9, 8, 4, 1)], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_pool_agrees_with_conv_then_pool(case, relu):
+    """pool=True is a 2x2, stride-2 max-pool of the (ReLU'd) convolution, for the Winograd
+    kernel that pools each output tile and for the im2col path, odd sizes included."""
+    x, W, b, pad = _inputs(case, np.float32)
+    want = ref.maxpool_forward(ref.conv2d_forward(x, W, b, 1, pad, relu), 2, 2, 2)[0]
+    for backend in (ref, fast):
+        assert rel(backend.conv2d_forward(x, W, b, 1, pad, relu, pool=True), want) < 2e-5
+
+
+def test_examples_cnn_inference_is_the_same_fused():
+    from tinynet import networks
+
+    model = networks.torch_example_cnn(np.random.default_rng(0))
+    x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
+    model.fuse = False
+    plain = model.forward(x)
+    model.fuse = True
+    assert rel(model.forward(x), plain) < 1e-4
+
+
+def test_remembered_filter_transforms_follow_in_place_updates():
+    """The fast op remembers transformed filters; an optimizer changing W in place (same
+    array object) must still get the new weights' result."""
+    x, W, b, pad = _inputs((2, 8, 8, 8, 4, 0), np.float32)
+    before = fast.conv2d_winograd_forward(x, W, b, pad)
+    W *= 2                                               # in place, as Adam does
+    after = fast.conv2d_winograd_forward(x, W, b, pad)
+    assert rel(after - b[:, None, None], 2 * (before - b[:, None, None])) < 1e-5
+    assert rel(after, ref.conv2d_winograd_forward(x, W, b, pad)) < 2e-5
+
+
+def test_a_fresh_process_reads_a_few_digits_without_loading_numba():
+    """scheduler.cold: predicting a few images before any kernel has loaded runs the NumPy
+    ops (Numba's ~0.3 s set-up is never paid), with the kernels' results; a training step
+    then loads the kernels and later calls use them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = f"""
+import sys
+sys.path.insert(0, {str(root)!r})
+import numpy as np
+import tinynet
+from tinynet.ops.fast import scheduler
+from tinynet import networks, ops
+model = tinynet.load({str(root / 'weights' / 'mnist.npz')!r})
+x = np.random.default_rng(0).random((20, 28, 28), dtype=np.float32)
+cold = model.predict(x)
+assert not scheduler._numba_ready, "a kernel was loaded"
+assert ops.backend() == "fast"
+net = networks.small_cnn(0)
+net.forward(np.zeros((300, 1, 28, 28), np.float32), training=True)   # big: the kernels
+assert scheduler._numba_ready
+warm = model.predict(x)
+print(float(np.abs(cold - warm).max()), int((cold.argmax(1) != warm.argmax(1)).sum()))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, TINYNET_OPS="fast"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    diff, changed = res.stdout.split()
+    assert float(diff) < 1e-4 and int(changed) == 0

@@ -1,0 +1,507 @@
+"""3x3 stride-1 convolution by Winograd F(4x4, 3x3), fast: Numba tile transforms around 36
+BLAS products per slice of the batch.
+
+The math is ``conv2d_winograd_forward`` / ``conv2d_winograd_backward`` in
+``tinynet/ops/reference.py``. Why: im2col spends 144 multiply-adds per 4x4 output tile per
+(filter, channel); the Winograd domain needs 36, so the products, which are most of a CNN's
+training time, shrink 4x. The transforms are a few additions and multiplications by small
+constants per value, and their arrays are smaller than im2col's copy (36 values per 16
+outputs, against 9 per output). F(2x2, 3x3) was tried first: 2.25x fewer multiplications,
+but four times as many tiles, and 16 values per 4 outputs to write and read back; measured
+on conv2 of the examples CNN, F(4x4) is the faster of the two (0.19 against 0.235 ms per
+image forward, 0.35 against 0.49 backward, one core). Its float32 error is a few times that
+of the direct product (tests/test_winograd.py bounds it).
+
+Layout: a slice of n images has T = n*TH*TW tiles, t = (image, tile row, tile column).
+Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B), the BLAS
+computes M[ij] = U[ij] @ V[ij] as one stacked (36, F, C) @ (36, C, T) product, and the
+output kernel turns M (36, F, T) into y. Backward reuses the layout: dM from dout, then
+dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products, and the adjoint of the input
+transform adds dV back into the overlapping input tiles. V is recomputed in backward rather
+than kept: one cheap pass over the (small) input against 36*C*T floats of memory.
+
+Each worker thread runs one slice's whole pipeline on a 1-thread BLAS, so the transform
+arrays (about ``CHUNK_BYTES``) stay in its cache between the kernels and the products.
+"""
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+from numba import njit
+
+from ..reference import WINOGRAD_G
+from .elementwise import relu_backward
+from .scheduler import chunk_for, run_chunks, scratch
+
+# The transforms' coefficients, passed in the data's dtype, and the lower bound of outputs.
+CONSTANTS = (2, 4, 5, 8, -np.inf)
+# Bytes of V and M per slice: about four images of conv2 in the examples CNN (T = 144 tiles).
+# With F(2x2), slices of one or two images were fastest (0.16 ms per image forward, eight
+# images 0.20, sixteen 0.26); with F(4x4), 1, 2 and 4 MB measured within noise of each other.
+CHUNK_BYTES = 2 << 20
+
+
+# The four 1-D transforms, applied along the columns then along the rows of each tile. The
+# coefficients are written out (rather than read from the matrices) so that zeros cost
+# nothing and each tile stays in registers. The constants come in ``k`` = (2, 4, 5, 8) in the
+# arrays' dtype: with plain integer literals Numba would compute float32 data in float64.
+
+@njit(cache=True)
+def _bt(d0, d1, d2, d3, d4, d5, k):
+    """B^T d: a 6-vector of the input into the Winograd domain."""
+    k2, k4, k5 = k[0], k[1], k[2]
+    return (k4 * d0 - k5 * d2 + d4,
+            d3 + d4 - k4 * (d1 + d2),
+            d4 - d3 + k4 * (d1 - d2),
+            d4 - d2 + k2 * (d3 - d1),
+            d4 - d2 + k2 * (d1 - d3),
+            k4 * d1 - k5 * d3 + d5)
+
+
+@njit(cache=True)
+def _b(v0, v1, v2, v3, v4, v5, k):
+    """B v: the adjoint of _bt, a 6-vector of gradients back to the input."""
+    k2, k4, k5 = k[0], k[1], k[2]
+    return (k4 * v0,
+            k4 * (v2 - v1 + v5) + k2 * (v4 - v3),
+            -k5 * v0 - k4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + k2 * (v3 - v4) - k5 * v5,
+            v0 + v1 + v2 + v3 + v4,
+            v5)
+
+
+@njit(cache=True)
+def _at(m0, m1, m2, m3, m4, m5, k):
+    """A^T m: a 6-vector of the Winograd domain to 4 outputs."""
+    k2, k4, k8 = k[0], k[1], k[3]
+    return (m0 + m1 + m2 + m3 + m4,
+            m1 - m2 + k2 * (m3 - m4),
+            m1 + m2 + k4 * (m3 + m4),
+            m1 - m2 + k8 * (m3 - m4) + m5)
+
+
+@njit(cache=True)
+def _a(y0, y1, y2, y3, k):
+    """A y: the adjoint of _at, 4 output gradients into the Winograd domain."""
+    k2, k4, k8 = k[0], k[1], k[3]
+    return (y0,
+            y0 + y1 + y2 + y3,
+            y0 - y1 + y2 - y3,
+            y0 + k2 * y1 + k4 * y2 + k8 * y3,
+            y0 - k2 * y1 + k4 * y2 - k8 * y3,
+            y3)
+
+
+@njit(cache=True)
+def _max4(a, b, c, d):
+    """The largest of four values (a NaN among them may or may not win)."""
+    ab = a if a >= b else b
+    cd = c if c >= d else d
+    return ab if ab >= cd else cd
+
+
+@njit(cache=True)
+def _floor(z, lo):
+    """max(z, lo), written so that a NaN passes through, as in np.maximum."""
+    return lo if z < lo else z
+
+
+@njit(cache=True)
+def _gate(g, m, masked):
+    """The gradient g through a fused ReLU whose output was m: g if m > 0, else 0."""
+    return g if (not masked or m > 0) else g * 0
+
+
+@njit(cache=True)
+def _a_column(g0, g1, g2, g3, m0, m1, m2, m3, j, masked, k):
+    """_a of column j of the 4x4 gradient tile in rows g0..g3, each entry gated by the
+    fused ReLU's output in rows m0..m3 when ``masked``."""
+    return _a(_gate(g0[j], m0[j], masked), _gate(g1[j], m1[j], masked),
+              _gate(g2[j], m2[j], masked), _gate(g3[j], m3[j], masked), k)
+
+
+@njit(cache=True)
+def _put(V, i, c, t, v):
+    V[i, c, t] = v[0]
+    V[i + 1, c, t] = v[1]
+    V[i + 2, c, t] = v[2]
+    V[i + 3, c, t] = v[3]
+    V[i + 4, c, t] = v[4]
+    V[i + 5, c, t] = v[5]
+
+
+@njit(cache=True)
+def _at_col(M, j, f, t, k):
+    """_at of column j of the 6x6 stored as M[6i + j, f, t]."""
+    return _at(M[j, f, t], M[6 + j, f, t], M[12 + j, f, t], M[18 + j, f, t], M[24 + j, f, t],
+               M[30 + j, f, t], k)
+
+
+@njit(cache=True)
+def _b_col(V, j, c, t, k):
+    """_b of column j of the 6x6 stored as V[6i + j, c, t]."""
+    return _b(V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
+              V[30 + j, c, t], k)
+
+
+@njit(cache=True, nogil=True)
+def input_transform(xp, TH, TW, V, k):
+    """V[6i+j, c, t] = (B^T d B)[i, j] for the 6x6 tile d of image plane xp[n, c] that starts
+    at (4*th, 4*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 4TH+2, >= 4TW+2)."""
+    N, C = xp.shape[0], xp.shape[1]
+    for n in range(N):
+        for c in range(C):
+            plane = xp[n, c]
+            for th in range(TH):
+                r0 = plane[4 * th]
+                r1 = plane[4 * th + 1]
+                r2 = plane[4 * th + 2]
+                r3 = plane[4 * th + 3]
+                r4 = plane[4 * th + 4]
+                r5 = plane[4 * th + 5]
+                base = (n * TH + th) * TW
+                for tw in range(TW):
+                    w = 4 * tw
+                    t = base + tw
+                    # B^T d, column by column: q[j] is column j of B^T d
+                    q0 = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
+                    q1 = _bt(r0[w + 1], r1[w + 1], r2[w + 1], r3[w + 1], r4[w + 1], r5[w + 1], k)
+                    q2 = _bt(r0[w + 2], r1[w + 2], r2[w + 2], r3[w + 2], r4[w + 2], r5[w + 2], k)
+                    q3 = _bt(r0[w + 3], r1[w + 3], r2[w + 3], r3[w + 3], r4[w + 3], r5[w + 3], k)
+                    q4 = _bt(r0[w + 4], r1[w + 4], r2[w + 4], r3[w + 4], r4[w + 4], r5[w + 4], k)
+                    q5 = _bt(r0[w + 5], r1[w + 5], r2[w + 5], r3[w + 5], r4[w + 5], r5[w + 5], k)
+                    # ... then times B: row i of the result is _bt of row i of B^T d
+                    _put(V, 0, c, t, _bt(q0[0], q1[0], q2[0], q3[0], q4[0], q5[0], k))
+                    _put(V, 6, c, t, _bt(q0[1], q1[1], q2[1], q3[1], q4[1], q5[1], k))
+                    _put(V, 12, c, t, _bt(q0[2], q1[2], q2[2], q3[2], q4[2], q5[2], k))
+                    _put(V, 18, c, t, _bt(q0[3], q1[3], q2[3], q3[3], q4[3], q5[3], k))
+                    _put(V, 24, c, t, _bt(q0[4], q1[4], q2[4], q3[4], q4[4], q5[4], k))
+                    _put(V, 30, c, t, _bt(q0[5], q1[5], q2[5], q3[5], q4[5], q5[5], k))
+    return V
+
+
+@njit(cache=True, nogil=True)
+def output_transform(M, b, TH, TW, y, k):
+    """y[n, f, 4th + a, 4tw + e] = (A^T M[:, f, t] A)[a, e] + b[f] for each tile t of image n,
+    the 36 entries of M read as a 6x6. y (n, F, 4TH, 4TW): whole tiles (the caller crops odd
+    sizes), so the loop has no edge cases. Values below k[4] become k[4]: 0 for a fused
+    ReLU, -inf for none."""
+    N, F = y.shape[0], y.shape[1]
+    lo = k[4]
+    for n in range(N):
+        for f in range(F):
+            bias = b[f]
+            out = y[n, f]
+            for th in range(TH):
+                base = (n * TH + th) * TW
+                h = 4 * th
+                o0 = out[h]
+                o1 = out[h + 1]
+                o2 = out[h + 2]
+                o3 = out[h + 3]
+                for tw in range(TW):
+                    t = base + tw
+                    # A^T M, column by column: s[j] is column j of A^T M (4 values)
+                    s0 = _at_col(M, 0, f, t, k)
+                    s1 = _at_col(M, 1, f, t, k)
+                    s2 = _at_col(M, 2, f, t, k)
+                    s3 = _at_col(M, 3, f, t, k)
+                    s4 = _at_col(M, 4, f, t, k)
+                    s5 = _at_col(M, 5, f, t, k)
+                    w = 4 * tw
+                    for a, row in enumerate((o0, o1, o2, o3)):
+                        v = _at(s0[a], s1[a], s2[a], s3[a], s4[a], s5[a], k)
+                        row[w] = _floor(v[0] + bias, lo)
+                        row[w + 1] = _floor(v[1] + bias, lo)
+                        row[w + 2] = _floor(v[2] + bias, lo)
+                        row[w + 3] = _floor(v[3] + bias, lo)
+    return y
+
+
+@njit(cache=True, nogil=True)
+def output_transform_pool(M, b, TH, TW, y, k):
+    """:func:`output_transform` followed by a 2x2, stride-2 max-pool, into y (n, F, 2TH, 2TW):
+    the pooling windows never straddle two 4x4 tiles, so each tile gives its 2x2 of maxima
+    without the full-size output ever being written."""
+    N, F = y.shape[0], y.shape[1]
+    lo = k[4]
+    for n in range(N):
+        for f in range(F):
+            bias = b[f]
+            out = y[n, f]
+            for th in range(TH):
+                base = (n * TH + th) * TW
+                p0 = out[2 * th]
+                p1 = out[2 * th + 1]
+                for tw in range(TW):
+                    t = base + tw
+                    s0 = _at_col(M, 0, f, t, k)
+                    s1 = _at_col(M, 1, f, t, k)
+                    s2 = _at_col(M, 2, f, t, k)
+                    s3 = _at_col(M, 3, f, t, k)
+                    s4 = _at_col(M, 4, f, t, k)
+                    s5 = _at_col(M, 5, f, t, k)
+                    r0 = _at(s0[0], s1[0], s2[0], s3[0], s4[0], s5[0], k)
+                    r1 = _at(s0[1], s1[1], s2[1], s3[1], s4[1], s5[1], k)
+                    r2 = _at(s0[2], s1[2], s2[2], s3[2], s4[2], s5[2], k)
+                    r3 = _at(s0[3], s1[3], s2[3], s3[3], s4[3], s5[3], k)
+                    w = 2 * tw
+                    # max then bias and floor: both are monotone, so the order is free
+                    p0[w] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
+                    p0[w + 1] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
+                    p1[w] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
+                    p1[w + 1] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+    return y
+
+
+@njit(cache=True, nogil=True)
+def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
+    """dM[:, f, t] = A dY A^T (36 entries) from dY, the 4x4 of dy (n, F, 4TH, 4TW) at tile t
+    (the caller pads odd sizes with zeros): the adjoint of :func:`output_transform`. Also
+    db[f] += sum of dY[:, f] (float64), while the values pass by. ``masked``: dY is dy where
+    ``mask`` (the forward's output, shape of dy) is positive, else 0 (a fused ReLU)."""
+    N, F = dy.shape[0], dy.shape[1]
+    for n in range(N):
+        for f in range(F):
+            g = dy[n, f]
+            m = mask[n, f] if masked else g
+            total = 0.0
+            for th in range(TH):
+                base = (n * TH + th) * TW
+                h = 4 * th
+                g0 = g[h]
+                g1 = g[h + 1]
+                g2 = g[h + 2]
+                g3 = g[h + 3]
+                m0 = m[h]
+                m1 = m[h + 1]
+                m2 = m[h + 2]
+                m3 = m[h + 3]
+                for tw in range(TW):
+                    t = base + tw
+                    w = 4 * tw
+                    # A dY, column by column: u[b] is column b of A dY (6 values)
+                    u0 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w, masked, k)
+                    u1 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 1, masked, k)
+                    u2 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 2, masked, k)
+                    u3 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 3, masked, k)
+                    # ... then times A^T: row r of the result is _a of row r of A dY
+                    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
+                    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
+                    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
+                    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
+                    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
+                    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
+                    # row 1 of A is all ones: u[b][1] is the sum of column b of dY, and
+                    # their sum the tile's, for dL/db
+                    total += (u0[1] + u1[1]) + (u2[1] + u3[1])
+            db[f] += total
+    return dM
+
+
+@njit(cache=True, nogil=True)
+def input_grad_transform(dV, TH, TW, dxp, k):
+    """dxp[n, c] (zeroed here) += B dV[:, c, t] B^T at each tile's place: the adjoint of
+    :func:`input_transform`; neighbouring tiles overlap by two rows/columns and add up."""
+    N, C = dxp.shape[0], dxp.shape[1]
+    for n in range(N):
+        for c in range(C):
+            plane = dxp[n, c]
+            plane[:, :] = 0
+            for th in range(TH):
+                base = (n * TH + th) * TW
+                h = 4 * th
+                for tw in range(TW):
+                    t = base + tw
+                    # B dV, column by column: e[l] is column l of B dV (6 values) ...
+                    e0 = _b_col(dV, 0, c, t, k)
+                    e1 = _b_col(dV, 1, c, t, k)
+                    e2 = _b_col(dV, 2, c, t, k)
+                    e3 = _b_col(dV, 3, c, t, k)
+                    e4 = _b_col(dV, 4, c, t, k)
+                    e5 = _b_col(dV, 5, c, t, k)
+                    w = 4 * tw
+                    # ... then times B^T along each row, added into the plane
+                    for r in range(6):
+                        v = _b(e0[r], e1[r], e2[r], e3[r], e4[r], e5[r], k)
+                        row = plane[h + r]
+                        row[w] += v[0]
+                        row[w + 1] += v[1]
+                        row[w + 2] += v[2]
+                        row[w + 3] += v[3]
+                        row[w + 4] += v[4]
+                        row[w + 5] += v[5]
+    return dxp
+
+
+@njit(cache=True, nogil=True)
+def pad_planes(x, pad, HP, WP, xp):
+    """xp (n, C, HP, WP) = x placed at (pad, pad), zeros around (and up to whole tiles)."""
+    N, C, H, W = x.shape
+    for n in range(N):
+        for c in range(C):
+            plane = xp[n, c]
+            plane[:, :] = 0
+            for h in range(H):
+                src = x[n, c, h]
+                dst = plane[h + pad]
+                for w in range(W):
+                    dst[w + pad] = src[w]
+    return xp
+
+
+@njit(cache=True, nogil=True)
+def crop_planes(xp, pad, x):
+    """x (n, C, H, W) = xp[:, :, pad:pad + H, pad:pad + W]: the adjoint of pad_planes."""
+    N, C, H, W = x.shape
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                src = xp[n, c, h + pad]
+                dst = x[n, c, h]
+                for w in range(W):
+                    dst[w] = src[w + pad]
+    return x
+
+
+def _geometry(x_shape, pad):
+    N, C, H, W = x_shape
+    OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
+    TH, TW = -(-OH // 4), -(-OW // 4)
+    return OH, OW, TH, TW, 4 * TH + 2, 4 * TW + 2
+
+
+def _padded(x, pad, HP, WP, name):
+    """x itself when it already covers whole tiles, else a zero-padded copy (scratch)."""
+    N, C, H, W = x.shape
+    if pad == 0 and H == HP and W == WP:
+        return x
+    return pad_planes(x, pad, HP, WP, scratch(name, (N, C, HP, WP), x.dtype))
+
+
+def filter_transform(W):
+    """U (36, F, C): entry (i, j) of G W[f, c] G^T for every filter pair (f, c), computed in
+    float64 (G holds sixths and twenty-fourths) and rounded once."""
+    F, C = W.shape[:2]
+    # two plain matrix products (G @ W @ G.T over the (F, C) stack was 0.5 ms for conv2 of
+    # the examples CNN: NumPy loops over 2048 tiny products)
+    WG = W.reshape(F * C * 3, 3).astype(np.float64) @ WINOGRAD_G.T       # rows of W G^T
+    WG = WG.reshape(F * C, 3, 6).transpose(1, 0, 2).reshape(3, -1)        # (3, FC*6)
+    U = WINOGRAD_G @ WG                                                   # (6, FC*6)
+    U = U.reshape(6, F * C, 6).transpose(0, 2, 1).reshape(36, F, C)       # entry 6i + j
+    return np.ascontiguousarray(U, dtype=W.dtype)
+
+
+_transformed = OrderedDict()        # (W's shape and dtype) -> [(copy of W, U), ...]
+_transformed_lock = threading.Lock()
+TRANSFORMED_KEPT = 8
+
+
+def transformed_filters(W):
+    """filter_transform(W), remembered for the last few filter banks seen: a prediction
+    calls the same layers with the same weights again and again, and a training step's
+    backward uses the forward's weights. A hit costs one comparison of W with the copy kept
+    (W is 9/36 the size of U, and the optimizer changes it in place, so its identity proves
+    nothing); for one image through the shipped CNN the transforms were half of the time."""
+    key = (W.shape, W.dtype.str)
+    with _transformed_lock:
+        for kept, U in _transformed.get(key, ()):
+            if np.array_equal(kept, W):
+                return U
+    U = filter_transform(W)
+    with _transformed_lock:
+        entries = _transformed.setdefault(key, [])
+        entries.insert(0, (W.copy(), U))
+        del entries[2:]                 # this shape's two latest (forward, and a neighbour)
+        _transformed.move_to_end(key)
+        while len(_transformed) > TRANSFORMED_KEPT:
+            _transformed.popitem(last=False)
+    return U
+
+
+def _chunk(N, C, F, TH, TW, itemsize):
+    return chunk_for(N, 36 * TH * TW * (C + F) * itemsize, CHUNK_BYTES)
+
+
+def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
+    F, C = W.shape[:2]
+    dt = W.dtype
+    x = np.ascontiguousarray(x, dtype=dt)
+    N = x.shape[0]
+    OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
+    U = transformed_filters(W)
+    k = np.array(CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), dtype=dt)
+    b = np.ascontiguousarray(b, dtype=dt)
+    if pool:
+        OH, OW = OH // 2, OW // 2                  # pooled; each tile gives 2x2 of it
+        even = OH == 2 * TH and OW == 2 * TW
+    else:
+        even = OH == 4 * TH and OW == 4 * TW
+    y = np.empty((N, F, OH, OW), dtype=dt)
+    side = 2 if pool else 4
+    transform = output_transform_pool if pool else output_transform
+
+    def part(s, e):
+        T = (e - s) * TH * TW
+        V = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
+                            scratch("wino_V", (36, C, T), dt, spread=True), k)
+        M = np.matmul(U, V, out=scratch("wino_M", (36, F, T), dt, spread=True))
+        if even:
+            transform(M, b, TH, TW, y[s:e], k)
+        else:                        # odd sizes: whole tiles into scratch, then crop
+            yt = transform(M, b, TH, TW, scratch("wino_y", (e - s, F, side * TH, side * TW), dt),
+                           k)
+            y[s:e] = yt[:, :, :OH, :OW]
+
+    run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
+    return y
+
+
+def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
+    F, C = W.shape[:2]
+    dt = W.dtype
+    x = np.ascontiguousarray(x, dtype=dt)
+    dout = np.ascontiguousarray(dout, dtype=dt)
+    N, _, H, Wd = x.shape
+    OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
+    UT = np.ascontiguousarray(transformed_filters(W).transpose(0, 2, 1)) if need_dx else None
+    k = np.array(CONSTANTS, dtype=dt)
+    dx = np.empty(x.shape, dtype=dt) if need_dx else None
+    direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
+    even = OH == 4 * TH and OW == 4 * TW
+    masked = relu_out is not None
+    if masked and not even:      # odd sizes: the mask on its own pass, then padding below
+        dout, masked = relu_backward(dout, relu_out), False
+    mask = np.ascontiguousarray(relu_out, dtype=dt) if masked else dout
+
+    def part(s, e):
+        T = (e - s) * TH * TW
+        V = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
+                            scratch("wino_V", (36, C, T), dt, spread=True), k)
+        g = dout[s:e]
+        if not even:                 # odd sizes: zeros past the edge, in whole tiles
+            g = scratch("wino_y", (e - s, F, 4 * TH, 4 * TW), dt)
+            g[...] = 0
+            g[:, :, :OH, :OW] = dout[s:e]
+        db = np.zeros(F)
+        dM = output_grad_transform(g, TH, TW, scratch("wino_M", (36, F, T), dt, spread=True), db,
+                                   k, mask[s:e], masked)
+        dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (36, F, C)
+        if need_dx:
+            dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
+            if direct:
+                input_grad_transform(dV, TH, TW, dx[s:e], k)
+            else:
+                dxp = input_grad_transform(dV, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt),
+                                           k)
+                crop_planes(dxp, pad, dx[s:e])
+        return dU, db
+
+    parts = run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
+    dU, db = parts[0]
+    for p in parts[1:]:              # in slice order, so the sum never depends on timing
+        dU = dU + p[0]
+        db = db + p[1]
+    dU = dU.transpose(1, 2, 0).reshape(F, C, 6, 6).astype(np.float64)
+    return dx, (WINOGRAD_G.T @ dU @ WINOGRAD_G).astype(dt), db.astype(dt)
