@@ -425,3 +425,16 @@ def test_map_flat_splits_large_arrays_and_matches_one_pass():
     y = np.empty_like(x)
     scheduler.map_flat(fast.elementwise.relu_forward_kernel, x.size, x, y)
     np.testing.assert_array_equal(y, np.maximum(x, 0))
+
+
+def test_the_numpy_start_hands_over_to_the_kernels_after_its_budget(monkeypatch):
+    from tinynet.ops.fast import scheduler
+
+    monkeypatch.setattr(scheduler, "_numba_ready", False)
+    monkeypatch.setattr(scheduler, "_cold_done", 0)
+    assert not scheduler.cold(scheduler.COLD_WORK + 1)          # a big op: kernels at once
+    runs = scheduler.COLD_BUDGET // scheduler.COLD_WORK
+    assert all(scheduler.cold(scheduler.COLD_WORK) for _ in range(runs))
+    assert not scheduler.cold(1)                                   # budget spent: kernels
+    monkeypatch.setattr(scheduler, "_numba_ready", True)
+    assert not scheduler.cold(1)

@@ -276,6 +276,10 @@ _numba_ready = False
 #: Below this many multiply-adds (convolutions) or values (element-wise ops), an op called
 #: before Numba has loaded any kernel in this process runs its NumPy version instead.
 COLD_WORK = 1 << 28
+#: ... until this much work in all has run in NumPy: a long job of small batches (a folder of
+#: thousands of images) then loads the kernels, which earn their set-up back within a second.
+COLD_BUDGET = 1 << 31
+_cold_done = 0
 
 
 def mark_numba_ready():
@@ -293,6 +297,11 @@ def cold(work):
     more than a few dozen images take through the NumPy ops; reading the digits of a few
     images (the recognizer's usual job) then never pays it. A training step or a large
     batch, which would run long enough to earn it back, goes to the kernels (whose first
-    load then makes every later call use them). The NumPy versions are the reference ops:
+    load then makes every later call use them), and so does everything after COLD_BUDGET
+    of work has run in NumPy. The NumPy versions are the reference ops:
     the same results, to float32 rounding."""
-    return not _numba_ready and work <= COLD_WORK
+    global _cold_done
+    if _numba_ready or work > COLD_WORK or _cold_done + work > COLD_BUDGET:
+        return False
+    _cold_done += work
+    return True
