@@ -142,6 +142,9 @@ def _only_the_page(gray: np.ndarray) -> np.ndarray:
     """
     if min(gray.shape) < 16:
         return gray
+    ring = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if float(np.median(ring)) > float(gray.mean()) - 0.2:
+        return gray        # the image's edge is not darker than its middle: no surface there
     as_bytes = np.round(gray * 255).astype(np.uint8)
     level, bright = cv2.threshold(as_bytes, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
