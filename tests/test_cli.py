@@ -427,11 +427,13 @@ def test_resume_with_another_model_is_a_usage_error(tmp_path, tiny_recipe):
 def test_ctrl_c_presses_while_starting_up_end_without_a_traceback(small_model, two_images):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     env.pop("DISPLAY", None)
+    for k in range(300):               # enough images that the run outlasts the presses
+        (two_images / f"copy{k}.png").write_bytes((two_images / "one_1.png").read_bytes())
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--load", str(small_model),
                              "--digits", str(two_images), "--no-show"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(0.4)                          # importing NumPy, Numba and tinynet
+    time.sleep(0.4)                          # importing NumPy and tinynet, or reading
     for _ in range(3):
         proc.send_signal(signal.SIGINT)
         time.sleep(0.02)

@@ -438,3 +438,23 @@ def test_the_numpy_start_hands_over_to_the_kernels_after_its_budget(monkeypatch)
     assert not scheduler.cold(1)                                   # budget spent: kernels
     monkeypatch.setattr(scheduler, "_numba_ready", True)
     assert not scheduler.cold(1)
+
+
+def test_the_fast_backend_imports_numba_only_when_it_needs_it():
+    """Reading a few digits runs on NumPy without importing Numba (a third of a second);
+    a training step, or a budget of work, brings in the kernels."""
+    code = (
+        "import sys, numpy as np, tinynet\n"
+        "from tinynet import ops\n"
+        "model = tinynet.load('weights/mnist.npz')\n"
+        "p = model.predict(np.zeros((3, 28, 28), np.float32))\n"
+        "print(ops.backend(), 'numba' in sys.modules, p.shape)\n"
+        "dout = np.ones((2, 4), np.float32)\n"
+        "ops.dense_backward(dout, np.ones((2, 3), np.float32), np.ones((3, 4), np.float32))\n"
+        "print(ops.backend(), 'numba' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TINYNET_OPS"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["fast False (3, 10)", "fast True"]

@@ -15,6 +15,7 @@ backends in one process that way).
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -76,22 +77,91 @@ def threads(n=None):
     ``TINYNET_THREADS``). The fast backend's scheduler does the threading; the reference ops
     are plain NumPy and ignore it."""
     if _name == "fast":
-        return _active.scheduler.threads(n)
+        if _active is None:
+            _start_fast()
+        if _name == "fast":
+            return _active.scheduler.threads(n)
     return contextlib.nullcontext()
+
+
+# -- starting without Numba -------------------------------------------------------------------
+#
+# Importing Numba costs about a third of a second, more than reading a few images takes. So
+# the fast backend starts with Numba not imported: the forward ops a prediction uses run their
+# reference (NumPy) versions, the same results to float32 rounding, until an op is too big
+# or a budget of work is spent, or any other op (a backward pass, an optimizer step) is
+# called; then the fast module is imported and bound, once, and everything after runs on it.
+
+_FORWARD = ("dense_forward", "conv2d_forward", "conv2d_winograd_forward", "maxpool_forward",
+            "batchnorm_forward", "relu_forward")
+START_OP_WORK = 1 << 28     # multiply-adds (convolutions) or values (others) of one op
+START_BUDGET = 1 << 31      # all the work done in NumPy before the kernels take over
+_start_work = 0
+
+
+def _op_work(op, args):
+    x = args[0]
+    if op.startswith("conv2d"):          # about N * OH * OW * (F * C * kh * kw)
+        return x.shape[0] * x.shape[2] * x.shape[3] * args[1].size
+    return x.size
+
+
+def _start_fast():
+    """Import and bind the fast backend (Numba's set-up is paid here), or fall back."""
+    try:
+        use("fast")
+    except ImportError as exc:
+        print(f"tinynet: Numba cannot be loaded ({exc}); using the reference (NumPy) ops",
+              file=sys.stderr)
+        use("reference")
+        return
+    _active.scheduler.note_cold_work(_start_work)
+
+
+def _starter(op, reference_op):
+    def start(*args, **kwargs):
+        global _start_work
+        if op in _FORWARD:
+            work = _op_work(op, args)
+            if work <= START_OP_WORK and _start_work + work <= START_BUDGET:
+                _start_work += work
+                return reference_op(*args, **kwargs)
+        _start_fast()
+        return globals()[op](*args, **kwargs)
+
+    start.__name__ = start.__qualname__ = op
+    start.__doc__ = reference_op.__doc__
+    return start
+
+
+def _use_fast_when_needed():
+    global _active, _name
+    reference = _load("reference")
+    _active, _name = None, "fast"
+    globals().update({op: _starter(op, getattr(reference, op)) for op in OPS})
+
+
+def _numba_installed():
+    if "numba" in sys.modules:
+        return sys.modules["numba"] is not None
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _choose():
     wanted = os.environ.get("TINYNET_OPS", "fast").strip().lower() or "fast"
     if wanted not in BACKENDS:
         raise ImportError(f"TINYNET_OPS={wanted!r}: choose 'reference' or 'fast'")
+    if wanted == "fast" and not _numba_installed():
+        print("tinynet: Numba is not installed; using the reference (NumPy) ops",
+              file=sys.stderr)
+        wanted = "reference"
     if wanted == "fast":
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            print("tinynet: Numba is not installed; using the reference (NumPy) ops",
-                  file=sys.stderr)
-            wanted = "reference"
-    use(wanted)
+        _use_fast_when_needed()
+    else:
+        use(wanted)
 
 
 _choose()

@@ -282,6 +282,13 @@ COLD_BUDGET = 1 << 31
 _cold_done = 0
 
 
+def note_cold_work(work):
+    """Count ``work`` already done in NumPy before this module was loaded (see
+    ``tinynet.ops``) against COLD_BUDGET."""
+    global _cold_done
+    _cold_done += work
+
+
 def mark_numba_ready():
     """Numba has loaded its implementations (its fixed cost, ~0.3 s, is paid): from now on
     the kernels are always the faster choice."""
