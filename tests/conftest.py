@@ -140,12 +140,10 @@ def small_model(tmp_path):
 
 @pytest.fixture(autouse=True, scope="session")
 def fast_kernels_from_the_start():
-    """Before Numba has loaded a kernel, the fast backend runs small forward ops in NumPy
-    (``tinynet.ops.fast.scheduler.cold``); tests that compare the kernels must get the
-    kernels, so the session starts as if Numba had loaded. tests/test_winograd.py checks
-    the cold path in a fresh process."""
-    try:
-        from tinynet.ops.fast import scheduler
-    except ImportError:          # no Numba: the reference backend only
-        return
-    scheduler.mark_numba_ready()
+    """The fast backend starts on NumPy stand-ins until it is first needed (see
+    ``tinynet.ops``); tests that compare the kernels must get the kernels, so the session
+    binds them at once. tests/test_winograd.py checks the NumPy start in a fresh process."""
+    from tinynet import ops
+
+    if ops.backend() == "fast":
+        ops.use("fast")

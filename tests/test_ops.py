@@ -428,16 +428,11 @@ def test_map_flat_splits_large_arrays_and_matches_one_pass():
 
 
 def test_the_numpy_start_hands_over_to_the_kernels_after_its_budget(monkeypatch):
-    from tinynet.ops.fast import scheduler
-
-    monkeypatch.setattr(scheduler, "_numba_ready", False)
-    monkeypatch.setattr(scheduler, "_cold_done", 0)
-    assert not scheduler.cold(scheduler.COLD_WORK + 1)          # a big op: kernels at once
-    runs = scheduler.COLD_BUDGET // scheduler.COLD_WORK
-    assert all(scheduler.cold(scheduler.COLD_WORK) for _ in range(runs))
-    assert not scheduler.cold(1)                                   # budget spent: kernels
-    monkeypatch.setattr(scheduler, "_numba_ready", True)
-    assert not scheduler.cold(1)
+    monkeypatch.setattr(ops, "_start_work", 0)
+    assert not ops._start_in_numpy(ops.START_OP_WORK + 1)        # a big op: kernels at once
+    runs = ops.START_BUDGET // ops.START_OP_WORK
+    assert all(ops._start_in_numpy(ops.START_OP_WORK) for _ in range(runs))
+    assert not ops._start_in_numpy(1)                             # budget spent: kernels
 
 
 def test_the_fast_backend_imports_numba_only_when_it_needs_it():

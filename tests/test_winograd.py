@@ -199,9 +199,9 @@ def test_remembered_filter_transforms_follow_in_place_updates():
 
 
 def test_a_fresh_process_reads_a_few_digits_without_loading_numba():
-    """scheduler.cold: predicting a few images before any kernel has loaded runs the NumPy
-    ops (Numba's ~0.3 s set-up is never paid), with the kernels' results; a training step
-    then loads the kernels and later calls use them."""
+    """tinynet.ops starts the fast backend on NumPy: predicting a few images runs the
+    NumPy ops (Numba is not even imported), with the kernels' results; a training step then
+    loads the kernels and later calls use them."""
     import os
     import subprocess
     import sys
@@ -213,16 +213,16 @@ import sys
 sys.path.insert(0, {str(root)!r})
 import numpy as np
 import tinynet
-from tinynet.ops.fast import scheduler
 from tinynet import networks, ops
 model = tinynet.load({str(root / 'weights' / 'mnist.npz')!r})
 x = np.random.default_rng(0).random((20, 28, 28), dtype=np.float32)
 cold = model.predict(x)
-assert not scheduler._numba_ready, "a kernel was loaded"
+assert "numba" not in sys.modules, "a kernel was loaded"
 assert ops.backend() == "fast"
 net = networks.small_cnn(0)
 net.forward(np.zeros((300, 1, 28, 28), np.float32), training=True)   # big: the kernels
-assert scheduler._numba_ready
+net.backward(np.ones((300, 10), np.float32))                         # and a backward pass
+assert "numba" in sys.modules
 warm = model.predict(x)
 print(float(np.abs(cold - warm).max()), int((cold.argmax(1) != warm.argmax(1)).sum()))
 """

@@ -115,17 +115,22 @@ def _start_fast():
               file=sys.stderr)
         use("reference")
         return
-    _active.scheduler.note_cold_work(_start_work)
+
+
+def _start_in_numpy(work):
+    """Whether an op of ``work`` multiply-adds (or values) runs in NumPy before the fast
+    backend is imported: yes while it is small and the budget is not spent."""
+    global _start_work
+    if work > START_OP_WORK or _start_work + work > START_BUDGET:
+        return False
+    _start_work += work
+    return True
 
 
 def _starter(op, reference_op):
     def start(*args, **kwargs):
-        global _start_work
-        if op in _FORWARD:
-            work = _op_work(op, args)
-            if work <= START_OP_WORK and _start_work + work <= START_BUDGET:
-                _start_work += work
-                return reference_op(*args, **kwargs)
+        if op in _FORWARD and _start_in_numpy(_op_work(op, args)):
+            return reference_op(*args, **kwargs)
         _start_fast()
         return globals()[op](*args, **kwargs)
 

@@ -44,21 +44,16 @@ def _numba_without_scipy():
     plain loop instead of calling the BLAS; matrix products and ``np.linalg`` still import
     SciPy when first compiled. Skipped when SciPy is already imported (nothing to save) or
     when Numba's internals are not the ones this was written against.
-
-    The same hook tells the scheduler when Numba has paid its set-up (``scheduler.cold``).
     """
     try:
         from numba.core import cpu
     except ImportError:
-        scheduler.mark_numba_ready()
         return
     original = getattr(cpu.CPUContext, "load_additional_registries", None)
     if original is None or getattr(original, "_tinynet", False):
-        scheduler.mark_numba_ready()          # cannot tell when Numba loads: assume it has
         return
 
     def load_additional_registries(self):
-        scheduler.mark_numba_ready()
         if "scipy.linalg" in sys.modules:
             return original(self)
         name = "scipy.linalg.cython_blas"

@@ -21,11 +21,10 @@ on two threads, as ``benchmarks/profile_conv.py`` measures them):
 import numpy as np
 from numba import njit
 
-from .. import reference
 from ..reference import conv_output_size
 from .elementwise import relu_backward
 from .pool import maxpool_forward
-from .scheduler import chunk_for, cold, run_chunks, scratch
+from .scheduler import chunk_for, run_chunks, scratch
 from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
 
 # Work on slices of about this many bytes of ``cols`` at a time, one slice per worker
@@ -135,12 +134,6 @@ def col2im(dcols, kh, kw, stride, pad, dx):
 
 
 def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
-    F, C, kh, kw = W.shape
-    N, _, H, Wd = x.shape
-    macs = N * F * C * kh * kw * conv_output_size(H, kh, stride, pad) * \
-        conv_output_size(Wd, kw, stride, pad)
-    if cold(macs):           # before Numba's first kernel: see scheduler.cold
-        return reference.conv2d_forward(x, W, b, stride, pad, relu, pool)
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool)
     if pool:
