@@ -37,6 +37,7 @@ import numpy as np
 
 from . import imagefile, layout, vision
 from .errors import ImageError, TinynetError
+from .plots import display_text
 
 __all__ = ["Digit", "Reading", "ReadError", "read", "read_many", "image_files", "default_model"]
 
@@ -118,7 +119,7 @@ class ReadError:
         """The file's name; the whole path for a folder."""
         path = Path(self.source)
         if path.is_dir():
-            return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            return display_text(path)
         return display_name(self.source)
 
     def __str__(self) -> str:
@@ -234,8 +235,7 @@ def image_files(sources) -> Iterator[Path | ReadError]:
 
 def display_name(path) -> str:
     """A file's name, printable anywhere: bytes that are not valid UTF-8 become U+FFFD."""
-    name = Path(path).name or str(path)
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return display_text(Path(path).name or str(path))
 
 
 def natural_key(path) -> list:

@@ -37,7 +37,6 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
-from .imagefile import to_gray
 
 __all__ = ["find_ink", "render_digit", "shrink", "stroke_width"]
 
@@ -79,13 +78,13 @@ def quantiles(values: np.ndarray, *qs: float, low: float = 0.0, high: float = 1.
             for q in qs]
 
 
-def find_ink(image) -> tuple[np.ndarray, np.ndarray]:
+def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(soft ink in [0, 1] on a black background, binary ink mask as uint8), same size.
 
-    `image` is anything `imagefile.to_gray` accepts, of either polarity. Raises ImageError
-    "no digit found" when nothing stands out from the background.
+    `gray` is a 2-D float32 image in [0, 1] (as `imagefile.to_gray` makes it), of either
+    polarity. Raises ImageError "no digit found" when nothing stands out from the background.
     """
-    gray = _only_the_page(to_gray(image))
+    gray = _only_the_page(gray)
     paper = _flat_paper(gray)
     if paper is not None:      # uniform background: subtract it, no flattening needed
         if _ink_is_dark(gray, paper):
