@@ -29,8 +29,11 @@ import make_digits  # noqa: E402
 
 
 def label_of(path: Path) -> str:
-    """The reading expected for a generated file: '7', '2025' or '123/456'."""
+    """The reading expected from a file's name: '7_00012.png' -> '7', a generated page
+    '123_456__0007.jpg' -> '123/456', and digits/'s 'number_2025_photo.jpg' -> '2025'."""
     name = path.stem
+    if name.startswith("number_"):
+        return name.split("_")[1]
     if "__" in name:
         return name.split("__")[0].replace("_", "/")
     return name[0]

@@ -62,20 +62,12 @@ def seed_digits(model, folder: Path) -> tuple[int, int, list[str]]:
     return correct, len(rows), lines
 
 
-def expected_label(path: Path) -> str:
-    """'number_2025_photo.jpg' -> '2025'; '7_thin_white-bg.png' -> '7'."""
-    stem = path.stem
-    if stem.startswith("number_"):
-        return stem.split("_")[1]
-    return stem[0]
-
-
-def score_folder(model, folder: Path, label=expected_label) -> dict:
+def score_folder(model, folder: Path) -> dict:
     """Exact readings over a folder through read_many, with the misses listed."""
     total = correct = multi = multi_ok = several = 0
     misses = []
     for result in tinynet.read_many([folder], model):
-        want = label(Path(result.source))
+        want = label_of(Path(result.source))
         got = result.text if result.ok else f"error: {result.reason}"
         total += 1
         correct += got == want
@@ -189,7 +181,7 @@ def run(model, args, seed_dir: Path) -> int:
         write_user_digits(images, labels, tmp / "user", rng, count)
         raw = raw_accuracy(model, images[:count], labels[:count])
         start = time.perf_counter()
-        result = score_folder(model, tmp / "user", label_of)
+        result = score_folder(model, tmp / "user")
         seconds = time.perf_counter() - start
         read = 100 * result["correct"] / result["total"]
         limit = max(2, round(2 * count / 2000))
@@ -201,7 +193,7 @@ def run(model, args, seed_dir: Path) -> int:
         figures.update(user_raw=raw, user_read=read, user_several=result["several"])
 
         write_numbers_and_pages(images, labels, tmp / "pages", rng, args.pages)
-        result = score_folder(model, tmp / "pages", label_of)
+        result = score_folder(model, tmp / "pages")
         exact = 100 * result["correct"] / result["total"]
         multi = 100 * result["multi_ok"] / max(1, result["multi"])
         print(f"(d) numbers and pages ({result['total']}, {result['multi']} with several "
