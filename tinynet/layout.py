@@ -76,6 +76,7 @@ class Glyph:
     c0: int = -1
     c1: int = 1 << 30
     box: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))   # x0, y0, x1, y1
+    _ink: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.box == (0, 0, 0, 0):
@@ -97,7 +98,15 @@ class Glyph:
         return sum(b.area for b in self.blobs)
 
     def ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """This glyph's soft ink, cropped to its box (other ink in the box is blanked)."""
+        """This glyph's soft ink, cropped to its box (other ink in the box is blanked).
+
+        A glyph belongs to one page, so the crop is made once: rendering the glyph and
+        looking for where to cut it both use it."""
+        if self._ink is None:
+            self._ink = self._crop_ink(soft, labels)
+        return self._ink
+
+    def _crop_ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.box
         if x1 <= x0 or y1 <= y0:
             return np.zeros((0, 0), np.float32)
