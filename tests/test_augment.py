@@ -60,3 +60,66 @@ def test_augment_identity_parameters_return_input():
 def test_augment_rejects_bad_shape():
     with pytest.raises(ValueError):
         augment(np.zeros((28, 28)), np.random.default_rng(0))
+
+
+def _bar():
+    """A 3-pixel-wide vertical bar of full ink in a 28x28 image."""
+    img = np.zeros((1, 28, 28), np.float32)
+    img[0, 6:22, 12:15] = 1.0
+    return img
+
+
+def test_pen_width_adds_or_peels_one_pixel_ring(backend):
+    bar = _bar()
+    thick = ops.pen_width(bar, np.array([1.0], np.float32), np.empty_like(bar))
+    thin = ops.pen_width(bar, np.array([-1.0], np.float32), np.empty_like(bar))
+    same = ops.pen_width(bar, np.array([0.0], np.float32), np.empty_like(bar))
+    assert thick.sum() == 18 * 5          # rows 5..22, columns 11..15
+    assert thin.sum() == 14 * 1           # only the centre column of rows 7..20 survives
+    np.testing.assert_array_equal(same, bar)
+    half = ops.pen_width(bar, np.array([0.5], np.float32), np.empty_like(bar))
+    assert half.sum() == (bar.sum() + thick.sum()) / 2
+
+
+def test_break_strokes_cuts_a_disc_around_an_ink_pixel(backend):
+    bar = _bar()
+    # ink pixel number 24 of the 48 (row-major) is row 14, column 12
+    out = ops.break_strokes(bar, np.array([[0.5]], np.float32), np.float32(1.0),
+                            np.empty_like(bar))
+    cut = np.argwhere(out[0] != bar[0])
+    assert sorted(map(tuple, cut)) == [(13, 12), (14, 12), (14, 13), (15, 12)]
+
+
+def test_shear_and_aspect_move_pixels_as_documented():
+    from tinynet.augment import random_affine
+
+    class Fixed:
+        """A generator whose uniform draws are given: the shift (dx and dy alike), angle,
+        zoom, shear, aspect."""
+
+        def __init__(self, *values):
+            self.values = list(values)
+
+        def uniform(self, low, high, size):
+            value = self.values.pop(0)
+            return np.full(size, value, dtype=float)
+
+    # slant k = 0.5: the output pixel at (u, v) reads the input at (u - 0.5 v, v)
+    theta = random_affine(Fixed(0, 0, 1.0, 0.5, 1.0), 1, max_shear=0.5)[0]
+    np.testing.assert_allclose(theta, [[1, -0.5, 0], [0, 1, 0]], atol=1e-7)
+    # aspect r = 4: twice as wide, half as tall, so the input is read at (u / 2, 2 v)
+    theta = random_affine(Fixed(0, 0, 1.0, 0.0, 4.0), 1, aspect=(4, 4))[0]
+    np.testing.assert_allclose(theta, [[0.5, 0, 0], [0, 2, 0]], atol=1e-7)
+
+
+def test_handwriting_augmentation_is_reproducible_and_keeps_the_digit():
+    from tinynet.recipes import ROBUST_AUGMENT
+
+    imgs = _mnist_like(32)
+    a = augment(imgs, np.random.default_rng(3), **ROBUST_AUGMENT)
+    b = augment(imgs, np.random.default_rng(3), **ROBUST_AUGMENT)
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= 0 and a.max() <= 1
+    ratio = a.sum(axis=(1, 2)) / imgs.sum(axis=(1, 2))
+    assert 0.3 < ratio.min() and ratio.max() < 3      # thinner or thicker, never gone
+    assert ratio.std() > 0.05                         # and the pen really varies

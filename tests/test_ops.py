@@ -285,6 +285,24 @@ def test_warp_bilinear_agrees(elastic):
     assert not np.allclose(a, imgs)
 
 
+def test_pen_width_agrees():
+    imgs = _images(8)
+    amount = np.linspace(-1, 1, 8).astype(F32)
+    a = ref.pen_width(imgs, amount, np.empty_like(imgs))
+    np.testing.assert_allclose(a, fast.pen_width(imgs, amount, np.empty_like(imgs)), atol=1e-6)
+    assert not np.allclose(a, imgs)
+
+
+def test_break_strokes_agrees():
+    imgs = _images(8)
+    picks = np.array([[0.1, -1], [0.5, 0.9], [-1, -1], [0.0, 0.999]] * 2, F32)
+    a = ref.break_strokes(imgs, picks, F32(1.5), np.empty_like(imgs))
+    np.testing.assert_array_equal(a, fast.break_strokes(imgs, picks, F32(1.5),
+                                                        np.empty_like(imgs)))
+    np.testing.assert_array_equal(a[2], imgs[2])          # no gap asked for
+    assert (a[1] != imgs[1]).sum() > (a[0] != imgs[0]).sum() > 0
+
+
 @pytest.mark.parametrize("shape, sigma", [((4, 28, 28), 2.5), ((3, 9, 13), 1.0)])
 def test_blur_planes_agrees(shape, sigma):
     from tinynet.augment import gaussian_taps

@@ -1,5 +1,6 @@
-"""Training-time data augmentation: random affine warps (shift, rotation, scale) and
-optional elastic distortion of (N, H, W) image batches, with bilinear sampling.
+"""Training-time data augmentation of (N, H, W) image batches: the pen's width, broken
+strokes, random affine warps (shift, rotation, scale, slant, aspect) and optional elastic
+distortion, with bilinear sampling.
 
 Every output pixel is *pulled* from the input ("inverse mapping"), so there are no holes.
 Coordinates are (row, col) = (y, x) measured from the image centre
@@ -44,17 +45,36 @@ def gaussian_taps(sigma, dtype=np.float32):
     return (k / k.sum()).astype(dtype)
 
 
-def random_affine(rng, n, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1)):
+def random_affine(rng, n, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1), max_shear=0.0,
+                  aspect=(1.0, 1.0)):
     """Draw n inverse affine maps (n, 2, 3) float32 for :func:`warp_bilinear`.
 
     Shift (dx, dy) ~ U(-max_shift, max_shift) pixels, angle ~ U(-max_rotation, max_rotation)
-    degrees, zoom s ~ U(scale[0], scale[1]) (one factor for both axes).
+    degrees, zoom s ~ U(scale[0], scale[1]). With ``max_shear`` > 0 or an ``aspect`` range,
+    also a slant k ~ U(-max_shear, max_shear) (x moves by k * y, as handwriting leans) and
+    a width-to-height ratio r ~ U(aspect[0], aspect[1]): the forward map is then
+    A = R(a) [[1, k], [0, 1]] diag(s sqrt(r), s / sqrt(r)), and theta = [A^-1 | -A^-1 d].
+    (Those two are drawn only when asked for, so older recipes see the same random stream.)
     """
     dx, dy = rng.uniform(-max_shift, max_shift, size=(2, n))
     a = np.deg2rad(rng.uniform(-max_rotation, max_rotation, size=n))
     s = rng.uniform(scale[0], scale[1], size=n)
-    cos, sin = np.cos(a) / s, np.sin(a) / s
     theta = np.empty((n, 2, 3))
+    if max_shear > 0 or tuple(aspect) != (1.0, 1.0):
+        k = rng.uniform(-max_shear, max_shear, size=n)
+        r = np.sqrt(rng.uniform(aspect[0], aspect[1], size=n))
+        rotate = np.stack([np.stack([np.cos(a), -np.sin(a)], -1),
+                           np.stack([np.sin(a), np.cos(a)], -1)], -2)
+        shear = np.zeros((n, 2, 2))
+        shear[:, 0, 0] = shear[:, 1, 1] = 1
+        shear[:, 0, 1] = k
+        stretch = np.zeros((n, 2, 2))
+        stretch[:, 0, 0], stretch[:, 1, 1] = s * r, s / r
+        inverse = np.linalg.inv(rotate @ shear @ stretch)
+        theta[:, :, :2] = inverse
+        theta[:, :, 2] = -(inverse @ np.stack([dx, dy], -1)[:, :, None])[:, :, 0]
+        return theta.astype(np.float32)
+    cos, sin = np.cos(a) / s, np.sin(a) / s
     # inverse of "rotate by a, scale by s": R(-a) / s = [[cos, sin], [-sin, cos]] / s
     theta[:, 0, 0], theta[:, 0, 1] = cos, sin
     theta[:, 1, 0], theta[:, 1, 1] = -sin, cos
@@ -72,11 +92,17 @@ def elastic_flow(rng, n, shape, alpha=8.0, sigma=3.0):
 
 
 def augment(images, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1),
-            elastic_alpha=0.0, elastic_sigma=3.0):
-    """Randomly warp a batch of images in [0, 1]: (N, H, W) or (N, 1, H, W), any float
+            elastic_alpha=0.0, elastic_sigma=3.0, max_shear=0.0, aspect=(1.0, 1.0),
+            pen=(0.0, 0.0), gaps=0.0, gap_radius=1.2):
+    """Randomly change a batch of images in [0, 1]: (N, H, W) or (N, 1, H, W), any float
     dtype (computed in float32). Returns a new float32 array of the same shape.
 
-    ``elastic_alpha`` = 0 (default) turns elastic distortion off; try 8-34 with sigma 3-6.
+    In order: the pen's width (``pen = (low, high)``: an amount ~ U(low, high) per image for
+    ``ops.pen_width``, negative thinner, positive thicker; (0, 0) leaves it), broken strokes
+    (each image gets a gap of ``gap_radius`` pixels with probability ``gaps``, and a second
+    one with probability ``gaps`` squared: ``ops.break_strokes``), then the warp: shift,
+    rotation, zoom, slant (``max_shear``), width-to-height ratio (``aspect``) and, with
+    ``elastic_alpha`` > 0, elastic wobble (try 8-34 with sigma 3-6).
     The draws depend only on ``rng`` and N, so a seeded generator reproduces the batch.
     """
     images = np.asarray(images)
@@ -87,7 +113,15 @@ def augment(images, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1),
         raise ValueError(f"augment expects (N, H, W) or (N, 1, H, W) images, got {shape}")
     images = np.ascontiguousarray(images, dtype=np.float32)
     n = images.shape[0]
-    theta = random_affine(rng, n, max_shift, max_rotation, scale)
+    if tuple(pen) != (0.0, 0.0):
+        amount = rng.uniform(pen[0], pen[1], size=n).astype(np.float32)
+        images = ops.pen_width(images, amount, np.empty_like(images))
+    if gaps > 0:
+        u = rng.random((n, 2))
+        keep = rng.random((n, 2)) < np.array([gaps, gaps * gaps])
+        picks = np.where(keep, u, -1.0).astype(np.float32)
+        images = ops.break_strokes(images, picks, np.float32(gap_radius), np.empty_like(images))
+    theta = random_affine(rng, n, max_shift, max_rotation, scale, max_shear, aspect)
     if elastic_alpha > 0:
         flow = elastic_flow(rng, n, images.shape[1:], elastic_alpha, elastic_sigma)
     else:

@@ -21,7 +21,10 @@ from .files import atomic_write
 from .layers import LAYER_TYPES, BatchNorm, Conv2D, MaxPool2D, ReLU
 from .losses import softmax
 
-FORMAT_VERSION = 1
+#: The newest file format this version reads: 1 is one network, 2 an ensemble of them
+#: (``tinynet/ensemble.py``). A single network is still written as format 1.
+FORMAT_VERSION = 2
+SEQUENTIAL_FORMAT = 1
 META_KEY = "__tinynet__"
 #: Model files whose arrays unpack to more than this are refused before any array is read.
 MAX_MODEL_BYTES = 2 * 1024 ** 3
@@ -149,7 +152,7 @@ class Sequential:
         mid-write leaves any previous file intact. ``extra_arrays`` and ``extra_metadata``
         are stored beside the model's own (a training checkpoint uses them).
         """
-        meta = {"format": "tinynet", "format_version": FORMAT_VERSION,
+        meta = {"format": "tinynet", "format_version": SEQUENTIAL_FORMAT,
                 "layers": self.describe(), "metadata": {**self.metadata, **(extra_metadata or {})}}
         arrays = self.arrays()
         arrays.update(extra_arrays or {})
@@ -263,10 +266,10 @@ def model_from_arrays(arrays, path="<model>"):
         version = meta["format_version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValueError(f"format_version is {version!r}, not a version number")
-        specs = meta["layers"]
+        specs = meta["members"] if "members" in meta else meta["layers"]
         metadata = meta.get("metadata") or {}
         if not isinstance(specs, list) or not isinstance(metadata, dict):
-            raise TypeError("'layers' must be a list and 'metadata' an object")
+            raise TypeError("'layers' (or 'members') must be a list and 'metadata' an object")
         _check_metadata(metadata)
     except (ValueError, KeyError, TypeError, OverflowError, AttributeError,
             RecursionError) as exc:
@@ -278,6 +281,8 @@ def model_from_arrays(arrays, path="<model>"):
         raise ModelFileError(
             f"{path}: written by a newer tinynet (format {version}; this version reads "
             f"up to {FORMAT_VERSION}); upgrade tinynet to load it")
+    if "members" in meta:
+        return _ensemble_from_arrays(arrays, meta, specs, metadata, path)
     layers = []
     for i, spec in enumerate(specs):
         kind = spec.get("type") if isinstance(spec, dict) else None
@@ -337,6 +342,24 @@ def model_from_arrays(arrays, path="<model>"):
     if not layers:
         raise ModelFileError(f"{path}: the model has no layers")
     return Sequential(layers, metadata=metadata)
+
+
+def _ensemble_from_arrays(arrays, meta, members, metadata, path):
+    """An ``Ensemble`` from a format-2 file: each member checked as a one-network file."""
+    from .ensemble import Ensemble, member_arrays
+
+    temperature = meta.get("temperature", 1.0)
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+            or not math.isfinite(temperature) or temperature <= 0):
+        raise ModelFileError(f"{path}: the ensemble's temperature is {temperature!r}, "
+                             "not a positive number")
+    if not members:
+        raise ModelFileError(f"{path}: the ensemble has no members")
+    built = [model_from_arrays(member_arrays(arrays, k, layers), f"{path} (member {k})")
+             for k, layers in enumerate(members)]
+    if len({m.describe()[-1]["config"].get("out_features") for m in built}) > 1:
+        raise ModelFileError(f"{path}: the ensemble's members have different outputs")
+    return Ensemble(built, temperature=temperature, metadata=metadata)
 
 
 # Values a layer's constructor accepts but that make no working layer.

@@ -2,7 +2,8 @@
 network is: ``Sequential``; this module is which networks we build with it).
 
 Every builder takes a ``numpy.random.Generator`` (or a seed) and returns a ``Sequential``
-that maps (N, 1, 28, 28) images to (N, 10) logits.
+that maps (N, 1, 28, 28) images to (N, 10) logits (``cnn`` also to 11: digits and "not a
+digit").
 """
 
 from .init import get_rng
@@ -41,15 +42,16 @@ def conv_block(c_in, c_out, rng, padding=0):
     return [Conv2D(c_in, c_out, 3, padding=padding, rng=rng), BatchNorm(c_out), ReLU()]
 
 
-def cnn(rng=None):
+def cnn(rng=None, classes=10):
     """The shipped digit recognizer: two pairs of 3x3 conv blocks, each pair followed by a
-    2x2 max-pool, then a dense layer. 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4."""
+    2x2 max-pool, then a dense layer. 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4. ``classes=11``
+    adds an output for "not a digit" (class 10)."""
     rng = get_rng(rng)
     return Sequential([
         *conv_block(1, 32, rng), *conv_block(32, 32, rng), MaxPool2D(2),
         *conv_block(32, 64, rng), *conv_block(64, 64, rng), MaxPool2D(2),
         Flatten(), Dense(64 * 4 * 4, 128, rng=rng), BatchNorm(128), ReLU(),
-        Dropout(0.3, rng=rng), Dense(128, 10, init="glorot", rng=rng),
+        Dropout(0.3, rng=rng), Dense(128, classes, init="glorot", rng=rng),
     ])
 
 

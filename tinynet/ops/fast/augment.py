@@ -76,3 +76,66 @@ def blur_planes(planes, taps, out):
                     s += taps[k + r] * tmp[yy, x]
                 out[m, y, x] = s
     return out
+
+
+@njit(cache=True)
+def pen_width(images, amount, out):
+    """Thicker (amount > 0, toward the 3x3 maximum) or thinner (amount < 0, toward the
+    minimum of the 5-pixel cross) strokes, per image; pixels outside count as 0."""
+    N, H, W = images.shape
+    for n in range(N):
+        a = amount[n]
+        for y in range(H):
+            for x in range(W):
+                v = images[n, y, x]
+                if a >= 0:
+                    t = 0.0
+                    for yy in range(max(y - 1, 0), min(y + 2, H)):
+                        for xx in range(max(x - 1, 0), min(x + 2, W)):
+                            t = max(t, images[n, yy, xx])
+                    out[n, y, x] = v + a * (t - v)
+                else:
+                    t = v
+                    if y == 0 or y == H - 1 or x == 0 or x == W - 1:
+                        t = 0.0
+                    else:
+                        t = min(t, images[n, y - 1, x], images[n, y + 1, x],
+                                images[n, y, x - 1], images[n, y, x + 1])
+                    out[n, y, x] = v - a * (t - v)
+    return out
+
+
+@njit(cache=True)
+def break_strokes(images, picks, radius, out):
+    """Zero a disc of ``radius`` around the chosen ink pixels: pick u >= 0 chooses ink pixel
+    floor(u * count) in row-major order (ink: brighter than 0.5 in the input)."""
+    N, H, W = images.shape
+    G = picks.shape[1]
+    r = int(math.floor(radius))
+    out[...] = images
+    for n in range(N):
+        count = 0
+        for y in range(H):
+            for x in range(W):
+                if images[n, y, x] > 0.5:
+                    count += 1
+        for g in range(G):
+            u = picks[n, g]
+            if u < 0 or count == 0:
+                continue
+            k = min(int(u * count), count - 1)
+            cy = -1
+            cx = -1
+            seen = 0
+            for y in range(H):
+                for x in range(W):
+                    if images[n, y, x] > 0.5:
+                        if seen == k:
+                            cy = y
+                            cx = x
+                        seen += 1
+            for y in range(max(cy - r, 0), min(cy + r + 1, H)):
+                for x in range(max(cx - r, 0), min(cx + r + 1, W)):
+                    if (y - cy) * (y - cy) + (x - cx) * (x - cx) <= radius * radius:
+                        out[n, y, x] = 0.0
+    return out

@@ -1,0 +1,144 @@
+"""tinynet.ensemble: several networks as one model, saved in one file; and training one."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import tinynet
+from tinynet import recipes, train
+from tinynet.ensemble import Ensemble
+from tinynet.errors import ModelFileError
+from tinynet.losses import softmax
+from tinynet.model import META_KEY, read_npz
+
+from conftest import tiny_net
+
+
+def _members(count=3):
+    return [tiny_net(np.random.default_rng(seed)) for seed in range(count)]
+
+
+def _images(n=6):
+    return np.random.default_rng(5).random((n, 1, 28, 28), dtype=np.float32)
+
+
+def test_predict_is_the_renormalised_geometric_mean_of_the_members():
+    members = _members()
+    x = _images()
+    each = np.stack([m.predict(x) for m in members]).astype(np.float64)
+    geometric = np.exp(np.log(each).mean(axis=0))
+    expected = geometric / geometric.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(Ensemble(members).predict(x), expected, atol=1e-5)
+
+
+def test_temperature_softens_without_changing_the_answer():
+    members = _members()
+    x = _images(20)
+    sharp, soft = Ensemble(members).predict(x), Ensemble(members, temperature=3.0).predict(x)
+    np.testing.assert_array_equal(sharp.argmax(axis=1), soft.argmax(axis=1))
+    assert (soft.max(axis=1) < sharp.max(axis=1)).all()
+    logits = Ensemble(members).forward(x)
+    np.testing.assert_allclose(soft, softmax(logits / 3.0), atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    ensemble = Ensemble(_members(), temperature=1.7, metadata={"test_accuracy": 0.5})
+    path = tmp_path / "ensemble.npz"
+    ensemble.save(path)
+    loaded = tinynet.load(path)
+    assert isinstance(loaded, Ensemble)
+    assert loaded.temperature == 1.7 and loaded.metadata == {"test_accuracy": 0.5}
+    assert len(loaded.members) == 3
+    x = _images()
+    np.testing.assert_array_equal(loaded.predict(x), ensemble.predict(x))
+    meta = json.loads(str(read_npz(path)[META_KEY]))
+    assert meta["format_version"] == 2 and len(meta["members"]) == 3
+
+
+def _rewrite(path, change):
+    arrays = read_npz(path)
+    meta = json.loads(str(arrays[META_KEY]))
+    change(arrays, meta)
+    arrays[META_KEY] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a, m: m.update(temperature=0), "temperature is 0, not a positive number"),
+    (lambda a, m: m.update(temperature="hot"), "temperature is 'hot'"),
+    (lambda a, m: m.update(members=[]), "the ensemble has no members"),
+    (lambda a, m: a.pop("m1.1.params.W"), r"\(member 1\): missing array 1.params.W"),
+    (lambda a, m: m["members"][2][-1]["config"].update(out_features=11),
+     r"\(member 2\)"),
+])
+def test_a_damaged_ensemble_file_is_refused_by_name(tmp_path, change, message):
+    path = tmp_path / "ensemble.npz"
+    Ensemble(_members()).save(path)
+    _rewrite(path, change)
+    with pytest.raises(ModelFileError, match=message):
+        tinynet.load(path)
+
+
+def test_an_ensemble_is_not_trained_as_one():
+    with pytest.raises(TypeError, match="train its members"):
+        Ensemble(_members()).forward(_images(), training=True)
+    with pytest.raises(ValueError, match="temperature"):
+        Ensemble(_members(), temperature=-1)
+
+
+@pytest.fixture
+def tiny_ensemble_recipe(tiny_recipe, monkeypatch):
+    monkeypatch.setitem(recipes.RECIPES, "tiny3", recipes.Recipe(
+        model="tiny", epochs=2, batch_size=50, lr=3e-3, members=3, validation=100))
+    return tiny_recipe
+
+
+def test_an_ensemble_recipe_trains_each_member_and_calibrates_on_held_out_images(
+        tiny_ensemble_recipe):
+    model = recipes.run("tiny3", tiny_ensemble_recipe, seed=1, progress=False)
+    assert isinstance(model, Ensemble) and len(model.members) == 3
+    meta = model.metadata
+    assert len(meta["member_histories"]) == 3
+    # the members start from different seeds, so they end different
+    w = [m.layers[1].params["W"] for m in model.members]
+    assert not np.allclose(w[0], w[1])
+    # 400 of the 500 training images were trained on, 100 held out; the test set is
+    # evaluated once, at the end
+    assert len(meta["member_histories"][0]["val_accuracy"]) == 2
+    assert meta["validation_accuracy"] > 0.5          # three classes: chance is 1/3
+    x_test, y_test = tiny_ensemble_recipe[2:]
+    pred = model.predict(x_test.astype(np.float32)[:, None] / 255).argmax(axis=1)
+    assert meta["test_accuracy"] == pytest.approx((pred == y_test).mean())
+    assert 0.05 < model.temperature < 20
+
+
+def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, tmp_path,
+                                                          monkeypatch):
+    straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
+    real_evaluate = train.evaluate
+    calls = {"n": 0}
+
+    def evaluate_with_ctrl_c(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:                       # the second member's first epoch
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
+    checkpoint = tmp_path / "ckpt.npz"
+    with pytest.raises(KeyboardInterrupt):
+        recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False,
+                    checkpoint_path=checkpoint)
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    _, _, info = recipes.read_checkpoint(checkpoint)
+    assert info["member"] == 1
+    resumed = recipes.run("tiny3", tiny_ensemble_recipe, progress=False, resume=checkpoint)
+    for k, (a, b) in enumerate(zip(straight.members, resumed.members)):
+        np.testing.assert_array_equal(a.layers[1].params["W"], b.layers[1].params["W"],
+                                      err_msg=f"member {k}")
+    assert resumed.temperature == straight.temperature
+    for a, b in zip(straight.metadata["member_histories"], resumed.metadata["member_histories"]):
+        assert a["loss"] == b["loss"] and a["val_accuracy"] == b["val_accuracy"]
