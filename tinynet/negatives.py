@@ -41,6 +41,7 @@ MIN_WIDTH_RATIO = 0.4        # ink narrower than this x its height reads as a 1:
 CANVAS = (48, 128)           # side of the drawing canvas, pixels
 PEN = (0.012, 0.11)          # pen width as a fraction of the canvas: hairline .. marker
 SHIFT = 4                    # cv2 sub-pixel bits
+MAX_OFF_CENTRE = 1.0         # pixels between the centre of mass and (14, 14)
 
 # The mix of kinds: mostly letters and symbols, the things people write beside digits.
 KINDS = {"letter": 0.30, "symbol": 0.20, "doodle": 0.18, "scribble": 0.14, "partial": 0.18}
@@ -441,13 +442,28 @@ def looks_like_a_one(image):
     return (cols[-1] - cols[0] + 1) < MIN_WIDTH_RATIO * (rows[-1] - rows[0] + 1)
 
 
+def off_centre(image):
+    """How far (pixels) the centre of mass is from (14, 14). render_digit keeps the whole
+    glyph inside the 28x28 image, so a very lopsided glyph cannot be centred; MNIST has none."""
+    total = float(image.sum())
+    row = float(image.sum(1) @ _INDEX) / total
+    col = float(image.sum(0) @ _INDEX) / total
+    return max(abs(row - SIZE // 2), abs(col - SIZE // 2))
+
+
+_INDEX = np.arange(SIZE, dtype=np.float64)
+
+
 def _render(coverage):
-    """MNIST-style image of the coverage, or None when there is no usable ink."""
+    """MNIST-style image of the coverage, or None when it is unusable: no ink, a 1-like bar,
+    or too lopsided to centre."""
     try:
         image = render_digit(coverage)
     except ImageError:
         return None
-    return None if looks_like_a_one(image) else image
+    if looks_like_a_one(image) or off_centre(image) > MAX_OFF_CENTRE:
+        return None
+    return image
 
 
 def _skeleton(kind, rng):
