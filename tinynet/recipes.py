@@ -83,7 +83,7 @@ RECIPES = {
     # and the BLAS alike: these products are too small to pay for waking a second one.
     "mlp": Recipe(model="mlp", epochs=3, batch_size=32, lr=1e-3, threads=1,
                   note="original network, Adam, cosine learning-rate decay", seconds=6),
-    # The shipped recognizer: an ensemble of four conv nets with batch norm, each with an
+    # The shipped recognizer: an ensemble of five conv nets with batch norm, each with an
     # output for "not a digit" (trained on generated letters, symbols, doodles, scribbles and
     # pieces of digits: tinynet/negatives.py), augmented the ways people's handwriting
     # differs (pen width, broken strokes, slant, aspect, rotation, size, position, wobble),
@@ -91,9 +91,9 @@ RECIPES = {
     # watched during training and calibrate the probabilities; the test set is only
     # measured once, at the end.
     "cnn": Recipe(model="cnn", epochs=12, batch_size=128, lr=3e-3, schedule="one_cycle",
-                  weight_decay=0.01, members=4, negatives=0.1, validation=5000,
+                  weight_decay=0.01, members=5, negatives=0.1, validation=5000,
                   augment=ROBUST_AUGMENT,
-                  note="4 conv nets with batch norm and a not-a-digit class, handwriting "
+                  note="5 conv nets with batch norm and a not-a-digit class, handwriting "
                        "augmentation, AdamW, one-cycle", seconds=3300),
     # One network of that recipe: 10 classes, the previous shipped recognizer (99.60%).
     "cnn_single": Recipe(model="cnn", epochs=12, batch_size=128, lr=3e-3, schedule="one_cycle",
