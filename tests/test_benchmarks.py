@@ -1,9 +1,15 @@
-"""The side-by-side benchmark keeps working: its tinynet-only smoke mode runs in seconds."""
+"""Benchmark scripts keep working (smoke runs in seconds), and the generated test sets of
+benchmarks/reading_sets.py are labelled, well-formed and reproducible."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,3 +27,62 @@ def test_compare_torch_smoke():
                 "cnn_latency_ms", "cnn_train_gflops"):
         assert last[key] > 0, key
     assert last["mode"] == "smoke" and last["torch"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# The generated test sets of benchmarks/reading_sets.py
+# --------------------------------------------------------------------------------------------
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import reading_sets  # noqa: E402
+
+NON_DIGIT_NAME = re.compile(r"nondigit_\d{4}_(letter-[A-Za-z]|symbol-[a-z]+|doodle-[a-z-]+)"
+                            r"\.(png|jpg)")
+
+
+def test_pen_style_digits_are_files_labelled_like_user_digits(tmp_path, mnist):
+    _, _, images, labels = mnist
+    paths = reading_sets.write_pen_style_digits(tmp_path, images[:20], labels[:20], seed=3)
+    assert sorted(paths) == sorted(tmp_path.iterdir())
+    assert [reading_sets.label_of(p) for p in paths] == [str(int(d)) for d in labels[:20]]
+    assert {p.suffix for p in paths} == {".png", ".jpg"}
+    assert {p.stem.split("_")[2] for p in paths} <= set(reading_sets.PEN_WIDTHS)
+    for path in paths:
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        assert 28 <= gray.shape[0] <= 3 * 164, path.name
+        paper, ink = np.percentile(gray, 90), gray.min()
+        assert paper > 150 and ink < paper - 60, path.name      # dark ink on light paper
+
+
+def test_pen_style_digits_are_reproducible(tmp_path, mnist):
+    _, _, images, labels = mnist
+    first = reading_sets.write_pen_style_digits(tmp_path / "a", images[:6], labels[:6], seed=5)
+    again = reading_sets.write_pen_style_digits(tmp_path / "b", images[:6], labels[:6], seed=5)
+    other = reading_sets.write_pen_style_digits(tmp_path / "c", images[:6], labels[:6], seed=6)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    assert [p.read_bytes() for p in first] != [p.read_bytes() for p in other]
+
+
+def test_non_digits_name_their_kind(tmp_path):
+    paths = reading_sets.write_non_digits(tmp_path, 40, seed=2)
+    assert sorted(paths) == sorted(tmp_path.iterdir())
+    kinds = {"letter", "symbol"} | {f"doodle-{shape}" for shape in reading_sets.DOODLES}
+    for path in paths:
+        assert NON_DIGIT_NAME.fullmatch(path.name), path.name
+        assert reading_sets.non_digit_kind(path) in kinds
+        if reading_sets.non_digit_kind(path) == "letter":
+            assert path.stem[-1] in reading_sets.LETTERS
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        assert gray is not None and min(gray.shape) >= 6
+    assert {reading_sets.non_digit_kind(p).split("-")[0] for p in paths} == \
+        {"letter", "symbol", "doodle"}
+    with pytest.raises(ValueError):
+        reading_sets.non_digit_kind(Path("7_00001_fine.png"))
+
+
+def test_non_digits_are_reproducible(tmp_path):
+    first = reading_sets.write_non_digits(tmp_path / "a", 8, seed=9)
+    again = reading_sets.write_non_digits(tmp_path / "b", 8, seed=9)
+    assert [p.name for p in first] == [p.name for p in again]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+
