@@ -2,6 +2,7 @@
 benchmarks/reading_sets.py are labelled, well-formed and reproducible."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_compare_torch_smoke():
 
 
 # --------------------------------------------------------------------------------------------
-# The generated test sets of benchmarks/reading_sets.py
+# The generated test sets of benchmarks/reading_sets.py and the recognizer benchmark
 # --------------------------------------------------------------------------------------------
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -86,3 +87,31 @@ def test_non_digits_are_reproducible(tmp_path):
     assert [p.name for p in first] == [p.name for p in again]
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
 
+
+def test_recognizer_accuracy_smoke(tmp_path, mnist):
+    """The benchmark runs end to end on tiny sets and reports figures in range."""
+    out = tmp_path / "figures.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recognizer_accuracy.py"),
+                          "--mnist", "200", "--count", "12", "--non-digits", "12",
+                          "--out-json", str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env=dict(os.environ, MPLBACKEND="Agg"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = json.loads(res.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == last
+    assert last["model_outputs"] in (10, 11)
+    assert (last["mnist_count"], last["pen_count"], last["non_digit_count"]) == (200, 12, 12)
+    for key in ("mnist_accuracy_pct", "mnist_rejected_pct", "pen_raw_pct", "pen_read_pct",
+                "pen_rejected_pct", "pen_several_pct", "non_digit_answered_pct",
+                "non_digit_no_digit_found_pct", "non_digit_read_as_digits_pct",
+                "unsure_correct_pct", "sure_correct_pct"):
+        assert 0 <= last[key] <= 100, key
+    assert last["mnist_accuracy_pct"] > 90
+    assert 0 <= last["mnist_ece"] <= 1 and 0 <= last["pen_reading_ece"] <= 1
+    assert last["pen_gap_points"] == pytest.approx(last["pen_raw_pct"] - last["pen_read_pct"],
+                                                   abs=1e-3)
+    assert 0 <= last["digits_correct"] <= last["digits_total"]
+    assert last["unsure_count"] + last["sure_count"] <= 12 + last["digits_total"]
+    assert all(0 <= v <= 100 for v in last["non_digit_answered_by_kind_pct"].values())
+    if last["model_outputs"] == 10:      # a 10-class model cannot reject anything
+        assert last["mnist_rejected_pct"] == last["non_digit_answered_pct"] == 0
