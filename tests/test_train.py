@@ -205,3 +205,28 @@ def test_fit_runs_the_ops_on_the_threads_it_is_given(keyword):
 def test_old_names_still_work():
     assert recipes.train is recipes.run
     assert models.BUILDERS is networks.BUILDERS and models.mlp is networks.mlp
+
+
+def test_part_of_a_longer_run_shows_the_time_left_for_the_whole_run():
+    """An ensemble trains its networks one after another; each fit reports the time left
+    for all of them, counting from the images trained before it."""
+    x, y = blobs(100)
+    xf = (x / 255).astype(np.float32)[:, None]
+    rng = np.random.default_rng(0)
+    model = tiny_net(rng)
+    clock = Clock()
+    left = TimeLeft(total=1000, min_seconds=0.0, min_fraction=0.0, clock=clock)
+    lines = []
+
+    class Recorder:
+        def update(self, text, force=False):
+            clock.now += 1.0                   # every step takes a second: 10 images/s
+            lines.append(text)
+
+        def done(self, text):
+            pass
+
+    fit(model, optim.Adam(model.parameters()), xf, y.astype(np.int64), epochs=1,
+        batch_size=10, rng=rng, progress=Recorder(), time_left=(left, 400))
+    # the last step: 500 of the 1000 images done, 10 a second, so 50 s left
+    assert "  0:50 left  " in lines[-1]

@@ -21,7 +21,7 @@ from .data import to_float
 from .errors import ModelFileError
 from .files import interrupts_ignored
 from .model import model_from_arrays, read_npz
-from .train import evaluate, fit
+from .train import TimeLeft, evaluate, fit
 
 
 @dataclass
@@ -186,6 +186,8 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     info = {"recipe": recipe_name, "seed": seed, "epochs": epochs,
             "out": None if out is None else os.path.abspath(out)}
     members, first = [], len(done)
+    # One estimate of the time left for all the networks still to train.
+    time_left = TimeLeft(recipe.members * epochs * len(x))
     for m in range(first, recipe.members):
         if recipe.members > 1 and progress:
             print(f"network {m + 1} of {recipe.members}", file=sys.stderr, flush=True)
@@ -195,7 +197,8 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         info.update(member=m, member_histories=histories, done=done,
                     train_seconds=seconds_before)
         history = _fit_member(recipe, recipe_name, model, rng, x, y, (xv, yv), epochs,
-                              progress, member_resume, checkpoint_path, info, start)
+                              progress, member_resume, checkpoint_path, info, start,
+                              (time_left, m * epochs * len(x)))
         done = done + [model]
         histories = histories + [history]
         members = done
@@ -225,7 +228,7 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
 
 
 def _fit_member(recipe, recipe_name, model, rng, x, y, validation, epochs, progress, resume,
-                checkpoint_path, info, start):
+                checkpoint_path, info, start, time_left):
     """Train one network of a recipe (resuming from ``resume`` if given); returns its
     history. On Ctrl-C, writes the checkpoint, with the finished members beside it."""
     optimizer = recipe.make_optimizer(model)
@@ -248,7 +251,7 @@ def _fit_member(recipe, recipe_name, model, rng, x, y, validation, epochs, progr
         fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
             schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
             validation=validation, progress=progress, history=history, state=state,
-            on_step=remember, threads=recipe.threads)
+            on_step=remember, threads=recipe.threads, time_left=time_left)
     except KeyboardInterrupt:
         if checkpoint_path is not None and position["state"] is not None:
             info = dict(info)

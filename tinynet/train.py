@@ -194,7 +194,7 @@ def describe_duration(seconds):
 
 def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
         augment=None, validation=None, progress=True, history=None, state=None,
-        on_step=None, threads=None, blas_threads=None):
+        on_step=None, threads=None, blas_threads=None, time_left=None):
     """Train ``model`` on float inputs ``x`` (N, 1, 28, 28) and labels ``y`` (N,).
 
     ``schedule(step) -> lr`` sets the learning rate before each step. ``augment(xb, rng)``
@@ -207,12 +207,18 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     ``TINYNET_THREADS``; 1 is fastest for small dense networks, whose products are too small
     to share). ``blas_threads`` is its old name, still accepted.
 
+    ``time_left``: a ``(TimeLeft, images_before)`` pair when this call is part of a longer
+    run (an ensemble's networks, one after another): the progress line then shows the time
+    left for the whole run, ``images_before`` being the images of the run trained before
+    this call. None: the time left of this call.
+
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
     the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
     with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
     """
     run = _Run(model, optimizer, x, y, batch_size, rng, schedule, augment, progress, history,
                state, on_step)
+    run.time_left, run.images_before = time_left or (TimeLeft(len(x) * epochs), 0)
     with ops.threads(threads if threads is not None else blas_threads), \
             _StepBoundaryInterrupt() as interrupt:
         try:
@@ -251,8 +257,6 @@ class _Run:
             state["order"] = self.rng.permutation(len(self.x))
             state["sum_loss"], state["correct"], state["seen"] = 0.0, 0, 0
         self.start_time, self.start_seen = time.monotonic(), state["seen"]
-        if getattr(self, "time_left", None) is None:   # one estimate across the epochs
-            self.time_left = TimeLeft(len(self.x) * epochs)
         for b in range(state["step"], math.ceil(len(self.x) / self.batch_size)):
             index = state["order"][b * self.batch_size:(b + 1) * self.batch_size]
             loss, correct = self.step(self.x[index], self.y[index], b)
@@ -302,7 +306,7 @@ class _Run:
         state, n = self.state, len(self.x)
         elapsed = time.monotonic() - self.start_time
         rate = (state["seen"] - self.start_seen) / max(elapsed, 1e-9)
-        left = self.time_left.update(state["epoch"] * n + state["seen"])
+        left = self.time_left.update(self.images_before + state["epoch"] * n + state["seen"])
         self.report.update(
             f"epoch {state['epoch'] + 1}/{epochs}  {state['seen']:>6}/{n}  "
             f"loss {state['sum_loss'] / state['seen']:.4f}  "
