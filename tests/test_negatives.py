@@ -68,9 +68,9 @@ def test_each_kind_alone_draws_centred_mnist_style_ink(kind, digits, monkeypatch
         row, col = centre_of_mass(image)
         assert abs(row - 14) <= 1.5 and abs(col - 14) <= 1.5
         assert max(ink_box(image)) <= 21          # the longer side fits MNIST's 20 px box
-        # a black frame all round (1 px: centring by mass may push a lopsided glyph outward)
-        assert image[:1].max() < 0.1 and image[-1:].max() < 0.1
-        assert image[:, :1].max() < 0.1 and image[:, -1:].max() < 0.1
+        # nearly all ink in the central 20x20 box (centring by mass may push a lopsided
+        # glyph's thin end, the dot of a "?", a little outward, as it does for digits)
+        assert image[4:24, 4:24].sum() >= 0.9 * image.sum()
 
 
 def test_partial_kind_is_left_out_without_digits(monkeypatch):
