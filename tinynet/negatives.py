@@ -40,10 +40,11 @@ SIZE = 28
 MIN_WIDTH_RATIO = 0.4        # ink narrower than this x its height reads as a 1: redraw it
 CANVAS = (48, 128)           # side of the drawing canvas, pixels
 PEN = (0.012, 0.11)          # pen width as a fraction of the canvas: hairline .. marker
-INK_AREA = 0.3              # most of the glyph's box the pen may cover
+INK_AREA = 0.3               # most of the glyph's box the pen may cover
 SHIFT = 4                    # cv2 sub-pixel bits
 MIN_SLENDERNESS = 0.3        # random shapes thinner than this are a lone stroke (a 1)
 SPECK = 0.15                 # a piece's fragments smaller than this x the largest are dropped
+PARTIAL_ROUNDS = 50          # rounds of redrawing rejected pieces before giving up
 MAX_OFF_CENTRE = 1.0         # pixels between the centre of mass and (14, 14)
 
 # The mix of kinds: mostly letters and symbols, the things people write beside digits.
@@ -554,12 +555,16 @@ def _without_specks(piece):
 def _partial_glyphs(count, digits, rng):
     """`count` MNIST-style pieces of digits, redrawing pieces that are unusable or a 1."""
     out = []
-    while len(out) < count:
+    for _ in range(PARTIAL_ROUNDS):
+        if len(out) == count:
+            return out
         chosen = _unit_floats(digits[rng.integers(len(digits), size=count - len(out))])
         for piece in _cut_digits(chosen, rng):
             image = _render(_without_specks(_sharpened(piece)), reject_slender=True)
             if image is not None:
                 out.append(image)
+    if len(out) < count:     # only digits with (nearly) no ink, or nothing but 1s, get here
+        raise ValueError("the digits give no usable pieces: are they blank, or all 1s?")
     return out
 
 
