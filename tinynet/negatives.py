@@ -20,9 +20,17 @@ into a canvas of random size (48-128 px) with a random pen (hairline to marker).
 coverage then goes through `tinynet.vision.render_digit`, the very function the reader feeds
 the network with: crop, stroke-width fix, 20x20 box, centre of mass at (14, 14).
 
-Every glyph that could read as a digit is left out on purpose (see `EXCLUDED_LETTERS` and
-the comments at the symbols and doodles), and any output whose ink is a thin, near-vertical
-bar (narrower than 0.4 of its height, which the network would call a 1) is redrawn.
+A ``partial`` glyph is an MNIST digit with the ink on one side of a random line kept (the
+line placed so that 30-60% of the ink stays), enlarged 3x with its edges sharpened (else the
+enlarging in render_digit would leave it blurrier than any digit, a shortcut for the network),
+cleared of the specks the cut leaves, and rendered the same way.
+
+Shapes that could read as a digit are left out on purpose (see `EXCLUDED_LETTERS` and the
+comments at the symbols, doodles and scribbles). An output is redrawn, with a new shape, when
+its ink is a thin near-vertical bar (narrower than 0.4 of its height: a 1), when a shape made
+at random (a scribble or a piece of a digit) is a lone stroke slanted any way (also a 1), or
+when it is too lopsided to centre by mass as MNIST digits are.
+
 The same seed gives the same images: all randomness comes from the passed Generator.
 """
 
@@ -175,11 +183,11 @@ def _infinity(steps=80):
     return np.stack([0.5 + 0.45 * np.cos(t) / s, 0.5 + 0.45 * np.sin(t) * np.cos(t) / s], 1)
 
 
-def _brace(sign):
-    """A curly brace; sign +1 opens to the right ({), -1 to the left (})."""
+def _left_brace():
+    """A curly brace "{" (the right one, "}", is a pointed 3)."""
     xs = np.array([0.75, 0.48, 0.46, 0.2, 0.46, 0.48, 0.75])
     ys = np.array([0.03, 0.1, 0.4, 0.5, 0.6, 0.9, 0.97])
-    return [chaikin(np.stack([0.5 + sign * (xs - 0.5), ys], 1))]
+    return [chaikin(np.stack([xs, ys], 1))]
 
 
 def _arrow_head(x, y, direction):
@@ -188,7 +196,8 @@ def _arrow_head(x, y, direction):
 
 
 # Left out: a lone ( ) | / - . (a 1 or a speck), vertical and diagonal arrows (an up arrow is
-# a 1 with a flag, a diagonal one a 7 with an extra bar), "!" alone (a 1; drawn as "!!").
+# a 1 with a flag, a diagonal one a 7 with an extra bar), "!" alone (a 1; drawn as "!!"),
+# "}" (a 3 with a pointed middle).
 SYMBOLS = {
     "plus": spokes(0.5, 0.5, 0.42, [0, 90]),
     "times": spokes(0.5, 0.5, 0.42, [45, 135]),
@@ -221,8 +230,7 @@ SYMBOLS = {
                    _arrow_head(0.05, 0.5, -1)],
     "tilde": [sine(0.1, 0.9, 0.5, 0.12, 1)],
     "infinity": [_infinity()],
-    "brace_left": _brace(1),
-    "brace_right": _brace(-1),
+    "brace": _left_brace(),
     "check": [line((0.1, 0.55), (0.38, 0.9), (0.9, 0.1))],
 }
 
@@ -365,7 +373,10 @@ def _hatching(rng):
     box with its 2.4 px strokes cannot show more, they would merge into a blob."""
     out = []
     angle = rng.uniform(0, 180)
-    for turn in [0, rng.uniform(50, 130)] if rng.random() < 0.4 else [0]:
+    turns = [0.0]
+    if rng.random() < 0.4:
+        turns.append(rng.uniform(50, 130))     # cross-hatching
+    for turn in turns:
         a = np.radians(angle + turn)
         along, across = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
         count = int(rng.integers(3, 7))
@@ -426,10 +437,12 @@ def pen_coverage(strokes, rng):
     side = int(rng.integers(CANVAS[0], CANVAS[1] + 1))
     # Ink should cover at most INK_AREA of the glyph's box, or a dense glyph (hatching, a
     # spiral) drawn with a marker turns into a blob: cap the pen by the total stroke length.
-    length = sum(float(np.linalg.norm(np.diff(s, axis=0), axis=1).sum()) for s in strokes)
+    points = np.concatenate(strokes)
+    steps = np.sqrt((np.diff(points, axis=0) ** 2).sum(1))
+    pen_lifts = np.cumsum([len(s) for s in strokes])[:-1] - 1    # steps between two strokes
+    length = float(steps.sum() - steps[pen_lifts].sum())
     widest = min(PEN[1], max(PEN[0], INK_AREA / max(length, 1e-6)))
     pen = max(1, int(round(side * rng.uniform(PEN[0], widest))))
-    points = np.concatenate(strokes)
     low, high = points.min(0), points.max(0)
     margin = pen + 2                                  # keeps the pen's round ends inside
     scale = (side - 2 * margin) / max(float((high - low).max()), 1e-6)
