@@ -7,9 +7,9 @@ digit, made exactly the way the reader makes digits, so that the only thing the 
 learn is the shape. `draw(n, rng, digits)` makes them, in a mix of kinds (`KINDS`):
 
 - ``letter``: upper and lower case Latin letters that cannot be mistaken for a digit;
-- ``symbol``: maths and punctuation signs, arrows, braces, check marks;
+- ``symbol``: maths and punctuation signs, arrows, a brace, check marks;
 - ``doodle``: stars, hearts, smileys, spirals, houses, suns, flowers, bolts, waves, ...;
-- ``scribble``: random smooth curves, hatching and tangled loops;
+- ``scribble``: random smooth curves, hatching and rows of tangled loops;
 - ``partial``: an MNIST digit cut by a random straight line, keeping 30-60% of its ink.
 
 How one glyph is made (all but ``partial``): a pen-stroke skeleton, a few polylines in a unit
@@ -20,9 +20,17 @@ into a canvas of random size (48-128 px) with a random pen (hairline to marker).
 coverage then goes through `tinynet.vision.render_digit`, the very function the reader feeds
 the network with: crop, stroke-width fix, 20x20 box, centre of mass at (14, 14).
 
-Every glyph that could read as a digit is left out on purpose (see `EXCLUDED_LETTERS` and
-the comments at the symbols and doodles), and any output whose ink is a thin, near-vertical
-bar (narrower than 0.4 of its height, which the network would call a 1) is redrawn.
+A ``partial`` glyph is an MNIST digit with the ink on one side of a random line kept (the
+line placed so that 30-60% of the ink stays), enlarged 3x with its edges sharpened (else the
+enlarging in render_digit would leave it blurrier than any digit, a shortcut for the network),
+cleared of the specks the cut leaves, and rendered the same way.
+
+Shapes that could read as a digit are left out on purpose (see `EXCLUDED_LETTERS` and the
+comments at the symbols, doodles and scribbles). An output is redrawn, with a new shape, when
+its ink is a thin near-vertical bar (narrower than 0.4 of its height: a 1), when a shape made
+at random (a scribble or a piece of a digit) is a lone stroke slanted any way (also a 1), or
+when it is too lopsided to centre by mass as MNIST digits are.
+
 The same seed gives the same images: all randomness comes from the passed Generator.
 """
 
@@ -40,11 +48,16 @@ SIZE = 28
 MIN_WIDTH_RATIO = 0.4        # ink narrower than this x its height reads as a 1: redraw it
 CANVAS = (48, 128)           # side of the drawing canvas, pixels
 PEN = (0.012, 0.11)          # pen width as a fraction of the canvas: hairline .. marker
+INK_AREA = 0.3               # most of the glyph's box the pen may cover
 SHIFT = 4                    # cv2 sub-pixel bits
+MIN_SLENDERNESS = 0.35       # random shapes thinner are a lone stroke: 97.6% of MNIST 1s are
+SPECK = 0.15                 # a piece's fragments smaller than this x the largest are dropped
+PARTIAL_ROUNDS = 50          # rounds of redrawing rejected pieces before giving up
 MAX_OFF_CENTRE = 1.0         # pixels between the centre of mass and (14, 14)
 
 # The mix of kinds: mostly letters and symbols, the things people write beside digits.
-KINDS = {"letter": 0.30, "symbol": 0.20, "doodle": 0.18, "scribble": 0.14, "partial": 0.18}
+# Partial digits weigh least: some pieces still look like a digit (the top of a 7 is a 7).
+KINDS = {"letter": 0.32, "symbol": 0.22, "doodle": 0.18, "scribble": 0.16, "partial": 0.12}
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,11 +183,11 @@ def _infinity(steps=80):
     return np.stack([0.5 + 0.45 * np.cos(t) / s, 0.5 + 0.45 * np.sin(t) * np.cos(t) / s], 1)
 
 
-def _brace(sign):
-    """A curly brace; sign +1 opens to the right ({), -1 to the left (})."""
+def _left_brace():
+    """A curly brace "{" (the right one, "}", is a pointed 3)."""
     xs = np.array([0.75, 0.48, 0.46, 0.2, 0.46, 0.48, 0.75])
     ys = np.array([0.03, 0.1, 0.4, 0.5, 0.6, 0.9, 0.97])
-    return [chaikin(np.stack([0.5 + sign * (xs - 0.5), ys], 1))]
+    return [chaikin(np.stack([xs, ys], 1))]
 
 
 def _arrow_head(x, y, direction):
@@ -183,7 +196,8 @@ def _arrow_head(x, y, direction):
 
 
 # Left out: a lone ( ) | / - . (a 1 or a speck), vertical and diagonal arrows (an up arrow is
-# a 1 with a flag, a diagonal one a 7 with an extra bar), "!" alone (a 1; drawn as "!!").
+# a 1 with a flag, a diagonal one a 7 with an extra bar), "!" alone (a 1; drawn as "!!"),
+# "}" (a 3 with a pointed middle).
 SYMBOLS = {
     "plus": spokes(0.5, 0.5, 0.42, [0, 90]),
     "times": spokes(0.5, 0.5, 0.42, [45, 135]),
@@ -216,8 +230,7 @@ SYMBOLS = {
                    _arrow_head(0.05, 0.5, -1)],
     "tilde": [sine(0.1, 0.9, 0.5, 0.12, 1)],
     "infinity": [_infinity()],
-    "brace_left": _brace(1),
-    "brace_right": _brace(-1),
+    "brace": _left_brace(),
     "check": [line((0.1, 0.55), (0.38, 0.9), (0.9, 0.1))],
 }
 
@@ -248,7 +261,7 @@ def _smiley(rng):
 
 
 def _spiral(rng):
-    turns = rng.uniform(2.2, 3.5)
+    turns = rng.uniform(2.0, 3.0)             # more turns fill in at 20 px
     theta = np.linspace(0, 2 * np.pi * turns, int(60 * turns))
     r = 0.04 + 0.42 * theta / theta[-1]
     way = rng.choice([-1, 1])
@@ -297,10 +310,11 @@ def _waves(rng):
 
 
 def _zigzag(rng):
-    teeth = int(rng.integers(3, 8))
+    # 3-5 teeth: more merge into a bar at 20 px
+    teeth = int(rng.integers(3, 6))
     x = np.linspace(0.05, 0.95, 2 * teeth + 1)
     rows = int(rng.integers(1, 3))
-    return [np.stack([x, 0.5 + 0.35 * (r - (rows - 1) / 2) + 0.15 * (-1) ** np.arange(x.size)],
+    return [np.stack([x, 0.5 + 0.45 * (r - (rows - 1) / 2) + 0.15 * (-1) ** np.arange(x.size)],
                      1) for r in range(rows)]
 
 
@@ -348,19 +362,24 @@ DOODLES = {
 # --------------------------------------------------------------------------------------------
 
 def _random_curve(rng):
-    """A smooth curve through 5-10 random points (5+: four points often make a 2, 7 or 1)."""
-    points = rng.uniform(0, 1, (int(rng.integers(5, 11)), 2))
-    return [chaikin(points, rounds=4, closed=rng.random() < 0.2)]
+    """A smooth open curve through 6-12 random points. Fewer points often make a 2, 7, 6 or
+    1, and a closed curve a 0."""
+    points = rng.uniform(0, 1, (int(rng.integers(6, 13)), 2))
+    return [chaikin(points, rounds=4)]
 
 
 def _hatching(rng):
-    """Parallel strokes, sometimes crossed by a second set."""
+    """Parallel strokes, sometimes crossed by a second set. At most 6 a set: MNIST's 20 px
+    box with its 2.4 px strokes cannot show more, they would merge into a blob."""
     out = []
     angle = rng.uniform(0, 180)
-    for turn in [0, rng.uniform(50, 130)] if rng.random() < 0.4 else [0]:
+    turns = [0.0]
+    if rng.random() < 0.4:
+        turns.append(rng.uniform(50, 130))     # cross-hatching
+    for turn in turns:
         a = np.radians(angle + turn)
         along, across = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
-        count = int(rng.integers(4, 11))
+        count = int(rng.integers(3, 7))
         for k in np.linspace(-0.4, 0.4, count):
             half = rng.uniform(0.3, 0.5)
             centre = 0.5 + across * k + along * rng.uniform(-0.05, 0.05)
@@ -368,61 +387,62 @@ def _hatching(rng):
     return out
 
 
-def _tangle(rng):
-    """Loops from a sum of circular motions of different whole frequencies (a closed curve)."""
-    t = np.linspace(0, 2 * np.pi, 240)
-    terms = int(rng.integers(2, 4))
-    freq = rng.integers(1, 6, (terms, 2)) * rng.choice([-1, 1], (terms, 2))
-    amp = rng.uniform(0.3, 1.0, (terms, 2))
-    phase = rng.uniform(0, 2 * np.pi, (terms, 2))
-    x = (amp[:, 0, None] * np.cos(freq[:, 0, None] * t + phase[:, 0, None])).sum(0)
-    y = (amp[:, 1, None] * np.sin(freq[:, 1, None] * t + phase[:, 1, None])).sum(0)
+def _loops(rng):
+    """A row of 3-4 tangled loops, like a stretched telephone cord (a prolate cycloid).
+    At least 3: one loop is a 0 and two an 8 or "00". At most 4 tall ones, as more would
+    merge into a bar once the row is 20 px wide."""
+    count = int(rng.integers(3, 5))
+    t = np.linspace(0, 2 * np.pi * count, 40 * count)
+    radius = rng.uniform(0.8, 1.2)
+    x = t / (2 * np.pi) * rng.uniform(1.0, 1.6) - radius * np.sin(t)
+    y = radius * np.cos(t) * rng.uniform(1.0, 1.5) + rng.uniform(-0.3, 0.3) * t / (2 * np.pi)
     return [np.stack([x, y], 1)]
 
 
-SCRIBBLES = {"curve": _random_curve, "hatching": _hatching, "tangle": _tangle}
+SCRIBBLES = {"curve": _random_curve, "hatching": _hatching, "loops": _loops}
 
 
 # --------------------------------------------------------------------------------------------
 # From skeleton to MNIST-style image
 # --------------------------------------------------------------------------------------------
 
-def _fit_unit_box(strokes):
-    """Scale and move strokes so their longer side spans [0, 1] (aspect kept)."""
-    points = np.concatenate(strokes)
-    low, high = points.min(0), points.max(0)
-    scale = 1.0 / max(float((high - low).max()), 1e-6)
-    offset = (1 - (high - low) * scale) / 2
-    return [(s - low) * scale + offset for s in strokes]
-
-
-def _smooth_noise(rng, count, sigma):
-    """Per-point 2D noise, smoothed along the stroke so the line wobbles instead of jagging."""
+def _wobble(rng, count, sigma):
+    """Per-point 2D noise, smoothed along the points so a line wobbles instead of jagging."""
     noise = rng.normal(0, sigma, (count + 4, 2))
     kernel = np.array([1, 4, 6, 4, 1]) / 8.0       # sums to 2: keeps the spread of sigma
-    return np.stack([np.convolve(noise[:, i], kernel, "valid") for i in range(2)], 1)
+    return np.stack([np.convolve(noise[:, 0], kernel, "valid"),
+                     np.convolve(noise[:, 1], kernel, "valid")], 1)
 
 
 def jitter(strokes, rng, wobble=0.012):
-    """Random rotation, slant, aspect, wobble of every point and shift of every stroke."""
+    """Random rotation, slant, aspect, wobble of every point and shift of every stroke (a hand
+    never puts a second stroke exactly where the first one ended). The skeleton is first
+    scaled so its longer side is 1, so the wobble is the same fraction of every glyph."""
     angle = np.radians(rng.uniform(-12, 12))
     slant = rng.uniform(-0.3, 0.15)
     aspect = rng.uniform(0.8, 1.2)
     rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     transform = (rotate @ np.array([[aspect, slant], [0.0, 1.0]])).T
-    out = []
-    for stroke in _fit_unit_box(strokes):
-        moved = (stroke - 0.5) @ transform + 0.5
-        moved += _smooth_noise(rng, len(moved), wobble) + rng.normal(0, 0.01, 2)
-        out.append(moved)
-    return out
+    lengths = [len(stroke) for stroke in strokes]
+    points = np.concatenate(strokes)               # all strokes at once: one transform
+    low, high = points.min(0), points.max(0)
+    unit = (points - (low + high) / 2) / max(float((high - low).max()), 1e-6)
+    moved = unit @ transform + _wobble(rng, len(points), wobble)
+    moved += np.repeat(rng.normal(0, 0.01, (len(strokes), 2)), lengths, axis=0)
+    return np.split(moved, np.cumsum(lengths)[:-1])
 
 
 def pen_coverage(strokes, rng):
     """Draw unit-box strokes with a random pen on a random canvas: ink coverage in [0, 1]."""
     side = int(rng.integers(CANVAS[0], CANVAS[1] + 1))
-    pen = max(1, int(round(side * rng.uniform(*PEN))))
+    # Ink should cover at most INK_AREA of the glyph's box, or a dense glyph (hatching, a
+    # spiral) drawn with a marker turns into a blob: cap the pen by the total stroke length.
     points = np.concatenate(strokes)
+    steps = np.sqrt((np.diff(points, axis=0) ** 2).sum(1))
+    pen_lifts = np.cumsum([len(s) for s in strokes])[:-1] - 1    # steps between two strokes
+    length = float(steps.sum() - steps[pen_lifts].sum())
+    widest = min(PEN[1], max(PEN[0], INK_AREA / max(length, 1e-6)))
+    pen = max(1, int(round(side * rng.uniform(PEN[0], widest))))
     low, high = points.min(0), points.max(0)
     margin = pen + 2                                  # keeps the pen's round ends inside
     scale = (side - 2 * margin) / max(float((high - low).max()), 1e-6)
@@ -442,26 +462,41 @@ def looks_like_a_one(image):
     return (cols[-1] - cols[0] + 1) < MIN_WIDTH_RATIO * (rows[-1] - rows[0] + 1)
 
 
+def _moments(image):
+    """Centre of mass (row, col) and the 2x2 second central moments of the ink."""
+    m = cv2.moments(image)
+    total = max(m["m00"], 1e-12)
+    centre = (m["m01"] / total, m["m10"] / total)
+    spread = np.array([[m["mu02"], m["mu11"]], [m["mu11"], m["mu20"]]]) / total
+    return centre, spread
+
+
 def off_centre(image):
     """How far (pixels) the centre of mass is from (14, 14). render_digit keeps the whole
     glyph inside the 28x28 image, so a very lopsided glyph cannot be centred; MNIST has none."""
-    total = float(image.sum())
-    row = float(image.sum(1) @ _INDEX) / total
-    col = float(image.sum(0) @ _INDEX) / total
+    (row, col), _ = _moments(image)
     return max(abs(row - SIZE // 2), abs(col - SIZE // 2))
 
 
-_INDEX = np.arange(SIZE, dtype=np.float64)
+def slenderness(image):
+    """Spread of the ink across its main axis over the spread along it (second moments):
+    about 0.1 for a straight stroke in any direction, 1 for a round or square glyph."""
+    _, spread = _moments(image)
+    low, high = np.linalg.eigvalsh(spread)
+    return float(np.sqrt(max(low, 0.0) / max(high, 1e-12)))
 
 
-def _render(coverage):
+def _render(coverage, reject_slender=False):
     """MNIST-style image of the coverage, or None when it is unusable: no ink, a 1-like bar,
-    or too lopsided to centre."""
+    too lopsided to centre, or (`reject_slender`, for shapes made at random) a lone stroke
+    slanted any way, which reads as a 1."""
     try:
         image = render_digit(coverage)
     except ImageError:
         return None
     if looks_like_a_one(image) or off_centre(image) > MAX_OFF_CENTRE:
+        return None
+    if reject_slender and slenderness(image) < MIN_SLENDERNESS:
         return None
     return image
 
@@ -484,7 +519,8 @@ def _pick(table, rng):
 def _drawn_glyph(kind, rng):
     """One MNIST-style glyph of a drawn kind; redrawn (new shape) until it is usable."""
     while True:
-        image = _render(pen_coverage(jitter(_skeleton(kind, rng), rng), rng))
+        strokes = jitter(_skeleton(kind, rng), rng)
+        image = _render(pen_coverage(strokes, rng), reject_slender=kind == "scribble")
         if image is not None:
             return image
 
@@ -509,15 +545,39 @@ def _cut_digits(digits, rng):
     return (ink * mask).reshape(count, SIZE, SIZE)
 
 
+def _sharpened(piece):
+    """The piece at 3x size with crisp edges. A piece is a fraction of a digit, so render_digit
+    enlarges it; its 28 px anti-aliasing would come out blurrier than any MNIST digit, and the
+    network could learn "blurry" instead of "not a digit"."""
+    big = cv2.resize(piece, (3 * SIZE, 3 * SIZE), interpolation=cv2.INTER_CUBIC)
+    ramp = np.clip((big - 0.25) / 0.5, 0, 1)
+    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)      # smoothstep
+
+
+def _without_specks(piece):
+    """Remove fragments with under SPECK of the largest fragment's area: the cut leaves the
+    tips of strokes that only crossed it, specks no writer would make on purpose."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((piece > 0.1).astype(np.uint8))
+    if count <= 2:
+        return piece
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.concatenate([[False], areas >= SPECK * areas.max()])
+    return piece * keep[labels]
+
+
 def _partial_glyphs(count, digits, rng):
     """`count` MNIST-style pieces of digits, redrawing pieces that are unusable or a 1."""
     out = []
-    while len(out) < count:
-        chosen = digits[rng.integers(len(digits), size=count - len(out))]
+    for _ in range(PARTIAL_ROUNDS):
+        if len(out) == count:
+            return out
+        chosen = _unit_floats(digits[rng.integers(len(digits), size=count - len(out))])
         for piece in _cut_digits(chosen, rng):
-            image = _render(piece)
+            image = _render(_without_specks(_sharpened(piece)), reject_slender=True)
             if image is not None:
                 out.append(image)
+    if len(out) < count:     # only digits with (nearly) no ink, or nothing but 1s, get here
+        raise ValueError("the digits give no usable pieces: are they blank, or all 1s?")
     return out
 
 
@@ -525,10 +585,15 @@ def _partial_glyphs(count, digits, rng):
 # The mix
 # --------------------------------------------------------------------------------------------
 
-def _as_unit_floats(digits):
+def _checked(digits):
     digits = np.asarray(digits)
     if digits.ndim != 3 or digits.shape[1:] != (SIZE, SIZE) or len(digits) == 0:
         raise ValueError(f"digits must be (M, 28, 28) with M > 0, got {digits.shape}")
+    return digits
+
+
+def _unit_floats(digits):
+    """float32 in [0, 1]; uint8 digits (MNIST as loaded) are scaled from 0..255."""
     scale = 255.0 if digits.dtype == np.uint8 else 1.0
     return digits.astype(np.float32) / scale
 
@@ -541,7 +606,7 @@ def draw(n, rng, digits=None):
     `rng` is a `numpy.random.Generator`: the same seed gives the same images.
     """
     if digits is not None:
-        digits = _as_unit_floats(digits)
+        digits = _checked(digits)
     kinds = [k for k in KINDS if k != "partial" or digits is not None]
     weights = np.array([KINDS[k] for k in kinds])
     choice = rng.choice(len(kinds), size=n, p=weights / weights.sum())
