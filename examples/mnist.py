@@ -221,9 +221,17 @@ def check_writable(path):
 def evaluate(model, args):
     _, _, x_test, y_test = data.load_mnist(args.data, parts=("test",), source="--data")
     probs = model.predict(x_test.astype(np.float32) / 255)
+    # a model with a "not a digit" output is scored on its best digit, so the matrix keeps
+    # its ten columns; how many of these digits it would have rejected is said apart
+    rejected = int((probs.argmax(axis=1) == tinynet.NOT_A_DIGIT).sum())
+    has_reject_output = probs.shape[1] > tinynet.NOT_A_DIGIT
+    probs = probs[:, :tinynet.NOT_A_DIGIT]
     pred = probs.argmax(axis=1)
     matrix = plots.confusion_matrix(y_test, pred)
     print(f"test accuracy {100 * (pred == y_test).mean():.2f}% on {len(y_test)} images")
+    if has_reject_output:
+        print(f"{rejected} of these digits judged not a digit (scored above by their best "
+              "digit)")
     print("per class: " + "  ".join(
         f"{c}: {100 * matrix[c, c] / max(matrix[c].sum(), 1):.1f}%" for c in range(10)))
     print("confusion matrix (rows: true digit, columns: predicted):")

@@ -733,3 +733,15 @@ def test_describe_says_what_was_left_out_as_not_a_digit():
                         r"\([\d.]+%\)", describe(unsure))
     # a 10-output model: the lines of before, nothing about digits left out
     assert "left out" not in describe(tinynet.read(page(["4x7"]), TenOutputs()))
+
+
+def test_evaluate_scores_an_11_output_model_on_its_digits(tmp_path, mnist):
+    model = tmp_path / "rejects.npz"
+    rejecting_model(model)
+    r = run("--load", model, "--evaluate", "--digits", tmp_path / "none", "--no-show",
+            "--figure", tmp_path / "predictions.png")
+    no_traceback(r)
+    assert "test accuracy " in r.stdout
+    assert "10000 of these digits judged not a digit (scored above by their best digit)" \
+        in r.stdout
+    assert (tmp_path / "evaluation.png").exists()
