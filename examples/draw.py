@@ -86,12 +86,15 @@ class Canvas:
 
 
 def predict_top3(model, canvas_image: np.ndarray) -> list[tuple[int, float]]:
-    """The three most likely digits with their probabilities, best first ([] if blank).
+    """The three most likely digits with their probabilities, best first ([] if blank, or
+    if the model judged nothing drawn a digit).
 
     When the drawing holds several digits, this is about the least sure of them."""
     try:
         reading = tinynet.read(canvas_image, model)
     except ImageError:
+        return []
+    if not reading.digits:      # a model with a "not a digit" output rejected every glyph
         return []
     probs = min(reading.digits, key=lambda d: d.confidence).probabilities
     best = np.argsort(probs)[::-1][:3]

@@ -6,7 +6,8 @@
 
 Either way it then reads every image in digits/ (or --digits DIR/FILES) with `tinynet.read_many`,
 prints one line per file as it goes (``digit7.png: 7 (98.2%)``, ``sheet.jpg: 123/456 (97.1%
-for the least sure digit)``), and draws the images with their readings in one figure.
+for the least sure digit)``; with a model that has a "not a digit" output, also
+``letter.png: not a digit (97.1% sure)``), and draws the images with their readings in one figure.
 Exit status: 0 when every image was read, 1 when some could not be (or training failed),
 2 for a bad command line.
 """
@@ -220,9 +221,17 @@ def check_writable(path):
 def evaluate(model, args):
     _, _, x_test, y_test = data.load_mnist(args.data, parts=("test",), source="--data")
     probs = model.predict(x_test.astype(np.float32) / 255)
+    # a model with a "not a digit" output is scored on its best digit, so the matrix keeps
+    # its ten columns; how many of these digits it would have rejected is said apart
+    rejected = int((probs.argmax(axis=1) == tinynet.NOT_A_DIGIT).sum())
+    has_reject_output = probs.shape[1] > tinynet.NOT_A_DIGIT
+    probs = probs[:, :tinynet.NOT_A_DIGIT]
     pred = probs.argmax(axis=1)
     matrix = plots.confusion_matrix(y_test, pred)
     print(f"test accuracy {100 * (pred == y_test).mean():.2f}% on {len(y_test)} images")
+    if has_reject_output:
+        print(f"{rejected} of these digits judged not a digit (scored above by their best "
+              "digit)")
     print("per class: " + "  ".join(
         f"{c}: {100 * matrix[c, c] / max(matrix[c].sum(), 1):.1f}%" for c in range(10)))
     print("confusion matrix (rows: true digit, columns: predicted):")
@@ -242,8 +251,11 @@ def evaluate(model, args):
 
 def describe(reading):
     """'7 (98.2%)' or '123/456 (97.1% for the least sure digit)', plus the top three of each
-    digit the model is unsure of."""
+    digit the model is unsure of, and how many glyphs were left out as not digits (models
+    with a "not a digit" output); 'not a digit (97.1% sure)' for an image without digits."""
     digits = reading.digits
+    if not digits:
+        return describe_no_digit(reading)
     if len(digits) == 1:
         text = f"{reading.text} ({100 * reading.confidence:.1f}%)"
     else:
@@ -255,6 +267,36 @@ def describe(reading):
         where = "" if len(digits) == 1 else f" of digit {i + 1}"
         text += f"; unsure{where}; top 3: " + ", ".join(
             f"{d} {100 * digit.probabilities[d]:.1f}%" for d in top)
+    return text + left_out(reading.not_digits)
+
+
+def describe_no_digit(reading):
+    """'not a digit (97.1% sure)'. With several glyphs, the image holds no digit only if
+    none of them is one, so the line gives the least sure of them (as a number gives its
+    least sure digit): 'not a digit (3 glyphs; 81.0% sure of the least sure)'."""
+    glyphs = reading.not_digits
+    sure = f"{100 * reading.confidence:.1f}% sure"
+    if len(glyphs) == 1:
+        text = f"not a digit ({sure})"
+    else:
+        text = f"not a digit ({len(glyphs)} glyphs; {sure} of the least sure)"
+    if reading.unsure:
+        least = min(glyphs, key=lambda g: g.probability)
+        text += (f"; unsure; as a digit it would be {least.best_digit} "
+                 f"({100 * least.best_digit_probability:.1f}%)")
+    return text
+
+
+def left_out(not_digits):
+    """'; 1 glyph not a digit left out' ('(55.0% sure)' added when that is unsure), or ''."""
+    if not not_digits:
+        return ""
+    count = len(not_digits)
+    text = ("; 1 glyph not a digit left out" if count == 1
+            else f"; {count} glyphs not digits left out")
+    least = min(g.probability for g in not_digits)
+    if least < tinynet.reader.UNSURE_BELOW:     # a barely rejected glyph may be a lost digit
+        text += f" ({100 * least:.1f}% sure{' of the least sure' if count > 1 else ''})"
     return text
 
 
@@ -289,16 +331,18 @@ def recognise(model, targets):
 
 
 def load_model(path):
-    """tinynet.load, plus a check that the network maps a 28x28 image to 10 probabilities."""
+    """tinynet.load, plus a check that the network maps a 28x28 image to 10 probabilities
+    (or 11, the last meaning "not a digit")."""
     model = tinynet.load(path)
     try:
         shape = model.predict(np.zeros((1, 28, 28), np.float32)).shape
     except Exception as exc:
         raise ModelFileError(f"{path}: not a digit recognizer: it cannot take a 28x28 image "
                              f"({exc})") from None
-    if shape != (1, 10):
+    if shape not in ((1, 10), (1, 11)):
         raise ModelFileError(f"{path}: not a digit recognizer: its output for one image has "
-                             f"shape {shape[1:]}, not 10 digit probabilities")
+                             f"shape {shape[1:]}, not 10 digit probabilities (or 11, with "
+                             "'not a digit')")
     return model
 
 

@@ -566,12 +566,19 @@ def nan_model(path):
     np.savez(path, **arrays)
 
 
+def twelve_output_model(path):
+    rng = np.random.default_rng(0)
+    tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(784, 12, rng=rng)]).save(path)
+
+
 @pytest.mark.parametrize("make, reason", [
     (lambda p: p.write_bytes(b"PK\x03\x04 this zip stops here"), "damaged or truncated"),
     (lambda p: p.write_text("not a model"), "not a tinynet model (.npz) file"),
     (object_array_model, "contains pickled Python objects; refusing to load them"),
     (nan_model, "array 3.params.b holds NaN or infinite values"),
     (wrong_input_model, "not a digit recognizer: it cannot take a 28x28 image"),
+    (twelve_output_model, "shape (12,), not 10 digit probabilities (or 11, with 'not a "
+                          "digit')"),
     (lambda p: p.mkdir(), "is a directory"),
 ])
 def test_cli_load_of_a_bad_model_is_one_line_and_exit_1(tmp_path, make, reason):
@@ -672,3 +679,69 @@ def test_resume_from_a_model_instead_of_a_checkpoint(mnist, small_model, tmp_pat
     no_traceback(r)
     assert r.returncode == 1
     assert "checkpoint" in r.stderr.splitlines()[-1]
+
+
+# -- not a digit: models with an 11th output ---------------------------------------------------
+
+def rejecting_model(path, not_digit_logit=5.0):
+    """A real 11-output network, saved to `path`, that calls every image "not a digit":
+    its logits are 0 for the ten digits and `not_digit_logit` for class 10, whatever the
+    image, so "not a digit" has probability e^5 / (e^5 + 10) = 93.7%."""
+    dense = tinynet.Dense(784, 11)
+    dense.params["W"][:] = 0
+    dense.params["b"][:] = [0.0] * 10 + [not_digit_logit]
+    tinynet.Sequential([tinynet.Flatten(), dense]).save(path)
+
+
+def test_an_image_of_no_digit_prints_not_a_digit_and_counts_as_read(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reader import page
+
+    model = tmp_path / "rejects.npz"
+    rejecting_model(model)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "cross.png"), page(["x"]))
+    cv2.imwrite(str(folder / "pair.png"), page(["x1"]))
+    figure = tmp_path / "fig.png"
+    r = run("--load", model, "--digits", folder, "--figure", figure, "--no-show")
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr                 # read fine: there is just no digit
+    assert r.stderr == ""
+    lines = r.stdout.splitlines()
+    assert "cross.png: not a digit (93.7% sure)" in lines
+    assert "pair.png: not a digit (2 glyphs; 93.7% sure of the least sure)" in lines
+    assert figure.stat().st_size > 1000
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="weights/mnist.npz is not in this checkout")
+def test_describe_says_what_was_left_out_as_not_a_digit():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reader import NotADigitWhen, TenOutputs, crossed, page
+
+    describe = load_cli().describe
+    number = tinynet.read(page(["4x7"]), NotADigitWhen(crossed))
+    assert re.fullmatch(r"47 \([\d.]+% for the least sure digit\); 1 glyph not a digit left out",
+                        describe(number))
+    barely = tinynet.read(page(["4x7", "x"]), NotADigitWhen(crossed, sure=0.55))
+    assert describe(barely).endswith("; 2 glyphs not digits left out (55.0% sure of the least "
+                                     "sure)")
+    assert describe(tinynet.read(page(["x"]), NotADigitWhen(crossed))) == \
+        "not a digit (95.0% sure)"
+    unsure = tinynet.read(page(["7"]), NotADigitWhen(lambda image: True, sure=0.55))
+    assert re.fullmatch(r"not a digit \(55.0% sure\); unsure; as a digit it would be 7 "
+                        r"\([\d.]+%\)", describe(unsure))
+    # a 10-output model: the lines of before, nothing about digits left out
+    assert "left out" not in describe(tinynet.read(page(["4x7"]), TenOutputs()))
+
+
+def test_evaluate_scores_an_11_output_model_on_its_digits(tmp_path, mnist):
+    model = tmp_path / "rejects.npz"
+    rejecting_model(model)
+    r = run("--load", model, "--evaluate", "--digits", tmp_path / "none", "--no-show",
+            "--figure", tmp_path / "predictions.png")
+    no_traceback(r)
+    assert "test accuracy " in r.stdout
+    assert "10000 of these digits judged not a digit (scored above by their best digit)" \
+        in r.stdout
+    assert (tmp_path / "evaluation.png").exists()

@@ -31,8 +31,13 @@ def write(canvas, strokes_and_boxes, pen=5):
         make_digits.draw_strokes(canvas, strokes, box, pen, 255)
 
 
+#: A cross, in the unit box of make_digits' skeletons: not a digit.
+CROSS = [make_digits.line((0.1, 0.1), (0.9, 0.9)), make_digits.line((0.9, 0.1), (0.1, 0.9))]
+
+
 def page(lines, height=60, gap=0.35, slope=0.0, seed=0, size=None, pen=5):
-    """A dark-on-white page: `lines` is a list of strings of digits, drawn top to bottom.
+    """A dark-on-white page: `lines` is a list of strings of digits, drawn top to bottom;
+    an "x" in a line is drawn as a cross (`CROSS`), something that is not a digit.
 
     Digits of a line step right by (1 + gap) digit widths and down by `slope` x width.
     """
@@ -47,7 +52,8 @@ def page(lines, height=60, gap=0.35, slope=0.0, seed=0, size=None, pen=5):
         for i, d in enumerate(line):
             x = width // 2 + i * width * (1 + gap)
             y = top + slope * i * width
-            strokes = make_digits.jitter(make_digits.SKELETONS[int(d)], rng, wobble=0.004)
+            strokes = CROSS if d == "x" else make_digits.jitter(make_digits.SKELETONS[int(d)],
+                                                                rng, wobble=0.004)
             write(canvas, [(strokes, (x, y, width, height))], pen)
     return 255 - canvas
 
@@ -313,3 +319,173 @@ def test_a_faint_number_beside_a_bold_one_is_read():
     sheet[:bold.shape[0], :bold.shape[1]] = bold
     sheet[bold.shape[0]:, :faint.shape[1]] = faint
     assert tinynet.read(sheet).text == "500/363"
+
+
+# -- not a digit: models with an 11th output ------------------------------------------------
+
+def shipped_digits(images):
+    """The shipped model's 10 digit probabilities, (N, 10) (renormalised, so that this stays
+    true should the shipped model itself get an 11th output)."""
+    probs = reader.default_model().predict(images)[:, :10]
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+class NotADigitWhen:
+    """An 11-output model: the shipped model's digits, and class 10, "not a digit", with
+    probability `sure` for the 28x28 images `rule` picks (1% for the others)."""
+
+    def __init__(self, rule, sure=0.95):
+        self.rule, self.sure = rule, sure
+
+    def predict(self, images):
+        rejected = np.array([self.sure if self.rule(image) else 0.01 for image in images])
+        digits = shipped_digits(images) * (1 - rejected)[:, None]
+        return np.column_stack([digits, rejected]).astype(np.float32)
+
+
+def crossed(image):
+    """Ink near all four corners of the 28x28: a cross (`CROSS`). No digit drawn here has
+    it (a 2, with its top arc and its base, comes closest at 0.4)."""
+    return min(image[r:r + 7, c:c + 7].max() for r in (3, 18) for c in (3, 18)) > 0.6
+
+
+class TenOutputs:
+    """The shipped model's digits alone: a 10-output model, which cannot reject."""
+
+    def predict(self, images):
+        return shipped_digits(images).astype(np.float32)
+
+
+def eleven(given):
+    """11 probabilities: those `given` ({class: probability}), the rest shared evenly."""
+    probs = np.full(11, (1 - sum(given.values())) / (11 - len(given)), np.float32)
+    for k, p in given.items():
+        probs[k] = p
+    return probs
+
+
+class Staged:
+    """An 11-output model giving every glyph read whole (the reader's first round of the
+    network) the probabilities `whole`, and every piece of a cut (later rounds) `pieces`."""
+
+    def __init__(self, whole, pieces):
+        self.whole, self.pieces, self.calls = eleven(whole), eleven(pieces), 0
+
+    def predict(self, images):
+        self.calls += 1
+        return np.tile(self.whole if self.calls == 1 else self.pieces, (len(images), 1))
+
+
+def wide_ellipse():
+    """A glyph 1.4 times as wide as tall: always tried cut, and with no penalty for cutting
+    (`split_penalty` is 0), so only the network's probabilities decide."""
+    image = np.full((120, 200), 255, np.uint8)
+    cv2.ellipse(image, (100, 60), (63, 45), 0, 0, 360, 0, 7)
+    return image
+
+
+NOT = reader.NOT_A_DIGIT
+
+
+@needs_model
+def test_an_image_of_something_that_is_not_a_digit_reads_as_no_text():
+    reading = tinynet.read(page(["x"]), NotADigitWhen(crossed))
+    assert reading.text == "" and reading.lines == [] and reading.digits == []
+    (glyph,) = reading.not_digits
+    assert isinstance(glyph, tinynet.NotADigit)
+    assert glyph.probability == pytest.approx(0.95)
+    assert 0 <= glyph.best_digit <= 9 and glyph.best_digit_probability <= 0.05
+    assert glyph.image.shape == (28, 28) and crossed(glyph.image)
+    x0, y0, x1, y1 = glyph.box
+    assert 0 <= x0 < x1 <= reading.size[0] and 0 <= y0 < y1 <= reading.size[1]
+    assert reading.confidence == pytest.approx(0.95) and not reading.unsure
+
+
+@needs_model
+def test_a_glyph_that_is_not_a_digit_is_left_out_of_the_number():
+    reading = tinynet.read(page(["4x7"]), NotADigitWhen(crossed))
+    assert reading.text == "47"
+    (glyph,) = reading.not_digits
+    four, seven = reading.digits
+    assert four.box[2] <= glyph.box[0] and glyph.box[2] <= seven.box[0]    # between them
+    for digit in (four, seven):
+        assert digit.probabilities.shape == (10,)
+        assert digit.not_digit == pytest.approx(0.01)
+        assert float(digit.probabilities.sum()) == pytest.approx(0.99, abs=1e-4)
+        assert digit.confidence == float(digit.probabilities[digit.value])
+
+
+@needs_model
+def test_a_model_with_10_outputs_never_rejects():
+    reading = tinynet.read(page(["4x7"]), TenOutputs())
+    assert reading.not_digits == []
+    assert reading.text[0] == "4" and reading.text[-1] == "7" and len(reading.text) >= 3
+    assert all(d.not_digit == 0.0 for d in reading.digits)
+
+
+@needs_model
+def test_when_nothing_is_a_digit_every_glyph_is_listed_in_reading_order():
+    reading = tinynet.read(page(["12", "3"]), NotADigitWhen(lambda image: True, sure=0.55))
+    assert reading.text == "" and len(reading.not_digits) == 3
+    tops = [g.box[1] for g in reading.not_digits]
+    assert tops[2] > max(tops[:2])                                   # the second line last
+    assert reading.not_digits[0].box[0] < reading.not_digits[1].box[0]
+    assert [g.best_digit for g in reading.not_digits] == [1, 2, 3]   # what they would be
+    assert reading.confidence == pytest.approx(0.55) and reading.unsure
+
+
+@needs_model
+def test_a_barely_rejected_glyph_makes_a_number_unsure():
+    reading = tinynet.read(page(["4x7"]), NotADigitWhen(crossed, sure=0.55))
+    assert reading.text == "47" and reading.confidence > 0.9
+    assert reading.unsure          # the cross might have been a digit missing from "47"
+
+
+def test_cutting_a_digit_into_fragments_the_network_rejects_is_penalised():
+    # pieces read as digits: the cut wins, as with a 10-output model
+    assert tinynet.read(wide_ellipse(), Staged({0: 0.6}, {1: 0.95})).text == "11"
+    # pieces read as "not a digit" (fragments) score their best digit probability, 0.01,
+    # not the 0.9 of what they are read as (which would cut: 0.9 * 0.9 > 0.6)
+    reading = tinynet.read(wide_ellipse(), Staged({0: 0.6}, {NOT: 0.9}))
+    assert reading.text == "0" and reading.not_digits == []
+
+
+def test_a_glyph_that_is_not_a_digit_is_not_cut_into_digit_like_pieces():
+    # whole, 90% not a digit (5% a 0); cut, two pieces 80% a 1: more digit-like than the
+    # whole (0.64 > 0.05) but less probable than the whole being no digit (0.64 < 0.9)
+    reading = tinynet.read(wide_ellipse(), Staged({NOT: 0.9, 0: 0.05}, {1: 0.8}))
+    assert reading.text == ""
+    (glyph,) = reading.not_digits
+    assert glyph.probability == pytest.approx(0.9) and glyph.best_digit == 0
+    assert glyph.box[2] - glyph.box[0] > 120                     # the whole ellipse
+    # touching digits the network rejects together are still cut when each is surer
+    assert tinynet.read(wide_ellipse(), Staged({NOT: 0.6}, {1: 0.9})).text == "11"
+
+
+def test_a_blank_image_is_still_no_digit_found_for_an_11_output_model():
+    with pytest.raises(ImageError, match="no digit found"):
+        tinynet.read(np.full((80, 80), 255, np.uint8), model=Staged({NOT: 0.9}, {NOT: 0.9}))
+
+
+def test_read_many_gives_a_reading_not_an_error_for_an_image_of_no_digit(tmp_path):
+    cv2.imwrite(str(tmp_path / "cross.png"), page(["x"]))
+    (result,) = tinynet.read_many([tmp_path], Staged({NOT: 0.9}, {NOT: 0.9}))
+    assert result.ok and result.text == "" and len(result.not_digits) == 1
+
+
+def test_a_model_with_another_number_of_outputs_is_refused():
+    class Twelve:
+        def predict(self, images):
+            return np.full((len(images), 12), 1 / 12, np.float32)
+
+    with pytest.raises(ValueError, match=r"shape \(1, 12\)"):
+        tinynet.read(page(["7"]), Twelve())
+
+
+def test_the_figure_labels_an_image_of_no_digit_not_a_digit():
+    reading = tinynet.read(page(["x"]), Staged({NOT: 0.9}, {NOT: 0.9}))
+    entry = plots.prediction_entry(reading)
+    assert entry["label"] == "not a digit" and not entry["unsure"]
+    assert len(entry["seen"]) == 1 and entry["seen"][0].shape == (28, 28)
+    unsure = plots.prediction_entry(tinynet.read(page(["x"]), Staged({NOT: 0.5}, {NOT: 0.5})))
+    assert unsure["label"] == "not a digit ?" and unsure["unsure"]

@@ -23,13 +23,14 @@ from .layers import (
 )
 from .model import Sequential, load
 from .optim import SGD, Adam
-from .reader import Digit, ReadError, Reading, read, read_many
+from .reader import NOT_A_DIGIT, Digit, NotADigit, ReadError, Reading, read, read_many
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "BatchNorm", "Conv2D", "DataError", "Dense", "Digit", "Dropout", "Flatten",
-    "ImageError", "LeakyReLU", "MaxPool2D", "ModelFileError", "ReLU", "ReadError", "Reading",
+    "ImageError", "LeakyReLU", "MaxPool2D", "ModelFileError", "NOT_A_DIGIT", "NotADigit",
+    "ReLU", "ReadError", "Reading",
     "SGD", "Sequential", "Sigmoid", "Tanh", "TinynetError", "TrainingError", "data",
     "gradcheck", "layers", "load", "losses", "ops", "optim", "read", "read_many",
 ]

@@ -1,71 +1,131 @@
-"""Calibration: whether a model's probabilities mean what they say, and a fix when not.
+"""How far a classifier's probabilities can be trusted, and one number that fixes most of it.
 
-A model is calibrated when, of all the answers it gives with confidence about c, a fraction
-c is right. The expected calibration error (ECE) measures the gap: sort the answers into
-equal-width bins by confidence (the largest probability), and average |accuracy - mean
-confidence| over the bins, weighted by how many answers each holds:
+A network is *calibrated* when, of the images it gives 90% to, 90% are right. Networks
+trained with cross-entropy are usually overconfident; temperature scaling (Guo et al., "On
+Calibration of Modern Neural Networks", 2017) divides the logits by one number T > 0 fitted
+on held-out data, which changes every probability but never the predicted class.
 
-    ECE = sum_b (n_b / N) |acc_b - conf_b|
+    probs = model.predict(x_val)
+    expected_calibration_error(probs, y_val)       # 0.0 is perfect
+    T = fit_temperature(logits_val, y_val)         # then predict softmax(logits / T)
 
-Networks trained with cross-entropy tend to be overconfident. Temperature scaling divides the
-logits by one number T > 0 before the softmax, chosen to minimise the negative
-log-likelihood on held-out data; it never changes which class is most probable.
+Shapes: `probabilities` and `logits` are (N, K) for N examples of K classes, `labels` (N,)
+integer classes in [0, K).
 """
+
+from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from .losses import log_softmax
+__all__ = ["expected_calibration_error", "reliability", "fit_temperature",
+           "softmax_with_temperature"]
+
+#: The interval of T searched by `fit_temperature` (on a log scale).
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
-def reliability(probabilities, labels, bins=15):
-    """Per confidence bin: (count, mean confidence, accuracy), three arrays of length ``bins``
-    (bin b holds confidences in (b/bins, (b+1)/bins]; empty bins have count 0 and NaNs)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = np.asarray(labels)
+def reliability(probabilities, labels, bins: int = 15):
+    """Per confidence bin: (count, mean confidence, accuracy), three arrays of shape (bins,).
+
+    An example's confidence is its largest probability, c = max_k p_k, and it is right when
+    that class is its label. Bin b holds the examples with c in ((b-1)/bins, b/bins] (bin 0
+    also takes c = 0), so the bins are `bins` equal-width intervals of [0, 1]. For an empty
+    bin the mean confidence and the accuracy are 0. Plotting accuracy against mean
+    confidence gives the reliability diagram: a calibrated model lies on the diagonal.
+    """
+    probabilities, labels = _checked(probabilities, labels)
     confidence = probabilities.max(axis=1)
-    right = probabilities.argmax(axis=1) == labels
-    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    right = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    # ceil(c * bins) - 1 puts c exactly on an edge b/bins into bin b-1 (right-closed bins)
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     count = np.bincount(which, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(which, confidence, minlength=bins) / count
-        accuracy = np.bincount(which, right.astype(np.float64), minlength=bins) / count
-    return count, mean_conf, accuracy
+    filled = np.maximum(count, 1)
+    mean_confidence = np.bincount(which, weights=confidence, minlength=bins) / filled
+    accuracy = np.bincount(which, weights=right, minlength=bins) / filled
+    return count, mean_confidence, accuracy
 
 
-def expected_calibration_error(probabilities, labels, bins=15):
-    """ECE (see the module docstring) of probabilities (N, K) against integer labels (N,)."""
-    count, mean_conf, accuracy = reliability(probabilities, labels, bins)
-    used = count > 0
-    return float((count[used] * np.abs(accuracy[used] - mean_conf[used])).sum()
-                 / max(count.sum(), 1))
+def expected_calibration_error(probabilities, labels, bins: int = 15) -> float:
+    """ECE = sum over bins b of (n_b / N) * |accuracy_b - confidence_b|.
+
+    The bins are those of `reliability`: equal-width intervals of the confidence c = max_k
+    p_k; accuracy_b is the fraction right and confidence_b the mean c of the n_b examples in
+    bin b. 0 for a perfectly calibrated model; at most 1.
+    """
+    count, mean_confidence, accuracy = reliability(probabilities, labels, bins)
+    total = count.sum()
+    if total == 0:
+        return 0.0
+    return float(np.sum(count * np.abs(accuracy - mean_confidence)) / total)
 
 
-def negative_log_likelihood(logits, labels, temperature=1.0):
-    """Mean -log softmax(logits / T)[label]."""
-    logp = log_softmax(np.asarray(logits, dtype=np.float64) / temperature)
-    return float(-logp[np.arange(len(labels)), labels].mean())
+def softmax_with_temperature(logits, temperature: float) -> np.ndarray:
+    """softmax(z / T) row by row: p_k = exp(z_k / T) / sum_j exp(z_j / T), shape (N, K).
+
+    T > 1 flattens the probabilities, T < 1 sharpens them; the argmax never changes."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=1, keepdims=True)          # exp cannot overflow; the result is equal
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(logits, labels, low=0.05, high=20.0, steps=60):
-    """The T in [low, high] minimising the NLL of softmax(logits / T), by golden-section
-    search on log T (the NLL is smooth and has one minimum in T for any fixed data)."""
-    a, b = math.log(low), math.log(high)
-    ratio = (math.sqrt(5) - 1) / 2
+def mean_nll(logits, labels, temperature: float) -> float:
+    """The mean negative log-likelihood of the labels under softmax(logits / T):
 
-    def nll(log_t):
-        return negative_log_likelihood(logits, labels, math.exp(log_t))
+        NLL(T) = -(1/N) sum_i log softmax(z_i / T)[y_i]
+               = (1/N) sum_i (logsumexp(z_i / T) - z_{i, y_i} / T)
+    """
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    top = z.max(axis=1)
+    logsumexp = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    return float(np.mean(logsumexp - z[np.arange(len(z)), labels]))
 
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = nll(c), nll(d)
-    for _ in range(steps):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = nll(c)
+
+def fit_temperature(logits, labels, tolerance: float = 1e-5) -> float:
+    """The temperature T > 0 minimising the mean NLL of softmax(logits / T) (see `mean_nll`).
+
+    Golden-section search on u = log T over [log 0.05, log 20] (`TEMPERATURE_RANGE`): a 1-D
+    search needs no gradient and no step size, and on the log scale T = 0.1 and T = 10 are
+    equally far from 1. NLL is convex in 1/T (a log-sum-exp of functions linear in 1/T,
+    minus one linear in 1/T), so along log T it falls to one minimum and rises after it,
+    which is what golden-section search needs. When the minimum lies beyond the range (the
+    logits separate the classes perfectly, or say nothing about them) the nearer end is
+    returned. `tolerance` is the final width of the interval in log T (1e-5: T to within
+    0.001%).
+    """
+    logits, labels = _checked(logits, labels)
+
+    def cost(u):
+        return mean_nll(logits, labels, math.exp(u))
+
+    lo, hi = math.log(TEMPERATURE_RANGE[0]), math.log(TEMPERATURE_RANGE[1])
+    shrink = (math.sqrt(5) - 1) / 2                       # 0.618...: the golden ratio - 1
+    a, b = hi - shrink * (hi - lo), lo + shrink * (hi - lo)
+    cost_a, cost_b = cost(a), cost(b)
+    while hi - lo > tolerance:
+        # keep the part holding the smaller of the two inner points; its other inner
+        # point is reused, so each step costs one evaluation
+        if cost_a <= cost_b:
+            hi, b, cost_b = b, a, cost_a
+            a = hi - shrink * (hi - lo)
+            cost_a = cost(a)
         else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = nll(d)
-    return math.exp((a + b) / 2)
+            lo, a, cost_a = a, b, cost_b
+            b = lo + shrink * (hi - lo)
+            cost_b = cost(b)
+    return math.exp((lo + hi) / 2)
+
+
+def _checked(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K) float scores and (N,) integer labels in [0, K), or a ValueError saying why."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if scores.ndim != 2 or labels.shape != (len(scores),):
+        raise ValueError(f"expected scores of shape (N, K) and labels of shape (N,), got "
+                         f"{scores.shape} and {labels.shape}")
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() >= scores.shape[1]):
+        raise ValueError(f"labels must be integers in [0, {scores.shape[1]})")
+    return scores, labels.astype(np.int64)

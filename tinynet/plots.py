@@ -101,11 +101,15 @@ def prediction_entry(reading, max_digits=8) -> dict:
     if not reading.ok:
         return {"name": reading.name, "preview": None, "seen": [], "label": "error",
                 "unsure": True, "error": True}
-    seen = [np.round(d.image * 255).astype(np.uint8) for d in reading.digits[:max_digits]]
+    # an image holding no digit shows the glyphs judged not digits, and says so
+    glyphs = reading.digits or reading.not_digits
+    seen = [np.round(g.image * 255).astype(np.uint8) for g in glyphs[:max_digits]]
     label = reading.text if len(reading.text) <= 18 else reading.text[:16] + ".."
+    if not reading.digits:
+        label = "not a digit"
     return {"name": reading.name, "preview": reading.preview, "seen": seen,
             "label": label + (" ?" if reading.unsure else ""), "unsure": reading.unsure,
-            "error": False, "more": len(reading.digits) > max_digits}
+            "error": False, "more": len(glyphs) > max_digits}
 
 
 def predictions(entries, total=None, counts=None) -> np.ndarray:

@@ -22,6 +22,28 @@ How an image is read:
    (`split_penalty`: 4 for a glyph of ordinary width, less for a wide one).
    So a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
    digit on its own, are cut apart.
+
+Not a digit. A model with 11 outputs says, besides the 10 digits, how probable it is that a
+glyph is not a digit at all (class `NOT_A_DIGIT`: a letter, a symbol, a doodle, a fragment of
+a digit); a model with 10 outputs never rejects anything. A glyph whose most probable class is
+`NOT_A_DIGIT`, in the reading the reader settles on, is left out of `Reading.lines` and `.text`
+and listed in `Reading.not_digits` instead; an image holding only such glyphs reads as "".
+
+How rejection enters the decision to cut: a reading's score is the product, over its glyphs,
+of the probability of what each glyph is read as, and
+
+- a glyph read whole scores the probability of its most probable class, digit or not: the
+  network's "not a digit" is a reading of the whole glyph like any other;
+- a piece of a cut scores its best *digit* probability: a cut is only worth making to find
+  digits, so a piece the network calls "not a digit" (a fragment) weighs against the cut.
+
+So a wide 0 whose halves the network calls fragments stays one digit, and a whole glyph that
+is not a digit (a letter, say) is cut only when its pieces as digits are more probable than
+the whole is as a non-digit (by the same `split_penalty` factor), not merely because its
+pieces look a bit more like digits than the whole did. The price: two touching digits that
+the network, seeing them together, calls "not a digit" more surely than it reads both pieces
+stay one glyph and are rejected. With 10 outputs both scores are the best digit probability,
+as before.
 """
 
 from __future__ import annotations
@@ -39,7 +61,8 @@ from . import imagefile, layout, vision
 from .errors import ImageError, TinynetError
 from .plots import display_text
 
-__all__ = ["Digit", "Reading", "ReadError", "read", "read_many", "image_files", "default_model"]
+__all__ = ["Digit", "NotADigit", "NOT_A_DIGIT", "Reading", "ReadError", "read", "read_many",
+           "image_files", "default_model"]
 
 ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and laid out
 UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
@@ -48,6 +71,7 @@ WIDE = 1.2             # glyphs this wide for their height are always tried cut 
 SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
 PREVIEW_SIZE = 160     # longer side of the grey preview kept with each reading
 BATCH_IMAGES = 32      # read_many lays out this many images, then runs the network once
+NOT_A_DIGIT = 10       # the class of an 11-output model that means "not a digit"
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "mnist.npz"
 _default_model = None
@@ -59,12 +83,16 @@ class Digit:
 
     `box` is (x0, y0, x1, y1) in pixels of the source image (x1, y1 exclusive); `image` is the
     28x28 float32 picture (white on black, MNIST-style) that the network read.
+    `probabilities` holds the 10 digit probabilities, shape (10,), as the network gives them:
+    for an 11-output model they sum to 1 - `not_digit`, the probability of `NOT_A_DIGIT`
+    (0.0 for a 10-output model).
     """
 
     value: int
     probabilities: np.ndarray
     box: tuple[int, int, int, int]
     image: np.ndarray
+    not_digit: float = 0.0
 
     @property
     def confidence(self) -> float:
@@ -72,13 +100,30 @@ class Digit:
 
 
 @dataclass
+class NotADigit:
+    """A glyph the network judged not a digit (only an 11-output model does), left out of the
+    reading's text: how probable that is, where it is, what was seen, and which digit it would
+    have been read as if it had to be one. `box` and `image` as in `Digit`."""
+
+    probability: float
+    box: tuple[int, int, int, int]
+    image: np.ndarray
+    best_digit: int
+    best_digit_probability: float
+
+
+@dataclass
 class Reading:
-    """What was read in one image: lines of digits, top to bottom, each left to right."""
+    """What was read in one image: lines of digits, top to bottom, each left to right, and
+    the glyphs judged not a digit, in the same order (empty for a 10-output model).
+
+    `lines` is empty, and `text` "", when every glyph in the image is not a digit."""
 
     lines: list[list[Digit]]
     source: str = ""                  # the file's path, or "" for an array
     size: tuple[int, int] = (0, 0)    # the source image's (width, height)
     preview: np.ndarray | None = field(default=None, repr=False)  # small grey copy, uint8
+    not_digits: list[NotADigit] = field(default_factory=list)
 
     ok = True
 
@@ -93,12 +138,19 @@ class Reading:
 
     @property
     def confidence(self) -> float:
-        """The probability of the least sure digit."""
-        return min((d.confidence for d in self.digits), default=0.0)
+        """The probability of the least sure digit; for a reading without digits, how sure
+        it is that there is none: the "not a digit" probability of the least sure glyph."""
+        if self.digits:
+            return min(d.confidence for d in self.digits)
+        return min((n.probability for n in self.not_digits), default=0.0)
 
     @property
     def unsure(self) -> bool:
-        return self.confidence < UNSURE_BELOW
+        """Some digit, or some glyph left out as not a digit, was judged with less than
+        `UNSURE_BELOW` probability (a barely rejected glyph may be a digit missing from
+        the text)."""
+        least = min((n.probability for n in self.not_digits), default=1.0)
+        return min(self.confidence, least) < UNSURE_BELOW
 
     @property
     def name(self) -> str:
@@ -145,10 +197,11 @@ def read(source, model=None) -> Reading:
 
     Arrays are 2-D grey or 3-D with 1-4 channels last (OpenCV's B, G, R, A order), of any
     integer, bool or float type (see `imagefile.to_gray`). `model` maps (N, 28, 28) images to
-    (N, 10) probabilities through `predict`; None uses the shipped model.
+    (N, 10) probabilities through `predict`, or (N, 11) with `NOT_A_DIGIT` last (see the
+    module's docstring); None uses the shipped model.
 
     Raises ImageError naming the file when it cannot be read, and "no digit found" when the
-    image holds no writing.
+    image holds no writing. Writing that is all "not a digit" is a Reading with text "".
     """
     page = _Page.open(source)
     readings = _read_pages([page], model or default_model())
@@ -339,7 +392,9 @@ def _digit_width(line) -> float | None:
 
 def _worth_cutting(node: _Node) -> bool:
     """Should the network see this glyph cut? Wide glyphs and glyphs of several blobs always;
-    glyphs of ordinary width only when the network is not sure of them whole."""
+    glyphs of ordinary width only when the network is not sure of them whole (as a digit or
+    as not a digit: a cut must beat the whole's probability, see `_best`, which two
+    pieces can hardly do against a glyph that is SURE not to be a digit)."""
     glyph = node.glyph
     if node.pieces_left < 2 or glyph.height < 4:
         return False
@@ -392,13 +447,18 @@ def split_penalty(glyph, digit_width: float | None = None) -> float:
     return penalty
 
 
-def _best(node: _Node) -> tuple[float, list[_Node]]:
-    """(log-probability, digits) of the most probable reading of a node, cuts included."""
-    best = (math.log(max(float(node.probs.max()), 1e-12)), [node])
+def _best(node: _Node, piece: bool = False) -> tuple[float, list[_Node]]:
+    """(log-probability, glyphs) of the most probable reading of a node, cuts included.
+
+    Read whole, a glyph scores the probability of its most probable class, "not a digit"
+    included; a `piece` of a cut scores its best digit probability only, since cutting is
+    worth it only to find digits (see the module's docstring)."""
+    probs = node.probs[:NOT_A_DIGIT] if piece else node.probs
+    best = (math.log(max(float(probs.max()), 1e-12)), [node])
     penalty = split_penalty(node.glyph, node.digit_width)
     for a, b in node.options:
-        score_a, digits_a = _best(a)
-        score_b, digits_b = _best(b)
+        score_a, digits_a = _best(a, piece=True)
+        score_b, digits_b = _best(b, piece=True)
         score = score_a + score_b - penalty
         if score > best[0]:
             best = (score, digits_a + digits_b)
@@ -423,7 +483,7 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         trees.append(tree)
         frontier += [n for line in tree for n in line if n is not None]
     while frontier:
-        probs = model.predict(np.stack([n.image for n in frontier]))
+        probs = _predict(model, np.stack([n.image for n in frontier]))
         for node, p in zip(frontier, probs):
             node.probs = p
         frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
@@ -432,27 +492,58 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         if tree is None:
             results.append(page.error)
             continue
-        lines = []
+        lines, not_digits = [], []
         for line in tree:
             digits = []
             for root in line:
-                if root is not None:
-                    digits += [_digit(n, page.scale) for n in _best(root)[1]]
+                if root is None:
+                    continue
+                for node in _best(root)[1]:
+                    if int(node.probs.argmax()) == NOT_A_DIGIT:
+                        not_digits.append(_not_a_digit(node, page.scale))
+                    else:
+                        digits.append(_digit(node, page.scale))
             if digits:
                 lines.append(digits)
-        if not lines:
+        if not lines and not not_digits:
             results.append(ImageError(f"{page.source}: no digit found" if page.source
                                       else "no digit found"))
             continue
-        results.append(Reading(lines, page.source, page.size, page.preview))
+        results.append(Reading(lines, page.source, page.size, page.preview, not_digits))
     return results
 
 
-def _digit(node: _Node, scale: float) -> Digit:
+def _predict(model, images: np.ndarray) -> np.ndarray:
+    """The model's (N, 10) or (N, 11) probabilities for (N, 28, 28) images."""
+    probs = np.asarray(model.predict(images))
+    if probs.ndim != 2 or len(probs) != len(images) or probs.shape[1] not in (10, 11):
+        raise ValueError(f"the model gave probabilities of shape {probs.shape} for "
+                         f"{len(images)} images; a digit reader gives (N, 10), or (N, 11) "
+                         "with 'not a digit' last")
+    return probs
+
+
+def _source_box(node: _Node, scale: float) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = node.glyph.box
-    box = (int(x0 * scale), int(y0 * scale), int(math.ceil(x1 * scale)),
-           int(math.ceil(y1 * scale)))
-    return Digit(int(node.probs.argmax()), node.probs.astype(np.float32), box, node.image)
+    return (int(x0 * scale), int(y0 * scale), int(math.ceil(x1 * scale)),
+            int(math.ceil(y1 * scale)))
+
+
+def _digit(node: _Node, scale: float) -> Digit:
+    digits = node.probs[:NOT_A_DIGIT].astype(np.float32)
+    return Digit(int(digits.argmax()), digits, _source_box(node, scale), node.image,
+                 _not_digit(node.probs))
+
+
+def _not_a_digit(node: _Node, scale: float) -> NotADigit:
+    best = int(node.probs[:NOT_A_DIGIT].argmax())
+    return NotADigit(_not_digit(node.probs), _source_box(node, scale), node.image, best,
+                     float(node.probs[best]))
+
+
+def _not_digit(probs: np.ndarray) -> float:
+    """The probability of `NOT_A_DIGIT` in a row of 10 or 11 probabilities (0.0 for 10)."""
+    return float(probs[NOT_A_DIGIT]) if len(probs) > NOT_A_DIGIT else 0.0
 
 
 def _flush(batch: list[_Page], model) -> Iterable[Reading | ReadError]:
