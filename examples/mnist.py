@@ -244,7 +244,9 @@ def evaluate(model, args):
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:12]
     mistakes = [(x_test[i] / 255, int(y_test[i]), int(pred[i]), float(probs[i, pred[i]]))
                 for i in wrong]
-    fig = plots.evaluation(model.metadata.get("history"), matrix, mistakes)
+    # A recipe with a validation split watched it during training, not the test set.
+    held_out = "validation" if "validation_accuracy" in model.metadata else "test"
+    fig = plots.evaluation(model.metadata.get("history"), matrix, mistakes, held_out=held_out)
     path = Path(args.figure).with_name("evaluation" + Path(args.figure).suffix)
     print(f"saved {plots.save(fig, path)}")
 

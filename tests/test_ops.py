@@ -470,4 +470,4 @@ def test_the_fast_backend_imports_numba_only_when_it_needs_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=root, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["fast False (3, 10)", "fast True"]
+    assert done.stdout.split("\n")[:2] == ["fast False (3, 11)", "fast True"]

@@ -68,7 +68,8 @@ def test_read_two_lines_in_reading_order():
     first, last = reading.lines[0][0], reading.lines[1][-1]
     assert first.box[0] < last.box[0] and first.box[1] < last.box[1]
     assert first.image.shape == (28, 28) and first.probabilities.shape == (10,)
-    assert abs(float(first.probabilities.sum()) - 1) < 1e-4
+    # the 10 digit probabilities and the 11th output, "not a digit", make up the whole
+    assert abs(float(first.probabilities.sum()) + first.not_digit - 1) < 1e-4
     assert reading.confidence == min(d.confidence for d in reading.digits)
     assert not reading.unsure
 

@@ -222,7 +222,9 @@ def show_image(image: np.ndarray, title="tinynet") -> bool:
     return True
 
 
-def training_curves(history, ax_loss, ax_acc):
+def training_curves(history, ax_loss, ax_acc, held_out="test"):
+    """Loss and accuracy per epoch, on the training images and on the ``held_out`` ones
+    ("test", or "validation" for a recipe that holds training images out)."""
     if not history.get("loss"):
         for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy")):
             ax.text(0.5, 0.5, "no training history\nin this model file", ha="center",
@@ -232,12 +234,12 @@ def training_curves(history, ax_loss, ax_acc):
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     ax_loss.plot(epochs, history.get("loss", []), label="train")
     if history.get("val_loss"):
-        ax_loss.plot(epochs, history["val_loss"], label="test")
+        ax_loss.plot(epochs, history["val_loss"], label=held_out)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     ax_acc.plot(epochs, history.get("accuracy", []), label="train")
     if history.get("val_accuracy"):
-        ax_acc.plot(epochs, history["val_accuracy"], label="test")
+        ax_acc.plot(epochs, history["val_accuracy"], label=held_out)
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     ax_acc.legend()
     from matplotlib.ticker import MaxNLocator
@@ -253,7 +255,7 @@ def confusion_matrix(y_true, y_pred, classes=10):
     return matrix
 
 
-def evaluation(history, matrix, mistakes, per_row=3):
+def evaluation(history, matrix, mistakes, per_row=3, held_out="test"):
     """Overall accuracy, training curves, confusion matrix and the most confident mistakes,
     in one figure.
 
@@ -269,7 +271,8 @@ def evaluation(history, matrix, mistakes, per_row=3):
                  f"{total:,} images right, {total - correct:,} wrong", fontsize=15,
                  fontweight="bold", y=1.04)
     outer = fig.add_gridspec(2, 3, width_ratios=[1.0, 1.45, 1.15], wspace=0.28, hspace=0.45)
-    training_curves(history or {}, fig.add_subplot(outer[0, 0]), fig.add_subplot(outer[1, 0]))
+    training_curves(history or {}, fig.add_subplot(outer[0, 0]), fig.add_subplot(outer[1, 0]),
+                    held_out)
     confusion_axes(fig.add_subplot(outer[:, 1]), matrix)
     mistakes = list(mistakes)
     if mistakes:
