@@ -6,6 +6,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import tiny_net
 
 import tinynet
 from tinynet import recipes, train
@@ -13,8 +14,6 @@ from tinynet.ensemble import Ensemble
 from tinynet.errors import ModelFileError
 from tinynet.losses import softmax
 from tinynet.model import META_KEY, read_npz
-
-from conftest import tiny_net
 
 
 def _members(count=3):
