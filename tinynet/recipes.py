@@ -70,12 +70,15 @@ class Recipe:
         return lambda xb, rng: augment(xb, rng, **settings)
 
 
-# What users' digits differ in from MNIST's, as augmentation: pen width from a fine pen to
-# a marker, gaps where the pen skipped, slant, narrow and wide hands, rotation, size and
-# position in the box, and a wobble of the strokes.
-ROBUST_AUGMENT = {"max_shift": 2.5, "max_rotation": 12.0, "scale": (0.85, 1.1),
-                  "max_shear": 0.25, "aspect": (0.8, 1.2), "pen": (-0.6, 0.8), "gaps": 0.15,
-                  "elastic_alpha": 20.0, "elastic_sigma": 4.0}
+# What users' digits differ in from MNIST's, as augmentation: slant, narrow and wide hands,
+# rotation, size and position in the box, a pen a little finer or bolder, now and then a gap
+# where the pen skipped. Mild on purpose: the reader already brings every glyph to MNIST's
+# stroke width, size and centre (tinynet/vision.py), and a first try with twice these
+# amounts (pen -0.6..0.8, gaps 0.15, slant 0.25, aspect 0.8..1.2, rotation 12, elastic
+# wobble) gave one network only 99.06% on the held-out digits.
+ROBUST_AUGMENT = {"max_shift": 2.0, "max_rotation": 10.0, "scale": (0.9, 1.1),
+                  "max_shear": 0.15, "aspect": (0.85, 1.15), "pen": (-0.3, 0.5), "gaps": 0.05,
+                  "gap_radius": 1.0}
 
 RECIPES = {
     # The original script's network and optimizer (784-128-128-10, Adam, 3 epochs, batch 32);
@@ -86,11 +89,11 @@ RECIPES = {
     # The shipped recognizer: an ensemble of five conv nets with batch norm, each with an
     # output for "not a digit" (trained on generated letters, symbols, doodles, scribbles and
     # pieces of digits: tinynet/negatives.py), augmented the ways people's handwriting
-    # differs (pen width, broken strokes, slant, aspect, rotation, size, position, wobble),
+    # differs (slant, aspect, rotation, size, position, pen width, broken strokes),
     # AdamW with a one-cycle learning rate. 5,000 training images are held out: they are
     # watched during training and calibrate the probabilities; the test set is only
     # measured once, at the end.
-    "cnn": Recipe(model="cnn", epochs=12, batch_size=128, lr=3e-3, schedule="one_cycle",
+    "cnn": Recipe(model="cnn", epochs=14, batch_size=128, lr=3e-3, schedule="one_cycle",
                   weight_decay=0.01, members=5, negatives=0.1, validation=5000,
                   augment=ROBUST_AUGMENT,
                   note="5 conv nets with batch norm and a not-a-digit class, handwriting "
