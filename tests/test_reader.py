@@ -426,20 +426,24 @@ def test_a_model_with_10_outputs_never_rejects():
 
 @needs_model
 def test_when_nothing_is_a_digit_every_glyph_is_listed_in_reading_order():
-    reading = tinynet.read(page(["12", "3"]), NotADigitWhen(lambda image: True, sure=0.55))
+    reading = tinynet.read(page(["12", "3"]), NotADigitWhen(lambda image: True, sure=0.95))
     assert reading.text == "" and len(reading.not_digits) == 3
     tops = [g.box[1] for g in reading.not_digits]
     assert tops[2] > max(tops[:2])                                   # the second line last
     assert reading.not_digits[0].box[0] < reading.not_digits[1].box[0]
     assert [g.best_digit for g in reading.not_digits] == [1, 2, 3]   # what they would be
-    assert reading.confidence == pytest.approx(0.55) and reading.unsure
+    assert reading.confidence == pytest.approx(0.95) and not reading.unsure
 
 
 @needs_model
-def test_a_barely_rejected_glyph_makes_a_number_unsure():
+def test_a_glyph_called_not_a_digit_less_surely_than_reject_at_is_read_as_a_digit_unsure():
+    assert reader.REJECT_AT == 0.9
     reading = tinynet.read(page(["4x7"]), NotADigitWhen(crossed, sure=0.55))
-    assert reading.text == "47" and reading.confidence > 0.9
-    assert reading.unsure          # the cross might have been a digit missing from "47"
+    assert reading.not_digits == [] and len(reading.text) == 3
+    assert reading.text[0] == "4" and reading.text[2] == "7"
+    # the cross is read as its best digit, with at most 45% probability: unsure
+    assert reading.lines[0][1].not_digit == pytest.approx(0.55)
+    assert reading.confidence <= 0.45 and reading.unsure
 
 
 def test_cutting_a_digit_into_fragments_the_network_rejects_is_penalised():
@@ -453,11 +457,11 @@ def test_cutting_a_digit_into_fragments_the_network_rejects_is_penalised():
 
 def test_a_glyph_that_is_not_a_digit_is_not_cut_into_digit_like_pieces():
     # whole, 90% not a digit (5% a 0); cut, two pieces 80% a 1: more digit-like than the
-    # whole (0.64 > 0.05) but less probable than the whole being no digit (0.64 < 0.9)
-    reading = tinynet.read(wide_ellipse(), Staged({NOT: 0.9, 0: 0.05}, {1: 0.8}))
+    # whole (0.64 > 0.05) but less probable than the whole being no digit (0.64 < 0.92)
+    reading = tinynet.read(wide_ellipse(), Staged({NOT: 0.92, 0: 0.05}, {1: 0.8}))
     assert reading.text == ""
     (glyph,) = reading.not_digits
-    assert glyph.probability == pytest.approx(0.9) and glyph.best_digit == 0
+    assert glyph.probability == pytest.approx(0.92) and glyph.best_digit == 0
     assert glyph.box[2] - glyph.box[0] > 120                     # the whole ellipse
     # touching digits the network rejects together are still cut when each is surer
     assert tinynet.read(wide_ellipse(), Staged({NOT: 0.6}, {1: 0.9})).text == "11"
@@ -465,12 +469,12 @@ def test_a_glyph_that_is_not_a_digit_is_not_cut_into_digit_like_pieces():
 
 def test_a_blank_image_is_still_no_digit_found_for_an_11_output_model():
     with pytest.raises(ImageError, match="no digit found"):
-        tinynet.read(np.full((80, 80), 255, np.uint8), model=Staged({NOT: 0.9}, {NOT: 0.9}))
+        tinynet.read(np.full((80, 80), 255, np.uint8), model=Staged({NOT: 0.95}, {NOT: 0.95}))
 
 
 def test_read_many_gives_a_reading_not_an_error_for_an_image_of_no_digit(tmp_path):
     cv2.imwrite(str(tmp_path / "cross.png"), page(["x"]))
-    (result,) = tinynet.read_many([tmp_path], Staged({NOT: 0.9}, {NOT: 0.9}))
+    (result,) = tinynet.read_many([tmp_path], Staged({NOT: 0.95}, {NOT: 0.95}))
     assert result.ok and result.text == "" and len(result.not_digits) == 1
 
 
@@ -483,10 +487,11 @@ def test_a_model_with_another_number_of_outputs_is_refused():
         tinynet.read(page(["7"]), Twelve())
 
 
-def test_the_figure_labels_an_image_of_no_digit_not_a_digit():
-    reading = tinynet.read(page(["x"]), Staged({NOT: 0.9}, {NOT: 0.9}))
+def test_the_figure_labels_an_image_of_no_digit_not_a_digit(monkeypatch):
+    reading = tinynet.read(page(["x"]), Staged({NOT: 0.95}, {NOT: 0.95}))
     entry = plots.prediction_entry(reading)
     assert entry["label"] == "not a digit" and not entry["unsure"]
     assert len(entry["seen"]) == 1 and entry["seen"][0].shape == (28, 28)
+    monkeypatch.setattr(reader, "REJECT_AT", 0.5)      # a reader that rejects unsure glyphs
     unsure = plots.prediction_entry(tinynet.read(page(["x"]), Staged({NOT: 0.5}, {NOT: 0.5})))
     assert unsure["label"] == "not a digit ?" and unsure["unsure"]
