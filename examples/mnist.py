@@ -123,7 +123,7 @@ def ask_load_or_train(model=DEFAULT_MODEL, out=None):
 
 
 def training_plan(model, epochs, out):
-    """'cnn, 5 networks of 14 epochs, about 55 min (on 2 cores); then replaces
+    """'cnn, 5 networks of 14 epochs, about 1 h 2 min (on 2 cores); then replaces
     weights/mnist.npz'."""
     recipe = recipes.RECIPES[model]
     epochs = epochs or recipe.epochs
