@@ -1,6 +1,7 @@
 import gzip
 import http.server
 import os
+import signal
 import struct
 import threading
 import zlib
@@ -45,6 +46,28 @@ def blobs(n=600, seed=0):
 def tiny_net(rng):
     return Sequential([Flatten(), Dense(784, 16, rng=rng), ReLU(), Dropout(0.2, rng=rng),
                        Dense(16, 10, init="glorot", rng=rng)])
+
+
+def interrupted_run(monkeypatch, at_evaluation, *args, **kwargs):
+    """Run ``recipes.run(*args, **kwargs)`` with Ctrl-C (a real SIGINT) during its
+    ``at_evaluation``-th evaluation; it must stop with KeyboardInterrupt."""
+    from tinynet import train
+
+    real_evaluate = train.evaluate
+    calls = {"n": 0}
+
+    def evaluate_with_ctrl_c(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_evaluation:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            recipes.run(*args, **kwargs)
+    finally:
+        monkeypatch.setattr(train, "evaluate", real_evaluate)
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 one is a ModelFileError naming it (never a KeyError or a silently wrong resume)."""
 
 import json
-import os
-import signal
 
 import numpy as np
 import pytest
-from conftest import tiny_net
+from conftest import interrupted_run, tiny_net
 
-from tinynet import recipes, train
+from tinynet import recipes
 from tinynet.errors import ModelFileError
 from tinynet.model import META_KEY
 from tinynet.optim import Adam
@@ -173,20 +171,10 @@ def test_the_output_path_is_kept_absolute_so_resume_works_from_another_folder(
 def test_ctrl_c_during_the_last_evaluation_still_checkpoints_and_resumes(tiny_recipe, tmp_path,
                                                                           monkeypatch):
     straight = recipes.run("tiny", tiny_recipe, seed=3, progress=False)
-    real_evaluate = train.evaluate
-    calls = {"n": 0}
-
-    def evaluate_with_ctrl_c(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:                       # the validation after the last epoch
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
     checkpoint = tmp_path / "ckpt.npz"
-    with pytest.raises(KeyboardInterrupt):
-        recipes.run("tiny", tiny_recipe, seed=3, progress=False, checkpoint_path=checkpoint)
-    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    # Ctrl-C during the second evaluation: the validation after the last epoch
+    interrupted_run(monkeypatch, 2, "tiny", tiny_recipe, seed=3, progress=False,
+                    checkpoint_path=checkpoint)
     resumed = recipes.run("tiny", tiny_recipe, progress=False, resume=checkpoint)
     for a, b in zip(straight.layers, resumed.layers):
         for name in a.params:

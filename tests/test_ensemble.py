@@ -1,15 +1,13 @@
 """tinynet.ensemble: several networks as one model, saved in one file; and training one."""
 
 import json
-import os
-import signal
 
 import numpy as np
 import pytest
-from conftest import tiny_net
+from conftest import interrupted_run, tiny_net
 
 import tinynet
-from tinynet import recipes, train
+from tinynet import recipes
 from tinynet.ensemble import Ensemble
 from tinynet.errors import ModelFileError
 from tinynet.losses import softmax
@@ -117,21 +115,10 @@ def test_an_ensemble_recipe_trains_each_member_and_calibrates_on_held_out_images
 def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, tmp_path,
                                                           monkeypatch):
     straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
-    real_evaluate = train.evaluate
-    calls = {"n": 0}
-
-    def evaluate_with_ctrl_c(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:                       # the second member's first epoch
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
     checkpoint = tmp_path / "ckpt.npz"
-    with pytest.raises(KeyboardInterrupt):
-        recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False,
+    # Ctrl-C during the third evaluation: after the second network's first epoch
+    interrupted_run(monkeypatch, 3, "tiny3", tiny_ensemble_recipe, seed=2, progress=False,
                     checkpoint_path=checkpoint)
-    monkeypatch.setattr(train, "evaluate", real_evaluate)
     _, _, info = recipes.read_checkpoint(checkpoint)
     assert info["member"] == 1
     resumed = recipes.run("tiny3", tiny_ensemble_recipe, progress=False, resume=checkpoint)
