@@ -4,8 +4,8 @@ Everything is measured through the public API, the paths users run: `tinynet.loa
 `model.predict` and `tinynet.read_many`.
 
 (a) MNIST test digits (all 10,000 by default): accuracy of the argmax of `model.predict` (an
-    argmax of class 10, "not a digit", counts as wrong), the share rejected as not a digit
-    (argmax 10, for a model with 11 outputs), and the expected calibration error (15 bins).
+    argmax of class 10, "not a digit", counts as wrong), the share the reader would reject as
+    not a digit (`tinynet.reader.rejected`), and the expected calibration error (15 bins).
 (b) pen-style digits: MNIST test digits re-drawn as users' pens make them
     (`reading_sets.write_pen_style_digits`), read as files: exact readings against the
     model's raw accuracy on the same 28x28 digits, the gap in points, and the shares rejected
@@ -48,56 +48,23 @@ from reading_sets import (  # noqa: E402
 )
 
 import tinynet  # noqa: E402
+from tinynet.calibration import calibration_error, expected_calibration_error  # noqa: E402
+from tinynet.reader import NOT_A_DIGIT, rejected  # noqa: E402
 
 ECE_BINS = 15
-#: the class of the 11-output model that means "not a digit" (tinynet.reader names it too)
-NOT_A_DIGIT = getattr(tinynet.reader, "NOT_A_DIGIT", 10)
 
 
 # --------------------------------------------------------------------------------------------
 # Calibration
 # --------------------------------------------------------------------------------------------
 
-def confidence_ece(confidences, correct, bins: int = ECE_BINS) -> float:
-    """Expected calibration error: over equal-width confidence bins, |accuracy - mean
-    confidence| weighted by the share of the answers in the bin (0 = calibrated)."""
-    confidences = np.asarray(confidences, np.float64)
-    correct = np.asarray(correct, np.float64)
-    if confidences.size == 0:
-        return 0.0
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.digitize(confidences, edges[1:-1], right=True)    # bin i holds (e_i, e_i+1]
-    gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(correct[inside].mean() - confidences[inside].mean())
-    return float(gap)
-
-
-def ece_function():
-    """(ECE of class probabilities against labels, where it comes from).
-
-    `tinynet.calibration` is used when the branch has it; otherwise the same figure is
-    computed here from the top probability and whether its class is the label."""
-    try:
-        from tinynet.calibration import expected_calibration_error
-    except ImportError:
-        def expected_calibration_error(probabilities, labels, bins=ECE_BINS):
-            probabilities = np.asarray(probabilities)
-            return confidence_ece(probabilities.max(axis=1),
-                                  probabilities.argmax(axis=1) == np.asarray(labels), bins)
-        return expected_calibration_error, "benchmark script"
-    return expected_calibration_error, "tinynet.calibration"
-
-
 # --------------------------------------------------------------------------------------------
 # What a reading says
 # --------------------------------------------------------------------------------------------
 
 def not_digits(result) -> list:
-    """The glyphs a reading judged not a digit ([] for a ReadError or a 10-class reader)."""
-    return getattr(result, "not_digits", []) if result.ok else []
+    """The glyphs a reading judged not a digit ([] for a ReadError)."""
+    return result.not_digits if result.ok else []
 
 
 def answered_not_a_digit(result) -> bool:
@@ -117,14 +84,10 @@ def mnist_figures(model, images, labels) -> dict:
     """(a): raw accuracy, rejections and ECE of `model.predict` on MNIST test digits."""
     probabilities = model.predict(images.astype(np.float32) / 255)
     predicted = probabilities.argmax(axis=1)
-    outputs = probabilities.shape[1]
-    rejected = (predicted == NOT_A_DIGIT) if outputs > NOT_A_DIGIT else np.zeros(len(labels))
-    ece, source = ece_function()
-    return {"model_outputs": int(outputs), "mnist_count": len(labels),
+    return {"model_outputs": int(probabilities.shape[1]), "mnist_count": len(labels),
             "mnist_accuracy_pct": percent(int((predicted == labels).sum()), len(labels)),
-            "mnist_rejected_pct": percent(int(rejected.sum()), len(labels)),
-            "mnist_ece": float(ece(probabilities, labels, bins=ECE_BINS)),
-            "ece_from": source}
+            "mnist_rejected_pct": percent(int(rejected(probabilities).sum()), len(labels)),
+            "mnist_ece": expected_calibration_error(probabilities, labels, bins=ECE_BINS)}
 
 
 def read_digit_folder(model, folder: Path) -> list[tuple[str, str, object]]:
@@ -181,7 +144,8 @@ def pen_figures(model, images, labels, folder: Path, seed: int) -> tuple[dict, l
                "pen_errors": counts["errors"],
                "pen_read_by_pen_pct": {pen: percent(ok, n) for pen, (ok, n)
                                        in sorted(by_pen.items())},
-               "pen_reading_ece": confidence_ece(*zip(*readings)) if readings else 0.0}
+               "pen_reading_ece": calibration_error(*zip(*readings), bins=ECE_BINS)
+               if readings else 0.0}
     return figures, results
 
 
@@ -245,7 +209,7 @@ def print_report(f: dict, pen_results: list, digit_results: list) -> None:
           + ("" if f["model_outputs"] > NOT_A_DIGIT else " (cannot say 'not a digit')"))
     print(f"(a) MNIST test ({f['mnist_count']}): accuracy {f['mnist_accuracy_pct']:.2f}%, "
           f"rejected as not a digit {f['mnist_rejected_pct']:.2f}%, "
-          f"ECE {f['mnist_ece']:.4f} ({ECE_BINS} bins, from {f['ece_from']})")
+          f"ECE {f['mnist_ece']:.4f} ({ECE_BINS} bins)")
     print(f"(b) pen-style digits ({f['pen_count']}): read exactly {f['pen_read_pct']:.2f}% "
           f"vs raw {f['pen_raw_pct']:.2f}% on the same digits (gap "
           f"{f['pen_gap_points']:+.2f} points); rejected {f['pen_rejected_pct']:.2f}%, "

@@ -19,8 +19,10 @@ import math
 
 import numpy as np
 
-__all__ = ["expected_calibration_error", "reliability", "fit_temperature",
-           "softmax_with_temperature"]
+from .losses import log_softmax, softmax
+
+__all__ = ["expected_calibration_error", "calibration_error", "reliability", "binned",
+           "fit_temperature", "softmax_with_temperature"]
 
 #: The interval of T searched by `fit_temperature` (on a log scale).
 TEMPERATURE_RANGE = (0.05, 20.0)
@@ -30,14 +32,20 @@ def reliability(probabilities, labels, bins: int = 15):
     """Per confidence bin: (count, mean confidence, accuracy), three arrays of shape (bins,).
 
     An example's confidence is its largest probability, c = max_k p_k, and it is right when
-    that class is its label. Bin b holds the examples with c in ((b-1)/bins, b/bins] (bin 0
-    also takes c = 0), so the bins are `bins` equal-width intervals of [0, 1]. For an empty
-    bin the mean confidence and the accuracy are 0. Plotting accuracy against mean
+    that class is its label (see `binned` for the bins). Plotting accuracy against mean
     confidence gives the reliability diagram: a calibrated model lies on the diagonal.
     """
     probabilities, labels = _checked(probabilities, labels)
-    confidence = probabilities.max(axis=1)
-    right = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    return binned(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins)
+
+
+def binned(confidence, right, bins: int = 15):
+    """(count, mean confidence, accuracy) per bin of answers given with ``confidence`` (N,)
+    in [0, 1], ``right`` (N,) saying which were right. Bin b holds the answers with c in
+    ((b-1)/bins, b/bins] (bin 0 also takes c = 0), so the bins are `bins` equal-width
+    intervals of [0, 1]. For an empty bin the mean confidence and the accuracy are 0."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    right = np.asarray(right, dtype=np.float64)
     # ceil(c * bins) - 1 puts c exactly on an edge b/bins into bin b-1 (right-closed bins)
     which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
     count = np.bincount(which, minlength=bins)
@@ -54,7 +62,16 @@ def expected_calibration_error(probabilities, labels, bins: int = 15) -> float:
     p_k; accuracy_b is the fraction right and confidence_b the mean c of the n_b examples in
     bin b. 0 for a perfectly calibrated model; at most 1.
     """
-    count, mean_confidence, accuracy = reliability(probabilities, labels, bins)
+    return _error(*reliability(probabilities, labels, bins))
+
+
+def calibration_error(confidence, right, bins: int = 15) -> float:
+    """The same ECE for any answers given with a ``confidence``, ``right`` or not (e.g. a
+    reader's readings and their `Reading.confidence`)."""
+    return _error(*binned(confidence, right, bins))
+
+
+def _error(count, mean_confidence, accuracy) -> float:
     total = count.sum()
     if total == 0:
         return 0.0
@@ -65,22 +82,16 @@ def softmax_with_temperature(logits, temperature: float) -> np.ndarray:
     """softmax(z / T) row by row: p_k = exp(z_k / T) / sum_j exp(z_j / T), shape (N, K).
 
     T > 1 flattens the probabilities, T < 1 sharpens them; the argmax never changes."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)          # exp cannot overflow; the result is equal
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 def mean_nll(logits, labels, temperature: float) -> float:
     """The mean negative log-likelihood of the labels under softmax(logits / T):
 
         NLL(T) = -(1/N) sum_i log softmax(z_i / T)[y_i]
-               = (1/N) sum_i (logsumexp(z_i / T) - z_{i, y_i} / T)
     """
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    top = z.max(axis=1)
-    logsumexp = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-    return float(np.mean(logsumexp - z[np.arange(len(z)), labels]))
+    logp = log_softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    return float(-np.mean(logp[np.arange(len(logp)), labels]))
 
 
 def fit_temperature(logits, labels, tolerance: float = 1e-5) -> float:

@@ -10,6 +10,9 @@ from .init import get_rng
 from .layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from .model import Sequential
 
+#: The output of an 11-class network (``cnn(classes=11)``) that means "not a digit".
+NOT_A_DIGIT = 10
+
 
 def mlp(rng=None, hidden=(128, 128)):
     """784-128-128-10 with ReLU: the network of the original script."""
@@ -45,7 +48,7 @@ def conv_block(c_in, c_out, rng, padding=0):
 def cnn(rng=None, classes=10):
     """The shipped digit recognizer: two pairs of 3x3 conv blocks, each pair followed by a
     2x2 max-pool, then a dense layer. 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4. ``classes=11``
-    adds an output for "not a digit" (class 10)."""
+    adds an output for "not a digit" (class ``NOT_A_DIGIT``)."""
     rng = get_rng(rng)
     return Sequential([
         *conv_block(1, 32, rng), *conv_block(32, 32, rng), MaxPool2D(2),

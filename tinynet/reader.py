@@ -62,10 +62,11 @@ import numpy as np
 
 from . import imagefile, layout, vision
 from .errors import ImageError, TinynetError
+from .networks import NOT_A_DIGIT
 from .plots import display_text
 
 __all__ = ["Digit", "NotADigit", "NOT_A_DIGIT", "Reading", "ReadError", "read", "read_many",
-           "image_files", "default_model"]
+           "rejected", "image_files", "default_model"]
 
 ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and laid out
 UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
@@ -74,7 +75,6 @@ WIDE = 1.2             # glyphs this wide for their height are always tried cut 
 SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
 PREVIEW_SIZE = 160     # longer side of the grey preview kept with each reading
 BATCH_IMAGES = 32      # read_many lays out this many images, then runs the network once
-NOT_A_DIGIT = 10       # the class of an 11-output model that means "not a digit"
 # A glyph is not a digit when the network says so with at least this probability. Chosen on
 # a tuning split of generated images (pen-style MNIST test digits 5000-5799 and 400 non-digits,
 # seed 1; the benchmarks use seed 0): the lowest of 0.5, 0.8, 0.9, 0.95 and 0.98 that
@@ -550,9 +550,18 @@ def _not_a_digit(node: _Node, scale: float) -> NotADigit:
                      float(node.probs[best]))
 
 
+def rejected(probabilities) -> np.ndarray:
+    """Which rows of (N, 10) or (N, 11) probabilities the reader calls "not a digit": those
+    giving `NOT_A_DIGIT` at least `REJECT_AT` (none for a 10-output model). (N,) bools."""
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape[-1] <= NOT_A_DIGIT:
+        return np.zeros(probabilities.shape[:-1], dtype=bool)
+    return probabilities[..., NOT_A_DIGIT] >= REJECT_AT
+
+
 def _rejects(probs: np.ndarray) -> bool:
-    """Is this glyph not a digit: does the network say so with at least `REJECT_AT`?"""
-    return len(probs) > NOT_A_DIGIT and float(probs[NOT_A_DIGIT]) >= REJECT_AT
+    """Is this glyph (one row of probabilities) not a digit?"""
+    return bool(rejected(probs))
 
 
 def _not_digit(probs: np.ndarray) -> float:

@@ -21,6 +21,7 @@ from .data import to_float
 from .errors import ModelFileError
 from .files import interrupts_ignored
 from .model import model_from_arrays, read_npz
+from .networks import NOT_A_DIGIT
 from .train import TimeLeft, evaluate, fit
 
 
@@ -156,9 +157,6 @@ def prepare(recipe, data, seed=0):
         x, y = with_negatives(x, y, 1)
         xv, yv = with_negatives(xv, yv, 2)
     return x, y, xv, yv, xt, yt
-
-
-NOT_A_DIGIT = 10
 
 
 def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
