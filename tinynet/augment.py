@@ -49,37 +49,32 @@ def random_affine(rng, n, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1), ma
                   aspect=(1.0, 1.0)):
     """Draw n inverse affine maps (n, 2, 3) float32 for :func:`warp_bilinear`.
 
-    Shift (dx, dy) ~ U(-max_shift, max_shift) pixels, angle ~ U(-max_rotation, max_rotation)
-    degrees, zoom s ~ U(scale[0], scale[1]). With ``max_shear`` > 0 or an ``aspect`` range,
-    also a slant k ~ U(-max_shear, max_shear) (x moves by k * y, as handwriting leans) and
-    a width-to-height ratio r ~ U(aspect[0], aspect[1]): the forward map is then
-    A = R(a) [[1, k], [0, 1]] diag(s sqrt(r), s / sqrt(r)), and theta = [A^-1 | -A^-1 d].
-    (Those two are drawn only when asked for, so older recipes see the same random stream.)
+    Shift (dx, dy) ~ U(-max_shift, max_shift) pixels, angle a ~ U(-max_rotation,
+    max_rotation) degrees, zoom s ~ U(scale[0], scale[1]), slant k ~ U(-max_shear, max_shear)
+    (x moves by k * y, as handwriting leans) and width-to-height ratio r ~ U(aspect[0],
+    aspect[1]). The forward map is A = R(a) [[1, k], [0, 1]] diag(s sqrt(r), s / sqrt(r))
+    followed by the shift d, so each output pixel p reads the input at A^-1 (p - d):
+    theta = [A^-1 | -A^-1 d]. (k and r are drawn only when asked for, so recipes without them
+    see the same random stream as before they existed.)
     """
     dx, dy = rng.uniform(-max_shift, max_shift, size=(2, n))
     a = np.deg2rad(rng.uniform(-max_rotation, max_rotation, size=n))
     s = rng.uniform(scale[0], scale[1], size=n)
-    theta = np.empty((n, 2, 3))
+    k, r = np.zeros(n), np.ones(n)
     if max_shear > 0 or tuple(aspect) != (1.0, 1.0):
         k = rng.uniform(-max_shear, max_shear, size=n)
         r = np.sqrt(rng.uniform(aspect[0], aspect[1], size=n))
-        rotate = np.stack([np.stack([np.cos(a), -np.sin(a)], -1),
-                           np.stack([np.sin(a), np.cos(a)], -1)], -2)
-        shear = np.zeros((n, 2, 2))
-        shear[:, 0, 0] = shear[:, 1, 1] = 1
-        shear[:, 0, 1] = k
-        stretch = np.zeros((n, 2, 2))
-        stretch[:, 0, 0], stretch[:, 1, 1] = s * r, s / r
-        inverse = np.linalg.inv(rotate @ shear @ stretch)
-        theta[:, :, :2] = inverse
-        theta[:, :, 2] = -(inverse @ np.stack([dx, dy], -1)[:, :, None])[:, :, 0]
-        return theta.astype(np.float32)
-    cos, sin = np.cos(a) / s, np.sin(a) / s
-    # inverse of "rotate by a, scale by s": R(-a) / s = [[cos, sin], [-sin, cos]] / s
-    theta[:, 0, 0], theta[:, 0, 1] = cos, sin
-    theta[:, 1, 0], theta[:, 1, 1] = -sin, cos
-    theta[:, 0, 2] = -(cos * dx + sin * dy)
-    theta[:, 1, 2] = -(-sin * dx + cos * dy)
+    # A^-1 = diag(1 / (s r), r / s) [[1, -k], [0, 1]] R(-a), written out
+    cos, sin = np.cos(a), np.sin(a)
+    sx, sy = s * r, s / r
+    inverse = np.empty((n, 2, 2))
+    inverse[:, 0, 0] = (cos + k * sin) / sx
+    inverse[:, 0, 1] = (sin - k * cos) / sx
+    inverse[:, 1, 0] = -sin / sy
+    inverse[:, 1, 1] = cos / sy
+    theta = np.empty((n, 2, 3))
+    theta[:, :, :2] = inverse
+    theta[:, :, 2] = -(inverse @ np.stack([dx, dy], -1)[:, :, None])[:, :, 0]
     return theta.astype(np.float32)
 
 

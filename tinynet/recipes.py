@@ -216,8 +216,7 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
             model.metadata["test_accuracy"] = history["val_accuracy"][-1]
             model.metadata["test_loss"] = history["val_loss"][-1]
     else:
-        model = _calibrated_ensemble(members, xv, yv)
-        _, val_accuracy = evaluate(model, xv, yv)
+        model, val_accuracy = _calibrated_ensemble(members, xv, yv)
         _, test_accuracy = evaluate(model, xt, yt)
         model.metadata.update({
             "history": histories[-1], "member_histories": histories, "recipe": recipe_info,
@@ -292,14 +291,15 @@ def _finished_members(path, recipe, ckpt):
 
 
 def _calibrated_ensemble(members, xv, yv):
-    """The members as an ``Ensemble`` whose temperature is fitted on the validation set."""
+    """The members as an ``Ensemble`` whose temperature is fitted on the validation set, and
+    its accuracy there (from the same logits: dividing by T changes no argmax)."""
     from .calibration import fit_temperature
     from .ensemble import Ensemble
 
     ensemble = Ensemble(members)
     logits = np.concatenate([ensemble.forward(xv[i:i + 1000]) for i in range(0, len(xv), 1000)])
     ensemble.temperature = fit_temperature(logits, yv)
-    return ensemble
+    return ensemble, float((logits.argmax(axis=1) == yv).mean())
 
 
 def _is_permutation(order):

@@ -217,8 +217,7 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
     """
     run = _Run(model, optimizer, x, y, batch_size, rng, schedule, augment, progress, history,
-               state, on_step)
-    run.time_left, run.images_before = time_left or (TimeLeft(len(x) * epochs), 0)
+               state, on_step, time_left or (TimeLeft(len(x) * epochs), 0))
     with ops.threads(threads if threads is not None else blas_threads), \
             _StepBoundaryInterrupt() as interrupt:
         try:
@@ -234,10 +233,11 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
 
 class _Run:
     """One call of ``fit``: the data and settings, the history, and the resumable position
-    ``state`` (epoch, step, the epoch's shuffled order and running sums)."""
+    ``state`` (epoch, step, the epoch's shuffled order and running sums), and the estimate of
+    the time left with the images trained before this call (see ``fit``)."""
 
     def __init__(self, model, optimizer, x, y, batch_size, rng, schedule, augment, progress,
-                 history, state, on_step):
+                 history, state, on_step, time_left):
         self.model, self.optimizer, self.x, self.y = model, optimizer, x, y
         self.batch_size, self.schedule, self.augment = batch_size, schedule, augment
         self.rng = rng if rng is not None else np.random.default_rng()
@@ -247,6 +247,7 @@ class _Run:
             self.history.setdefault(key, [])
         self.state = dict(state or {"epoch": 0, "step": 0})
         self.on_step = on_step
+        self.time_left, self.images_before = time_left
         self.params = [p for p, _ in model.parameters()]
         self.last_good = {"step": optimizer.steps, "params": [p.copy() for p in self.params]}
 
