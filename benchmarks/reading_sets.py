@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import make_digits  # noqa: E402
 
+from tinynet.vision import stroke_width  # noqa: E402
+
 
 def label_of(path: Path) -> str:
     """The reading expected from a file's name: '7_00012.png' -> '7', a generated page
@@ -265,14 +267,6 @@ PEN_WIDTHS = {"fine": (0.035, 0.06), "medium": (0.08, 0.13), "marker": (0.16, 0.
 PEN_CHANCES = (0.4, 0.2, 0.4)
 
 
-def _stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width of a 0/1 ink mask, in pixels: a stroke of length L and width w
-    covers L * w pixels and has an outline about 2 L long."""
-    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    outline = sum(cv2.arcLength(c, True) for c in contours)
-    return 2 * float(mask.sum()) / max(outline, 1.0)
-
-
 def _shape_signature(coverage: np.ndarray) -> tuple[int, int]:
     """(pieces, loops) of the ink, specks and pinholes aside. A new pen must keep both, so
     that a marker never fills the loops of an 8 and a fine pen never breaks a 4 apart."""
@@ -298,7 +292,7 @@ def _repen(coverage: np.ndarray, rng, pen: str, min_width: float) -> np.ndarray:
     rows = np.flatnonzero(mask.any(axis=1))
     low, high = PEN_WIDTHS[pen]
     target = max(rng.uniform(low, high) * (rows[-1] - rows[0] + 1), min_width)
-    current = _stroke_width(mask)
+    current = stroke_width(mask)
     radius = int(round(abs(target - current) / 2))
     change = cv2.dilate if target > current else cv2.erode
     signature = _shape_signature(coverage)

@@ -21,18 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The pen-stroke building blocks the library draws its "not a digit" glyphs with.
+from tinynet.negatives import arc, line
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def arc(cx, cy, rx, ry, start, stop, steps=24):
-    """Points of an elliptic arc; angles in degrees, 0 = right, 90 = down (image axes)."""
-    angles = np.radians(np.linspace(start, stop, steps))
-    return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
-
-
-def line(*points):
-    """A polyline through the given (x, y) points."""
-    return np.array(points, dtype=np.float64)
 
 
 # Each digit is a list of strokes; each stroke is an (n, 2) array of points in the unit box.
