@@ -94,9 +94,11 @@ def threads(n=None):
 
 _FORWARD = ("dense_forward", "conv2d_forward", "conv2d_winograd_forward", "maxpool_forward",
             "batchnorm_forward", "relu_forward")
-# NumPy's convolutions run at about half the kernels' speed, and loading the kernels costs
-# about 0.4 s: so NumPy wins up to roughly 0.8 s of its own work, some 10^10 multiply-adds
-# on these machines (reading a few dozen images with the shipped ensemble of five networks).
+# NumPy's convolutions run about 4x slower than the kernels, but loading the kernels (Numba,
+# the cached kernels, the worker threads) costs more than a few dozen images take to read.
+# Measured through `examples/mnist.py --load weights/mnist.npz --no-show --no-figure` on the
+# 46 images of digits/ with the shipped ensemble of five networks (about 10^10
+# multiply-adds): 1.5-1.7 s when the kernels were loaded past 2^31, 0.9-1.2 s in NumPy alone.
 START_OP_WORK = 1 << 30     # multiply-adds (convolutions) or values (others) of one op
 START_BUDGET = 1 << 33      # all the work done in NumPy before the kernels take over
 _start_work = 0
