@@ -1,5 +1,6 @@
 """tinynet.augment: random warps of training images, reproducible from a seed."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -123,3 +124,39 @@ def test_handwriting_augmentation_is_reproducible_and_keeps_the_digit():
     ratio = a.sum(axis=(1, 2)) / imgs.sum(axis=(1, 2))
     assert 0.3 < ratio.min() and ratio.max() < 3      # thinner or thicker, never gone
     assert ratio.std() > 0.05                         # and the pen really varies
+
+
+def test_thin_leaves_the_centre_line_of_a_bar(backend):
+    bar = np.zeros((1, 12, 30), np.uint8)
+    bar[0, 3:8, 4:26] = 1                      # 5 rows thick, 22 columns long
+    line = ops.thin(bar, np.empty_like(bar))[0]
+    rows, cols = np.nonzero(line)
+    assert set(rows) == {5}                    # the middle row, one pixel thick
+    assert cols.min() <= 7 and cols.max() >= 22 and len(cols) == cols.max() - cols.min() + 1
+
+
+def test_thin_keeps_a_ring_closed(backend):
+    yy, xx = np.mgrid[0:32, 0:32]
+    radius = np.hypot(yy - 15.5, xx - 15.5)
+    ring = ((radius > 8) & (radius < 12)).astype(np.uint8)[None]
+    path = ops.thin(ring, np.empty_like(ring))[0]
+    count, _ = cv2.connectedComponents(1 - path, connectivity=4)
+    assert count == 3                          # outside, path and hole: still a loop
+    assert np.all(np.abs(radius[path == 1] - 10) < 1.6)
+
+
+def test_redraw_with_pen_gives_an_mnist_style_digit_of_the_same_shape():
+    from tinynet.augment import redraw_with_pen
+
+    yy, xx = np.mgrid[0:28, 0:28]
+    radius = np.hypot((yy - 14) / 1.4, xx - 14)
+    zero = np.clip(1.6 - np.abs(radius - 5.5), 0, 1).astype(np.float32)   # an oval "0"
+    blank = np.zeros((28, 28), np.float32)
+    out = redraw_with_pen(np.stack([zero, blank]), np.random.default_rng(0))
+    again = redraw_with_pen(np.stack([zero, blank]), np.random.default_rng(0))
+    np.testing.assert_array_equal(out, again)
+    np.testing.assert_array_equal(out[1], blank)           # nothing to redraw
+    rows, cols = np.nonzero(out[0] > 0.1)
+    assert rows.max() - rows.min() + 1 in (20, 21)         # MNIST's 20-pixel box, tallest side
+    assert out[0][14, 14] < 0.1 and out[0].max() == 1.0    # the hole stays open
+    assert abs(float((out[0] * np.arange(28)[:, None]).sum() / out[0].sum()) - 14) < 1

@@ -128,3 +128,17 @@ def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, 
     assert resumed.temperature == straight.temperature
     for a, b in zip(straight.metadata["member_histories"], resumed.metadata["member_histories"]):
         assert a["loss"] == b["loss"] and a["val_accuracy"] == b["val_accuracy"]
+
+
+def test_a_recipe_redraws_the_share_of_training_digits_it_asks_for(tiny_recipe):
+    recipe = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, redrawn=0.4,
+                            validation=100)
+    plain = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, validation=100)
+    x, y, xv, yv, _, _ = recipes.prepare(recipe, tiny_recipe, seed=3)
+    x0, y0, xv0, _, _, _ = recipes.prepare(plain, tiny_recipe, seed=3)
+    changed = np.any(x != x0, axis=(1, 2, 3))
+    assert 0.3 < changed.mean() < 0.5                      # about 40% of the 400
+    np.testing.assert_array_equal(y, y0)                   # the labels stay
+    np.testing.assert_array_equal(xv, xv0)                 # held-out images are never redrawn
+    again = recipes.prepare(recipe, tiny_recipe, seed=3)[0]
+    np.testing.assert_array_equal(x, again)

@@ -471,3 +471,13 @@ def test_the_fast_backend_imports_numba_only_when_it_needs_it():
                           cwd=root, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["fast False (3, 11)", "fast True"]
+
+
+def test_thin_agrees():
+    rng = np.random.default_rng(4)
+    blobs = (rng.random((6, 40, 40)) < 0.5).astype(np.uint8)
+    blobs[:, 8:30, 10:16] = 1                  # solid strokes among the noise
+    blobs[3] = 0                               # an empty image
+    a = ref.thin(blobs, np.empty_like(blobs))
+    np.testing.assert_array_equal(a, fast.thin(blobs, np.empty_like(blobs)))
+    assert 0 < a.sum() < blobs.sum() and a[3].sum() == 0

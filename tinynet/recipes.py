@@ -39,6 +39,7 @@ class Recipe:
     threads: int | None = None      # threads for the ops; None: every available core
     members: int = 1                # >1: that many networks from different seeds, averaged
     negatives: float = 0.0          # "not a digit" images (class 10) per training image
+    redrawn: float = 0.0            # share of training digits redrawn with an even pen
     validation: int = 0             # training images held out to watch and to calibrate on
     note: str = ""
     seconds: float | None = None    # training time measured on the 2-core development machine
@@ -95,7 +96,7 @@ RECIPES = {
     # watched during training and calibrate the probabilities; the test set is only
     # measured once, at the end.
     "cnn": Recipe(model="cnn", epochs=14, batch_size=128, lr=3e-3, schedule="one_cycle",
-                  weight_decay=0.01, members=5, negatives=0.1, validation=5000,
+                  weight_decay=0.01, members=5, negatives=0.2, redrawn=0.3, validation=5000,
                   augment=ROBUST_AUGMENT,
                   note="5 conv nets with batch norm and a not-a-digit class, handwriting "
                        "augmentation, AdamW, one-cycle", seconds=3700),
@@ -135,7 +136,10 @@ def prepare(recipe, data, seed=0):
     With ``recipe.validation`` > 0 that many training images (a fixed random choice) are held
     out as the validation set; otherwise the test set is watched during training (older
     recipes, whose final weights are shipped whatever it shows). With ``recipe.negatives``,
-    generated "not a digit" images (class 10) are added to both, drawn from the seed."""
+    generated "not a digit" images (class 10) are added to both, drawn from the seed; with
+    ``recipe.redrawn``, that share of the training digits (a random choice from the seed) is
+    replaced by the same digits redrawn with an even pen (``augment.redraw_with_pen``), the
+    way the negatives are drawn, so that the pen alone cannot tell digits from the rest."""
     x_train, y_train, x_test, y_test = data
     x, y = to_float(x_train), y_train.astype(np.int64)
     xt, yt = to_float(x_test), y_test.astype(np.int64)
@@ -144,6 +148,12 @@ def prepare(recipe, data, seed=0):
         order = np.random.default_rng(VALIDATION_SEED).permutation(len(x))
         held, kept = order[:recipe.validation], np.sort(order[recipe.validation:])
         xv, yv, x, y = x[held], y[held], x[kept], y[kept]
+    if recipe.redrawn:
+        from .augment import redraw_with_pen
+
+        rng = np.random.default_rng([seed, 3])
+        pick = np.flatnonzero(rng.random(len(x)) < recipe.redrawn)
+        x[pick, 0] = redraw_with_pen(x[pick, 0], rng)
     if recipe.negatives:
         from . import negatives
 

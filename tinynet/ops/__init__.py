@@ -32,7 +32,7 @@ OPS = (
     "dropout_forward", "dropout_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "sgd_update", "adam_update",
-    "warp_bilinear", "blur_planes", "pen_width", "break_strokes",
+    "warp_bilinear", "blur_planes", "pen_width", "break_strokes", "thin",
 )
 
 _active = None

@@ -502,3 +502,41 @@ def break_strokes(images, picks, radius, out):
             near = (yy - ys[k]) ** 2 + (xx - xs[k]) ** 2 <= radius * radius
             out[n][near] = 0.0
     return out
+
+
+def thin(masks, out):
+    """Thin the shapes of each binary image (N, H, W) uint8 to lines one pixel wide, keeping
+    their connections (Zhang and Suen, 1984): the pen's path, whatever the pen's width.
+
+    With p2..p9 the 8 neighbours of a pixel clockwise from the one above (p2 up, p4 right,
+    p6 down, p8 left), B = p2 + ... + p9 and A = the number of 0 -> 1 steps around the ring
+    p2, p3, ..., p9, p2, a pixel of the shape is removed when 2 <= B <= 6 (not an end, not
+    inside), A = 1 (removing it cuts nothing) and
+
+        first pass:   p2 p4 p6 = 0 and p4 p6 p8 = 0   (a right or lower edge pixel)
+        second pass:  p2 p4 p8 = 0 and p2 p6 p8 = 0   (a left or upper edge pixel)
+
+    Each pass decides every pixel from the image as the pass began; the two alternate until
+    a round removes nothing. Pixels outside the image count as 0. Returns out (0 or 1).
+    """
+    out[...] = masks != 0
+    H, W = masks.shape[1:]
+    while True:
+        removed = False
+        for first in (True, False):
+            p = np.pad(out, ((0, 0), (1, 1), (1, 1)))
+            ring = [p[:, y:y + H, x:x + W].astype(np.int32)          # p2 .. p9, clockwise
+                    for y, x in ((0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0), (0, 0))]
+            p2, p3, p4, p5, p6, p7, p8, p9 = ring
+            b = sum(ring)
+            a = sum((ring[k] == 0) & (ring[(k + 1) % 8] == 1) for k in range(8))
+            if first:
+                edge = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                edge = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            gone = (out == 1) & (b >= 2) & (b <= 6) & (a == 1) & edge
+            if gone.any():
+                out[gone] = 0
+                removed = True
+        if not removed:
+            return out

@@ -16,7 +16,7 @@ from ..reference import (  # noqa: F401
     softmax_cross_entropy_forward,
 )
 from . import scheduler  # noqa: F401
-from .augment import blur_planes, break_strokes, pen_width, warp_bilinear  # noqa: F401
+from .augment import blur_planes, break_strokes, pen_width, thin, warp_bilinear  # noqa: F401
 from .conv import conv2d_backward, conv2d_forward  # noqa: F401
 from .dense import dense_backward, dense_forward  # noqa: F401
 from .elementwise import (  # noqa: F401

@@ -139,3 +139,57 @@ def break_strokes(images, picks, radius, out):
                     if (y - cy) * (y - cy) + (x - cx) * (x - cx) <= radius * radius:
                         out[n, y, x] = 0.0
     return out
+
+
+@njit(cache=True)
+def thin(masks, out):
+    """Zhang-Suen thinning of binary images (N, H, W) to one-pixel-wide lines, image by
+    image; the reference function states the rule. Returns ``out`` (0 or 1)."""
+    N, H, W = masks.shape
+    dy = np.array([-1, -1, 0, 1, 1, 1, 0, -1])      # p2 .. p9, clockwise from above
+    dx = np.array([0, 1, 1, 1, 0, -1, -1, -1])
+    gone = np.empty(H * W, np.int64)
+    ring = np.empty(8, np.int64)
+    for n in range(N):
+        img = out[n]
+        for y in range(H):
+            for x in range(W):
+                img[y, x] = 1 if masks[n, y, x] != 0 else 0
+        removed = True
+        while removed:
+            removed = False
+            for first in (True, False):
+                count = 0
+                for y in range(H):
+                    for x in range(W):
+                        if img[y, x] == 0:
+                            continue
+                        b = 0
+                        for k in range(8):
+                            yy, xx = y + dy[k], x + dx[k]
+                            v = 0
+                            if 0 <= yy < H and 0 <= xx < W:
+                                v = img[yy, xx]
+                            ring[k] = v
+                            b += v
+                        if b < 2 or b > 6:
+                            continue
+                        a = 0
+                        for k in range(8):
+                            if ring[k] == 0 and ring[(k + 1) % 8] == 1:
+                                a += 1
+                        if a != 1:
+                            continue
+                        p2, p4, p6, p8 = ring[0], ring[2], ring[4], ring[6]
+                        if first:
+                            edge = p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+                        else:
+                            edge = p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+                        if edge:
+                            gone[count] = y * W + x
+                            count += 1
+                for i in range(count):      # removed together: decided on the same image
+                    img[gone[i] // W, gone[i] % W] = 0
+                if count > 0:
+                    removed = True
+    return out
