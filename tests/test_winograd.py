@@ -231,3 +231,21 @@ print(float(np.abs(cold - warm).max()), int((cold.argmax(1) != warm.argmax(1)).s
     assert res.returncode == 0, res.stderr[-3000:]
     diff, changed = res.stdout.split()
     assert float(diff) < 1e-4 and int(changed) == 0
+
+
+def test_filter_transforms_are_remembered_for_each_network_of_an_ensemble(monkeypatch):
+    from tinynet.ops.fast import winograd
+
+    calls = []
+    real = winograd.filter_transform
+    monkeypatch.setattr(winograd, "filter_transform", lambda W: calls.append(1) or real(W))
+    monkeypatch.setattr(winograd, "_transformed", type(winograd._transformed)())
+    banks = [np.random.default_rng(k).normal(size=(8, 4, 3, 3)).astype(np.float32)
+             for k in range(5)]
+    for _ in range(3):                                  # three predictions of five networks
+        for W in banks:
+            np.testing.assert_array_equal(winograd.transformed_filters(W), real(W))
+    assert len(calls) == 5
+    banks[2] += 1.0                                     # an optimizer step changes W in place
+    np.testing.assert_array_equal(winograd.transformed_filters(banks[2]), real(banks[2]))
+    assert len(calls) == 6
