@@ -160,3 +160,17 @@ def test_redraw_with_pen_gives_an_mnist_style_digit_of_the_same_shape():
     assert rows.max() - rows.min() + 1 in (20, 21)         # MNIST's 20-pixel box, tallest side
     assert out[0][14, 14] < 0.1 and out[0].max() == 1.0    # the hole stays open
     assert abs(float((out[0] * np.arange(28)[:, None]).sum() / out[0].sum()) - 14) < 1
+
+
+def test_rerender_gives_the_image_the_reader_would_see_in_a_file():
+    from tinynet.augment import rerender
+    from tinynet.vision import render_digit
+
+    bar = np.zeros((2, 28, 28), np.float32)
+    bar[0, 4:24, 12:15] = 1.0                     # a "1": 20 rows, 3 columns
+    out = rerender(bar, np.random.default_rng(0), sides=(56, 56))
+    expected = render_digit(cv2.resize(bar[0], (56, 56), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(out[0], expected)
+    np.testing.assert_array_equal(out[1], bar[1])          # no ink: left as it was
+    rows = np.flatnonzero(out[0].max(axis=1) > 0.1)
+    assert rows.max() - rows.min() + 1 in (20, 21)

@@ -131,8 +131,8 @@ def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, 
 
 
 def test_a_recipe_redraws_the_share_of_training_digits_it_asks_for(tiny_recipe):
-    recipe = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, redrawn=0.4,
-                            validation=100)
+    recipe = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, redrawn=0.2,
+                            rerendered=0.2, validation=100)
     plain = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, validation=100)
     x, y, xv, yv, _, _ = recipes.prepare(recipe, tiny_recipe, seed=3)
     x0, y0, xv0, _, _, _ = recipes.prepare(plain, tiny_recipe, seed=3)

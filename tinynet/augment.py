@@ -122,6 +122,23 @@ def redraw_with_pen(images, rng, radius=(0.5, 3.0), upscale=2):
     return out
 
 
+def rerender(images, rng, sides=(28, 112)):
+    """Each image (N, H, W) in [0, 1] enlarged to a random height in ``sides`` (pixels, as
+    the digits in users' files come) and brought back as the reader brings a glyph
+    (``tinynet.vision.render_digit``: crop, stroke width, 20x20 box, centre of mass), so the
+    network trains on the images it will be given, not only on MNIST's own 28x28 rendering.
+    An image with no ink is returned unchanged. Returns a new float32 array."""
+    images = np.asarray(images, dtype=np.float32)
+    out = images.copy()
+    for i, side in enumerate(rng.integers(sides[0], sides[1] + 1, size=len(images))):
+        size = (int(side), int(side))
+        try:
+            out[i] = render_digit(cv2.resize(images[i], size, interpolation=cv2.INTER_LINEAR))
+        except ImageError:
+            pass
+    return out
+
+
 def augment(images, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1),
             elastic_alpha=0.0, elastic_sigma=3.0, max_shear=0.0, aspect=(1.0, 1.0),
             pen=(0.0, 0.0), gaps=0.0, gap_radius=1.2):

@@ -81,6 +81,10 @@ BATCH_IMAGES = 32      # read_many lays out this many images, then runs the netw
 # rejected at most 0.2% of the digits (0.12%, against 1.25% at 0.5), at the cost of answering
 # "not a digit" for 54% of the non-digits instead of 74%.
 REJECT_AT = 0.9
+# A glyph in a line where at least IN_NUMBER other glyphs are read as digits is part of a
+# number far more often than not, so there "not a digit" must be surer.
+REJECT_IN_NUMBER = 0.9
+IN_NUMBER = 2
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "mnist.npz"
 _default_model = None
@@ -503,15 +507,15 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
             continue
         lines, not_digits = [], []
         for line in tree:
+            chosen = [node for root in line if root is not None for node in _best(root)[1]]
+            read_as_digits = sum(not _rejects(node.probs) for node in chosen)
             digits = []
-            for root in line:
-                if root is None:
-                    continue
-                for node in _best(root)[1]:
-                    if _rejects(node.probs):
-                        not_digits.append(_not_a_digit(node, page.scale))
-                    else:
-                        digits.append(_digit(node, page.scale))
+            for node in chosen:
+                others = read_as_digits - (not _rejects(node.probs))
+                if _rejects(node.probs, in_number=others >= IN_NUMBER):
+                    not_digits.append(_not_a_digit(node, page.scale))
+                else:
+                    digits.append(_digit(node, page.scale))
             if digits:
                 lines.append(digits)
         if not lines and not not_digits:
@@ -550,18 +554,20 @@ def _not_a_digit(node: _Node, scale: float) -> NotADigit:
                      float(node.probs[best]))
 
 
-def rejected(probabilities) -> np.ndarray:
+def rejected(probabilities, at: float | None = None) -> np.ndarray:
     """Which rows of (N, 10) or (N, 11) probabilities the reader calls "not a digit": those
-    giving `NOT_A_DIGIT` at least `REJECT_AT` (none for a 10-output model). (N,) bools."""
+    giving `NOT_A_DIGIT` at least `at` (default `REJECT_AT`; none for a 10-output model).
+    (N,) bools."""
     probabilities = np.asarray(probabilities)
     if probabilities.shape[-1] <= NOT_A_DIGIT:
         return np.zeros(probabilities.shape[:-1], dtype=bool)
-    return probabilities[..., NOT_A_DIGIT] >= REJECT_AT
+    return probabilities[..., NOT_A_DIGIT] >= (REJECT_AT if at is None else at)
 
 
-def _rejects(probs: np.ndarray) -> bool:
-    """Is this glyph (one row of probabilities) not a digit?"""
-    return bool(rejected(probs))
+def _rejects(probs: np.ndarray, in_number: bool = False) -> bool:
+    """Is this glyph (one row of probabilities) not a digit? Among digits (`in_number`) it
+    takes more to say so: see `REJECT_IN_NUMBER`."""
+    return bool(rejected(probs, REJECT_IN_NUMBER if in_number else REJECT_AT))
 
 
 def _not_digit(probs: np.ndarray) -> float:

@@ -40,6 +40,7 @@ class Recipe:
     members: int = 1                # >1: that many networks from different seeds, averaged
     negatives: float = 0.0          # "not a digit" images (class 10) per training image
     redrawn: float = 0.0            # share of training digits redrawn with an even pen
+    rerendered: float = 0.0         # share of training digits rendered as the reader does
     validation: int = 0             # training images held out to watch and to calibrate on
     note: str = ""
     seconds: float | None = None    # training time measured on the 2-core development machine
@@ -92,11 +93,14 @@ RECIPES = {
     # output for "not a digit" (trained on generated letters, symbols, doodles, scribbles and
     # pieces of digits: tinynet/negatives.py), augmented the ways people's handwriting
     # differs (slant, aspect, rotation, size, position, pen width, broken strokes),
-    # AdamW with a one-cycle learning rate. 5,000 training images are held out: they are
-    # watched during training and calibrate the probabilities; the test set is only
-    # measured once, at the end.
+    # AdamW with a one-cycle learning rate. 30% of the training digits are redrawn with an
+    # even pen, as the negatives are drawn (else an even pen means "not a digit" to the
+    # network), and 20% rendered as the reader renders a digit in a user's file. 5,000
+    # training images are held out: they are watched during training and calibrate the
+    # probabilities; the test set is only measured once, at the end.
     "cnn": Recipe(model="cnn", epochs=14, batch_size=128, lr=3e-3, schedule="one_cycle",
-                  weight_decay=0.01, members=5, negatives=0.2, redrawn=0.3, validation=5000,
+                  weight_decay=0.01, members=5, negatives=0.2, redrawn=0.3, rerendered=0.2,
+                  validation=5000,
                   augment=ROBUST_AUGMENT,
                   note="5 conv nets with batch norm and a not-a-digit class, handwriting "
                        "augmentation, AdamW, one-cycle", seconds=3700),
@@ -139,7 +143,9 @@ def prepare(recipe, data, seed=0):
     generated "not a digit" images (class 10) are added to both, drawn from the seed; with
     ``recipe.redrawn``, that share of the training digits (a random choice from the seed) is
     replaced by the same digits redrawn with an even pen (``augment.redraw_with_pen``), the
-    way the negatives are drawn, so that the pen alone cannot tell digits from the rest."""
+    way the negatives are drawn, so that the pen alone cannot tell digits from the rest;
+    with ``recipe.rerendered``, another share is enlarged and rendered as the reader renders
+    a glyph in a user's file (``augment.rerender``)."""
     x_train, y_train, x_test, y_test = data
     x, y = to_float(x_train), y_train.astype(np.int64)
     xt, yt = to_float(x_test), y_test.astype(np.int64)
@@ -148,12 +154,15 @@ def prepare(recipe, data, seed=0):
         order = np.random.default_rng(VALIDATION_SEED).permutation(len(x))
         held, kept = order[:recipe.validation], np.sort(order[recipe.validation:])
         xv, yv, x, y = x[held], y[held], x[kept], y[kept]
-    if recipe.redrawn:
-        from .augment import redraw_with_pen
+    if recipe.redrawn or recipe.rerendered:
+        from .augment import redraw_with_pen, rerender
 
         rng = np.random.default_rng([seed, 3])
-        pick = np.flatnonzero(rng.random(len(x)) < recipe.redrawn)
+        u = rng.random(len(x))
+        pick = np.flatnonzero(u < recipe.redrawn)
         x[pick, 0] = redraw_with_pen(x[pick, 0], rng)
+        pick = np.flatnonzero((u >= recipe.redrawn) & (u < recipe.redrawn + recipe.rerendered))
+        x[pick, 0] = rerender(x[pick, 0], rng)
     if recipe.negatives:
         from . import negatives
 
