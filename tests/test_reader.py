@@ -404,7 +404,7 @@ def test_an_image_of_something_that_is_not_a_digit_reads_as_no_text():
 
 @needs_model
 def test_a_glyph_that_is_not_a_digit_is_left_out_of_the_number():
-    reading = tinynet.read(page(["4x7"]), NotADigitWhen(crossed))
+    reading = tinynet.read(page(["4x7"]), NotADigitWhen(crossed, sure=0.99))
     assert reading.text == "47"
     (glyph,) = reading.not_digits
     four, seven = reading.digits
@@ -414,6 +414,20 @@ def test_a_glyph_that_is_not_a_digit_is_left_out_of_the_number():
         assert digit.not_digit == pytest.approx(0.01)
         assert float(digit.probabilities.sum()) == pytest.approx(0.99, abs=1e-4)
         assert digit.confidence == float(digit.probabilities[digit.value])
+
+
+@needs_model
+def test_among_digits_not_a_digit_must_be_surer():
+    # 0.95 rejects a glyph alone (REJECT_AT 0.9), and one beside a single digit, but not one
+    # with two digits in its line (REJECT_IN_NUMBER 0.97): that one is read, unsure.
+    model = NotADigitWhen(crossed, sure=0.95)
+    assert tinynet.read(page(["x"]), model).text == ""
+    assert tinynet.read(page(["4x"]), model).text == "4"
+    among = tinynet.read(page(["4x7"]), model)
+    assert len(among.text) == 3 and among.text[0] + among.text[2] == "47"
+    assert among.not_digits == [] and among.unsure
+    assert among.digits[1].not_digit == pytest.approx(0.95)
+    assert tinynet.read(page(["4x7"]), NotADigitWhen(crossed, sure=0.98)).text == "47"
 
 
 @needs_model
