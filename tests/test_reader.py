@@ -192,6 +192,16 @@ def test_read_many_reads_in_batches(tmp_path):
     assert model.calls == 2                           # one network run per batch, not per image
 
 
+def test_read_many_batches_large_images_by_their_pixels(tmp_path, monkeypatch):
+    side = page(["1"]).shape
+    monkeypatch.setattr(reader, "BATCH_PIXELS", 3 * side[0] * side[1])
+    for i in range(7):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), page(["1"]))
+    model = Uniform()
+    assert sum(r.ok for r in tinynet.read_many(tmp_path, model)) == 7
+    assert model.calls == 3                           # 3 + 3 + 1 images
+
+
 def test_readable_suffixes_come_from_the_formats_list():
     assert imagefile.IMAGE_SUFFIXES == {s for v in imagefile.FORMATS.values() for s in v}
     assert {".pgm", ".ppm", ".pbm", ".jfif"} <= imagefile.IMAGE_SUFFIXES
