@@ -136,6 +136,11 @@ def test_maxpool_agrees(case):
     dx = ref.maxpool_backward(g, arg, x.shape)
     close(dx, fast.maxpool_backward(g, argf, x.shape), 1e-6)
     assert dx.sum() == pytest.approx(g.sum(), rel=1e-4, abs=1e-3)   # every gradient lands once
+    # a prediction skips finding where the maxima were; the maxima are the same
+    for backend in (ref, fast):
+        y_only, none = backend.maxpool_forward(x, ph, pw, s, need_arg=False)
+        np.testing.assert_array_equal(y_only, y)
+        assert none is None
 
 
 def test_maxpool_ties_pick_the_first_position():

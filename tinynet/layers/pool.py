@@ -46,7 +46,7 @@ class MaxPool2D(Layer):
         if (pool_output_size(x.shape[2], self.ph, self.stride) < 1
                 or pool_output_size(x.shape[3], self.pw, self.stride) < 1):
             raise ValueError(f"input plane {x.shape[2:]} is smaller than the pool window")
-        y, arg = ops.maxpool_forward(x, self.ph, self.pw, self.stride)
+        y, arg = ops.maxpool_forward(x, self.ph, self.pw, self.stride, need_arg=training)
         if training:
             self.cache = (arg, x.shape)
         return y

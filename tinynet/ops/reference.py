@@ -310,17 +310,20 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
 # -- max pooling ----------------------------------------------------------------------------
 
 
-def maxpool_forward(x, ph, pw, stride):
+def maxpool_forward(x, ph, pw, stride, need_arg=True):
     """y[n, c, oh, ow] = max_{i < ph, j < pw} x[n, c, oh*stride + i, ow*stride + j]
 
     x (N, C, H, W)  ->  y (N, C, OH, OW), and arg (same shape, int32): where each maximum
-    was, as the flat index h*W + w into its H x W plane (ties go to the first).
+    was, as the flat index h*W + w into its H x W plane (ties go to the first), which only
+    the backward pass needs (``need_arg=False``: arg is None, and finding it is skipped).
     """
     N, C, H, W = x.shape
     OH, OW = pool_output_size(H, ph, stride), pool_output_size(W, pw, stride)
     # one strided view per window offset (i, j), stacked: (ph*pw, N, C, OH, OW)
     stack = np.stack([x[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
                       for i in range(ph) for j in range(pw)])
+    if not need_arg:
+        return stack.max(axis=0), None
     k = stack.argmax(axis=0)                                   # offset i*pw + j of the max
     y = np.take_along_axis(stack, k[None], axis=0)[0]
     i, j = np.divmod(k, pw)

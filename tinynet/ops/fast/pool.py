@@ -123,7 +123,7 @@ def maxpool_backward_kernel(dout, arg, dx):
     return dx
 
 
-def maxpool_forward(x, ph, pw, stride):
+def maxpool_forward(x, ph, pw, stride, need_arg=True):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     OH, OW = pool_output_size(H, ph, stride), pool_output_size(W, pw, stride)
@@ -131,7 +131,7 @@ def maxpool_forward(x, ph, pw, stride):
     arg = np.empty((N, C, OH, OW), dtype=np.int32)
     run_chunks(lambda s, e: maxpool_forward_kernel(x[s:e], ph, pw, stride, y[s:e], arg[s:e]),
                N, chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES))
-    return y, arg
+    return y, (arg if need_arg else None)     # the kernel finds it in the same pass anyway
 
 
 def maxpool_backward(dout, arg, x_shape):
