@@ -192,6 +192,14 @@ def test_read_many_reads_in_batches(tmp_path):
     assert model.calls == 2                           # one network run per batch, not per image
 
 
+def test_read_many_goes_on_past_an_image_with_no_ink(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((60, 60), 255, np.uint8))     # blank
+    cv2.imwrite(str(tmp_path / "b.png"), page(["1"]))
+    blank, one = tinynet.read_many(tmp_path, Uniform())
+    assert not blank.ok and "no digit found" in blank.reason
+    assert one.ok
+
+
 def test_read_many_batches_large_images_by_their_pixels(tmp_path, monkeypatch):
     side = page(["1"]).shape
     monkeypatch.setattr(reader, "BATCH_PIXELS", 3 * side[0] * side[1])

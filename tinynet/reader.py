@@ -269,7 +269,7 @@ def read_many(sources, model=None) -> Iterator[Reading | ReadError]:
             yield ReadError(str(item), f"unexpected {type(exc).__name__}: {exc} "
                                        "(please report this)")
             continue
-        pixels += batch[-1].soft.size
+        pixels += 0 if batch[-1].soft is None else batch[-1].soft.size   # None: no ink found
         if len(batch) == BATCH_IMAGES or pixels >= BATCH_PIXELS:
             yield from _flush(batch, model)
             batch, pixels = [], 0
