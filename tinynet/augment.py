@@ -1,6 +1,8 @@
 """Training-time data augmentation of (N, H, W) image batches: the pen's width, broken
 strokes, random affine warps (shift, rotation, scale, slant, aspect) and optional elastic
-distortion, with bilinear sampling.
+distortion, with bilinear sampling. (Two slower changes, made once per training set rather
+than per batch, re-make digits the way the reader sees users' digits: `redraw_with_pen`
+and `rerender`.)
 
 Every output pixel is *pulled* from the input ("inverse mapping"), so there are no holes.
 Coordinates are (row, col) = (y, x) measured from the image centre
