@@ -114,13 +114,9 @@ def redraw_with_pen(images, rng, radius=(0.5, 3.0), upscale=2):
     radii = rng.uniform(radius[0], radius[1], size=n)
     out = images.copy()
     for i in range(n):
-        if not paths[i].any():
-            continue
-        distance = cv2.distanceTransform(1 - paths[i], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        try:
-            out[i] = render_digit(np.clip(radii[i] + 0.5 - distance, 0, 1))
-        except ImageError:
-            pass
+        if paths[i].any():
+            distance = cv2.distanceTransform(1 - paths[i], cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            out[i] = _rendered(np.clip(radii[i] + 0.5 - distance, 0, 1), images[i])
     return out
 
 
@@ -131,14 +127,19 @@ def rerender(images, rng, sides=(28, 112)):
     network trains on the images it will be given, not only on MNIST's own 28x28 rendering.
     An image with no ink is returned unchanged. Returns a new float32 array."""
     images = np.asarray(images, dtype=np.float32)
-    out = images.copy()
+    out = np.empty_like(images)
     for i, side in enumerate(rng.integers(sides[0], sides[1] + 1, size=len(images))):
         size = (int(side), int(side))
-        try:
-            out[i] = render_digit(cv2.resize(images[i], size, interpolation=cv2.INTER_LINEAR))
-        except ImageError:
-            pass
+        out[i] = _rendered(cv2.resize(images[i], size, interpolation=cv2.INTER_LINEAR), images[i])
     return out
+
+
+def _rendered(ink, original):
+    """``render_digit(ink)``, or the original image when the ink is too faint to render."""
+    try:
+        return render_digit(ink)
+    except ImageError:
+        return original
 
 
 def augment(images, rng, max_shift=2.0, max_rotation=10.0, scale=(0.9, 1.1),

@@ -249,30 +249,28 @@ def read_many(sources, model=None) -> Iterator[Reading | ReadError]:
     """
     model = model or default_model()
     batch: list[_Page] = []
-    pixels = 0
     for item in image_files(sources):
         if isinstance(item, ReadError):
             yield from _flush(batch, model)
-            batch, pixels = [], 0
+            batch = []
             yield item
             continue
         try:
             batch.append(_Page.open(item))
         except ImageError as exc:
             yield from _flush(batch, model)
-            batch, pixels = [], 0
+            batch = []
             yield ReadError(str(item), _reason(exc, item))
             continue
         except Exception as exc:    # a bug, but one image must not stop the others
             yield from _flush(batch, model)
-            batch, pixels = [], 0
+            batch = []
             yield ReadError(str(item), f"unexpected {type(exc).__name__}: {exc} "
                                        "(please report this)")
             continue
-        pixels += 0 if batch[-1].soft is None else batch[-1].soft.size   # None: no ink found
-        if len(batch) == BATCH_IMAGES or pixels >= BATCH_PIXELS:
+        if len(batch) == BATCH_IMAGES or _pixels(batch) >= BATCH_PIXELS:
             yield from _flush(batch, model)
-            batch, pixels = [], 0
+            batch = []
     yield from _flush(batch, model)
 
 
@@ -347,6 +345,11 @@ def _folder_entry_kind(entry: Path) -> str | None:
 
 # suffixes that say nothing about the content, so the first bytes are checked
 _IMAGE_SNIFF = {".img", ".image", ".tmp", ".dat", ".bin", ".pic", ".photo"}
+
+
+def _pixels(batch: list[_Page]) -> int:
+    """Analysis pixels the pages of a batch hold (a page with no ink holds none)."""
+    return sum(page.soft.size for page in batch if page.soft is not None)
 
 
 def _reason(exc: Exception, path) -> str:
@@ -523,10 +526,11 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         lines, not_digits = [], []
         for line in tree:
             chosen = [node for root in line if root is not None for node in _best(root)[1]]
-            read_as_digits = sum(not _rejects(node.probs) for node in chosen)
+            alone = [_rejects(node.probs) for node in chosen]
+            read_as_digits = alone.count(False)
             digits = []
-            for node in chosen:
-                others = read_as_digits - (not _rejects(node.probs))
+            for node, rejected_alone in zip(chosen, alone):
+                others = read_as_digits - (not rejected_alone)
                 if _rejects(node.probs, in_number=others >= IN_NUMBER):
                     not_digits.append(_not_a_digit(node, page.scale))
                 else:

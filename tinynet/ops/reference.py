@@ -530,7 +530,7 @@ def thin(masks, out):
             p = np.pad(out, ((0, 0), (1, 1), (1, 1)))
             ring = [p[:, y:y + H, x:x + W].astype(np.int32)          # p2 .. p9, clockwise
                     for y, x in ((0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0), (0, 0))]
-            p2, p3, p4, p5, p6, p7, p8, p9 = ring
+            p2, _, p4, _, p6, _, p8, _ = ring
             b = sum(ring)
             a = sum((ring[k] == 0) & (ring[(k + 1) % 8] == 1) for k in range(8))
             if first:
