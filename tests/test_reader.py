@@ -124,6 +124,52 @@ def test_a_five_with_a_detached_flag_stays_one_digit():
     assert tinynet.read(255 - canvas).text == "5"
 
 
+@needs_model
+def test_a_five_whose_flag_floats_beside_its_top_is_joined_by_the_network():
+    canvas = np.zeros((140, 130), np.uint8)
+    cv2.line(canvas, (62, 30), (105, 26), 255, 7)                  # the flag, right of the stem
+    cv2.line(canvas, (42, 24), (38, 68), 255, 7)
+    cv2.ellipse(canvas, (60, 90), (28, 26), 0, -140, 140, 255, 7)
+    reading = tinynet.read(255 - canvas)
+    assert reading.text == "5"
+    assert reading.digits[0].box[2] >= 100                          # the flag is part of it
+
+
+def glyph(x0, y0, x1, y1, label=1):
+    return layout.Glyph([layout.Blob(label, (x1 - x0) * (y1 - y0), x0, y0, x1, y1)])
+
+
+def test_a_small_piece_beside_the_top_of_a_glyph_is_kept_loose_on_it():
+    body, flag = glyph(0, 0, 30, 60), glyph(34, 2, 50, 10, label=2)
+    dot = glyph(34, 50, 40, 58, label=3)                            # level with the bottom
+    far = glyph(120, 2, 130, 10, label=4)
+    line = layout.drop_small_glyphs([body, flag, dot, far])
+    assert line == [body] and body.loose == [flag]
+
+
+def test_join_options_pair_a_short_piece_with_its_neighbour_but_not_two_digits():
+    body, piece = glyph(0, 0, 30, 60), glyph(33, 0, 55, 25, label=2)
+    other = glyph(80, 0, 110, 60, label=3)                          # 25 px: too far
+    assert layout.join_options([body, piece, other]) == [0]
+    assert layout.join_options([body, other]) == []                 # as tall: two digits
+
+
+def test_glyphs_are_joined_only_when_the_network_reads_them_far_better_as_one():
+    def node(*probs):
+        n = reader._Node(None, glyph(0, 0, 10, 10), None, 1, None)
+        n.probs = np.array(probs + (0.0,) * (11 - len(probs)), np.float32)
+        return n
+    unsure, sure = node(0.3, 0.3, 0.4), node(0.99, 0.01)
+    assert reader._joins(node(0.0, 0.0, 0.0, 0.0, 0.0, 0.99), [unsure])
+    assert reader._joins(node(0.0, 0.0, 0.0, 0.0, 0.0, 0.99), [unsure, unsure])
+    assert not reader._joins(node(0.0, 0.0, 0.0, 0.0, 0.0, 0.99), [sure])
+    assert not reader._joins(node(0.0, 0.0, 0.0, 0.0, 0.0, 0.99), [sure, node(0.1, 0.9)])
+    # a 1 and an unsure bar beside it, read together as a 4 drawn in two strokes
+    assert reader._joins(node(0.0, 0.0, 0.0, 0.0, 0.99), [sure, unsure])
+    rejected = node(*(0.0,) * 10, 0.99)                            # not a digit, joined
+    assert not reader._joins(rejected, [unsure])
+
+
 def test_split_penalty_falls_with_width():
     narrow = layout.Glyph([layout.Blob(1, 100, 0, 0, 20, 40)])
     square = layout.Glyph([layout.Blob(1, 100, 0, 0, 44, 40)])

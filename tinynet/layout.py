@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["Blob", "Glyph", "find_lines", "split_options"]
+__all__ = ["Blob", "Glyph", "find_lines", "join_options", "split_options"]
 
 SPECK_AREA = 0.015      # blobs under this fraction of the largest blob's area are dust
 RULE_LENGTH = 2.5       # a straight stroke this many times the writing's height is a rule
@@ -45,6 +45,8 @@ SMALL_LINE_AREA = 0.15  # ... when their ink is also under this fraction of the 
 SPLIT_ASPECT = 0.5      # glyphs at least this wide (of their height) may be cut in columns
 PIECE_WIDTH = 0.12      # a cut leaves at least this fraction of the height on either side
 PIECE_HEIGHT = 0.5      # ... and pieces at least this fraction of the glyph's height tall
+JOIN_HEIGHT = 0.7       # neighbours may be one digit if one is under this fraction of the
+JOIN_ASPECT = 1.2       # ... other's height, and together at most this wide for their height
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Glyph:
     c0: int = -1
     c1: int = 1 << 30
     box: tuple[int, int, int, int] = field(default=(0, 0, 0, 0))   # x0, y0, x1, y1
+    # small glyphs beside this one that may be part of it (the flag of a 5): not read on their
+    # own, but offered to the reader joined to this glyph (see `joined`)
+    loose: list[Glyph] = field(default_factory=list, compare=False)
     _ink: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -96,6 +101,10 @@ class Glyph:
     @property
     def area(self) -> int:
         return sum(b.area for b in self.blobs)
+
+    def joined(self, other: Glyph) -> Glyph:
+        """This glyph and `other` as one glyph (whole blobs; neither may be a cut piece)."""
+        return Glyph(self.blobs + other.blobs)
 
     def ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """This glyph's soft ink, cropped to its box (other ink in the box is blanked).
@@ -332,10 +341,49 @@ def merge_columns(line: list[list[Blob]]) -> list[Glyph]:
 
 def drop_small_glyphs(line: list[Glyph]) -> list[Glyph]:
     """Drop dots, commas, dashes and dust next to the line's digits, after joining slivers
-    (a stroke of a digit broken off beside it) to the digit they almost touch."""
+    (a stroke of a digit broken off beside it) to the digit they almost touch.
+
+    A dropped glyph within PIECE_GAP of a kept one's height beside it, and level with its
+    upper three quarters, is kept on that glyph as `loose`: it may be the detached flag or bar
+    of a 5 or a 7, which only the network can tell from a dash beside a digit."""
     line = attach_slivers(line)
     tallest = max(g.height for g in line)
-    return [g for g in line if g.height >= SMALL_GLYPH * tallest]
+    kept = [g for g in line if g.height >= SMALL_GLYPH * tallest]
+    for small in line:
+        if small.height >= SMALL_GLYPH * tallest:
+            continue
+        middle = (small.box[1] + small.box[3]) / 2
+        near = [(_gap(small, g), g) for g in kept
+                if g.box[1] <= middle <= g.box[1] + 0.75 * g.height
+                and _gap(small, g) < PIECE_GAP * g.height]
+        if near:
+            min(near, key=lambda pair: pair[0])[1].loose.append(small)
+    return kept
+
+
+def join_options(line: list[Glyph]) -> list[int]:
+    """Indices i such that glyphs i and i + 1 of a line (left to right) may be one digit.
+
+    Two glyphs side by side are usually two digits, but a digit drawn in two strokes that do
+    not meet (a 5 whose flag floats to its right, a 4 or a 7 whose bar was drawn apart) makes
+    two glyphs too. Such a piece is clearly shorter than the rest, close beside it, and the
+    two together are shaped like one digit. `tinynet.read` joins them only when the network
+    reads the pair as one digit far better than as two."""
+    options = []
+    for i in range(len(line) - 1):
+        a, b = line[i], line[i + 1]
+        taller, shorter = max(a.height, b.height), min(a.height, b.height)
+        x0, y0 = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
+        x1, y1 = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
+        if shorter < JOIN_HEIGHT * taller and _gap(a, b) < PIECE_GAP * taller \
+                and x1 - x0 <= JOIN_ASPECT * (y1 - y0):
+            options.append(i)
+    return options
+
+
+def _gap(a: Glyph, b: Glyph) -> int:
+    """The horizontal gap between two glyphs (negative when they overlap left to right)."""
+    return max(a.box[0] - b.box[2], b.box[0] - a.box[2])
 
 
 def attach_slivers(line: list[Glyph]) -> list[Glyph]:

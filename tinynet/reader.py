@@ -22,6 +22,12 @@ How an image is read:
    (`split_penalty`: 4 for a glyph of ordinary width, less for a wide one).
    So a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
    digit on its own, are cut apart.
+5. The other way round, a digit drawn in strokes that do not meet (a 5 whose flag floats
+   beside it) leaves a glyph and a smaller piece next to it (`layout.join_options`, and
+   `Glyph.loose` for pieces too small to read alone). They are read as one digit only when
+   the joined glyph's best digit is `JOIN_PENALTY` times as probable as the digits read
+   apart (a piece too small to read alone counts as read for sure), so two digits the
+   network reads well apart are never joined.
 
 Not a digit. A model with 11 outputs says, besides the 10 digits, how probable it is that a
 glyph is not a digit at all (class `NOT_A_DIGIT`: a letter, a symbol, a doodle, a fragment of
@@ -98,6 +104,10 @@ REJECT_AT = 0.9
 # 0.999: 92.0%, 23.1%. 0.97 takes most of the gain for the smallest loss.
 REJECT_IN_NUMBER = 0.97
 IN_NUMBER = 2
+
+#: How many times more probable than the separate glyphs' digits a joined glyph's best digit
+#: must be for the reader to join them (see step 5 of the module's docstring).
+JOIN_PENALTY = math.log(2.0)
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "mnist.npz"
 _default_model = None
@@ -478,6 +488,56 @@ def split_penalty(glyph, digit_width: float | None = None) -> float:
     return penalty
 
 
+class _Line:
+    """A line's glyphs as network nodes: each glyph read alone (and cut), and the joins that
+    `layout` proposes, each read whole."""
+
+    def __init__(self, page: _Page, glyphs: list):
+        width = _digit_width(glyphs)
+        self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width) for g in glyphs]
+        # glyph i with its loose pieces, and glyphs i and i + 1 as one
+        self.with_loose = {i: _node(page, _with_loose(g), 1, width)
+                           for i, g in enumerate(glyphs) if g.loose}
+        self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width)
+                      for i in layout.join_options(glyphs)}
+
+    def nodes(self) -> list[_Node]:
+        joins = list(self.with_loose.values()) + list(self.pairs.values())
+        return [n for n in self.roots + joins if n is not None]
+
+    def decide(self) -> list[_Node]:
+        """The nodes read as the line's glyphs, in order: joins where they win, else each
+        glyph's best reading (`_best`)."""
+        units: list[list[_Node] | None] = [_best(root)[1] if root is not None else []
+                                           for root in self.roots]
+        for i, joined in self.with_loose.items():
+            if _joins(joined, [self.roots[i]]):
+                units[i] = [joined]
+        for i, joined in sorted(self.pairs.items()):
+            taken = units[i] is None or i in self.with_loose or i + 1 in self.with_loose
+            if not taken and _joins(joined, [self.roots[i], self.roots[i + 1]]):
+                units[i], units[i + 1] = [joined], None
+        return [node for unit in units if unit is not None for node in unit]
+
+
+def _with_loose(glyph):
+    joined = glyph
+    for piece in glyph.loose:
+        joined = joined.joined(piece)
+    return joined
+
+
+def _joins(joined: _Node | None, parts: list[_Node | None]) -> bool:
+    """Should `parts` (glyphs side by side; None for one with no ink) be read as the one
+    glyph `joined`? Only if it is a digit, `JOIN_PENALTY` times as probable as the parts
+    read as digits (each whole or cut, whichever is more probable)."""
+    if joined is None or _rejects(joined.probs):
+        return False
+    apart = sum(_best(part, piece=True)[0] for part in parts if part is not None)
+    together = math.log(max(float(joined.probs[:NOT_A_DIGIT].max()), 1e-12))
+    return together - JOIN_PENALTY > apart
+
+
 def _best(node: _Node, piece: bool = False) -> tuple[float, list[_Node]]:
     """(log-probability, glyphs) of the most probable reading of a node, cuts included.
 
@@ -509,10 +569,9 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         if page.error is not None:
             trees.append(None)
             continue
-        tree = [[_node(page, g, MAX_DIGITS_PER_GLYPH, _digit_width(line)) for g in line]
-                for line in page.lines]
+        tree = [_Line(page, line) for line in page.lines]
         trees.append(tree)
-        frontier += [n for line in tree for n in line if n is not None]
+        frontier += [n for line in tree for n in line.nodes()]
     while frontier:
         probs = _predict(model, np.stack([n.image for n in frontier]))
         for node, p in zip(frontier, probs):
@@ -525,7 +584,7 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
             continue
         lines, not_digits = [], []
         for line in tree:
-            chosen = [node for root in line if root is not None for node in _best(root)[1]]
+            chosen = line.decide()
             alone = [_rejects(node.probs) for node in chosen]
             read_as_digits = alone.count(False)
             digits = []
