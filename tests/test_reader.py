@@ -147,6 +147,15 @@ def test_a_small_piece_beside_the_top_of_a_glyph_is_kept_loose_on_it():
     assert line == [body] and body.loose == [flag]
 
 
+def test_the_halves_of_a_slanted_eight_drawn_apart_join_but_two_lines_do_not():
+    top, bottom = layout.Blob(1, 500, 22, 0, 66, 40), layout.Blob(2, 900, 0, 36, 37, 102)
+    units = layout.join_stacked([top, bottom])
+    assert [sorted(b.label for b in u) for u in units] == [[1, 2]]
+    # a digit of the next line, as much offset but 40% of its height below: two units
+    lower = layout.Blob(2, 900, 0, 80, 37, 146)
+    assert len(layout.join_stacked([top, layout.Blob(3, 900, 22, 0, 60, 66), lower])) == 3
+
+
 def test_join_options_pair_a_short_piece_with_its_neighbour_but_not_two_digits():
     body, piece = glyph(0, 0, 30, 60), glyph(33, 0, 55, 25, label=2)
     other = glyph(80, 0, 110, 60, label=3)                          # 25 px: too far

@@ -35,6 +35,7 @@ RULE_LENGTH = 2.5       # a straight stroke this many times the writing's height
 RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's height thick
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
+STACK_OVERLAP = 0.3     # ... when they overlap left to right by this much of the narrower one
 PIECE_GAP = 0.3         # ... and a small piece (the flag of a 5) this close to a larger one
 STACK_HEIGHT = 1.4      # joined pieces are at most this many times the writing's height ...
 CUT_GAP = 0.08          # ... unless the gap is a mere cut (of the shorter piece's height)
@@ -256,9 +257,9 @@ def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blo
 def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
     """Group blobs into units; a unit joins pieces lying one above the other, almost touching.
 
-    The pieces must overlap left to right by more than half of the narrower one, and the gap
-    between them must be under STACK_GAP of their joint height (lines of writing are further
-    apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
+    The pieces must overlap left to right by more than STACK_OVERLAP of the narrower one (the
+    halves of a slanted 8 drawn apart are offset sideways), and the gap between them must be
+    under STACK_GAP of their joint height (lines of writing are further apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
     than half as tall and at most that far to the side (the detached flag of a 5), or when
     both are flat (few digits are 1.5 times as wide as tall) and together they are shaped
     like a digit (the top and the belly of a 5 drawn apart). With three blobs or more, the
@@ -281,7 +282,7 @@ def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
                 gap = max(a[1], b[1]) - min(a[3], b[3])
                 taller = max(a[3] - a[1], b[3] - b[1])
                 shorter = min(a[3] - a[1], b[3] - b[1])
-                close = overlap > 0.5 * narrower and gap < STACK_GAP * (bottom - top)
+                close = overlap > STACK_OVERLAP * narrower and gap < STACK_GAP * (bottom - top)
                 piece = (shorter < 0.5 * taller and overlap > -PIECE_GAP * taller
                          and gap < PIECE_GAP * taller)
                 wide = max(a[2], b[2]) - min(a[0], b[0])
