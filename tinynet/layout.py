@@ -257,14 +257,20 @@ def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blo
 def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
     """Group blobs into units; a unit joins pieces lying one above the other, almost touching.
 
-    The pieces must overlap left to right by more than STACK_OVERLAP of the narrower one (the
-    halves of a slanted 8 drawn apart are offset sideways), and the gap between them must be
-    under STACK_GAP of their joint height (lines of writing are further apart than that), or under PIECE_GAP of the larger one's height when the smaller is less
-    than half as tall and at most that far to the side (the detached flag of a 5), or when
-    both are flat (few digits are 1.5 times as wide as tall) and together they are shaped
-    like a digit (the top and the belly of a 5 drawn apart). With three blobs or more, the
-    joined unit may not be taller than STACK_HEIGHT times the writing, unless the gap is a
-    mere cut through a stroke (under CUT_GAP of the shorter piece's height).
+    Two pieces join when one of these holds:
+
+    - they overlap left to right by more than STACK_OVERLAP of the narrower one (the halves
+      of a slanted 8 drawn apart are offset sideways) and the gap between them is under
+      STACK_GAP of their joint height (lines of writing are further apart than that);
+    - the smaller is less than half as tall, at most PIECE_GAP of the larger one's height
+      away, above or to the side (the detached flag of a 5);
+    - both are flat (few digits are 1.5 times as wide as tall), overlap by half of the
+      narrower one and together are shaped like a digit (the top and belly of a 5 drawn
+      apart).
+
+    With three blobs or more, the joined unit may not be taller than STACK_HEIGHT times the
+    writing, unless the gap is a mere cut through a stroke (under CUT_GAP of the shorter
+    piece's height).
     """
     units = [[b] for b in sorted(blobs, key=lambda b: b.y0)]
     # with a few blobs to go by, a joined unit may not be much taller than the writing: the
