@@ -45,9 +45,17 @@ from tinynet import data, plots, recipes  # noqa: E402
 from tinynet import train as train_module  # noqa: E402
 from tinynet.errors import ModelFileError, TinynetError  # noqa: E402
 
-DEFAULT_MODEL = "cnn"
-DEFAULT_OUT = {"mlp": ROOT / "weights" / "mnist_mlp.npz", "cnn": ROOT / "weights" / "mnist.npz"}
+DEFAULT_MODEL = "cnn_redrawn"          # the recipe of the shipped weights/mnist.npz
 SHIPPED = ROOT / "weights" / "mnist.npz"
+
+
+def default_out(model: str) -> Path:
+    """Where --train saves a recipe's model: the default recipe replaces the shipped
+    weights/mnist.npz, the original MLP goes to weights/mnist_mlp.npz, any other recipe to
+    weights/mnist_<recipe>.npz (so trying one never overwrites the shipped model)."""
+    if model == DEFAULT_MODEL:
+        return SHIPPED
+    return ROOT / "weights" / ("mnist_mlp.npz" if model == "mlp" else f"mnist_{model}.npz")
 
 
 class UsageError(Exception):
@@ -109,7 +117,7 @@ def ask_load_or_train(model=DEFAULT_MODEL, out=None):
         return "load"
     shipped = SHIPPED.relative_to(ROOT)
     print(f"  [l] load the trained model ({shipped})\n"
-          f"  [t] train a new one: {training_plan(model, None, out or DEFAULT_OUT[model])}")
+          f"  [t] train a new one: {training_plan(model, None, out or default_out(model))}")
     while True:
         try:
             answer = input("Load or train? [l/t] ").strip().lower()
@@ -164,7 +172,7 @@ def train(args):
         if args.out is None and info["out"]:
             args.out = info["out"]
     args.model = args.model or DEFAULT_MODEL
-    out = Path(args.out) if args.out else DEFAULT_OUT[args.model]
+    out = Path(args.out) if args.out else default_out(args.model)
     check_writable(out)
     checkpoint = recipes.checkpoint_for(out)
     print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
@@ -360,7 +368,7 @@ def main(argv=None):
         else:
             if args.load is None:
                 model_name = args.model or DEFAULT_MODEL
-                out = Path(args.out) if args.out else DEFAULT_OUT[model_name]
+                out = Path(args.out) if args.out else default_out(model_name)
                 if ask_load_or_train(model_name, out) == "train":
                     args.train = True
                     if out.exists():
