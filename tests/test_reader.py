@@ -179,6 +179,24 @@ def test_glyphs_are_joined_only_when_the_network_reads_them_far_better_as_one():
     assert not reader._joins(rejected, [unsure])
 
 
+def test_a_wide_glyph_called_not_a_digit_is_cut_when_its_digit_shaped_pieces_are_sure():
+    def node(box, probs, pieces_left=2):
+        n = reader._Node(None, glyph(*box), None, pieces_left, None)
+        n.probs = np.array(probs, np.float32)
+        return n
+    zero = [0.995] + [0.0] * 9 + [0.005]
+    rejected = [0.0] * 10 + [0.9999]
+    # two touching 0s, each as tall as wide or narrower: the cut wins though the whole's
+    # "not a digit" (0.9999) is more probable than the two 0s together (0.99)
+    pair = node((0, 0, 150, 100), rejected)
+    pair.options = [(node((0, 0, 75, 100), zero, 1), node((75, 0, 150, 100), zero, 1))]
+    assert reader._best(pair)[1] == list(pair.options[0])
+    # an infinity sign: its loops are wider than tall, so it stays one glyph, not a digit
+    sign = node((0, 0, 200, 90), rejected)
+    sign.options = [(node((0, 0, 100, 90), zero, 1), node((100, 0, 200, 90), zero, 1))]
+    assert reader._best(sign)[1] == [sign]
+
+
 def test_split_penalty_falls_with_width():
     narrow = layout.Glyph([layout.Blob(1, 100, 0, 0, 20, 40)])
     square = layout.Glyph([layout.Blob(1, 100, 0, 0, 44, 40)])
