@@ -187,7 +187,7 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
     y = y.reshape(N, F, OH, OW)
     y = np.maximum(y, 0) if relu else y
-    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
+    return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
@@ -269,7 +269,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, F, 4 * TH, 4 * TW)
     y = y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
     y = np.maximum(y, 0) if relu else y
-    return maxpool_forward(y, 2, 2, 2)[0] if pool else y
+    return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
 
 
 def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):

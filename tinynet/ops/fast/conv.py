@@ -137,7 +137,8 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool)
     if pool:
-        return maxpool_forward(conv2d_forward(x, W, b, stride, pad, relu), 2, 2, 2)[0]
+        return maxpool_forward(conv2d_forward(x, W, b, stride, pad, relu), 2, 2, 2,
+                               need_arg=False)[0]
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
