@@ -294,6 +294,16 @@ def load_cli():
     return module
 
 
+def test_every_recipe_trains_into_its_own_file_and_only_the_default_replaces_the_shipped_one():
+    cli = load_cli()
+    weights = ROOT / "weights"
+    assert cli.default_out(cli.DEFAULT_MODEL) == weights / "mnist.npz"
+    assert cli.default_out("mlp") == weights / "mnist_mlp.npz"
+    others = [name for name in cli.recipes.RECIPES if name not in (cli.DEFAULT_MODEL, "mlp")]
+    assert others and all(cli.default_out(name) == weights / f"mnist_{name}.npz"
+                          for name in others)
+
+
 def test_the_train_answer_says_how_long_it_takes_and_what_it_replaces(monkeypatch, capsys):
     cli = load_cli()
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
