@@ -180,6 +180,23 @@ def test_batchnorm_agrees(shape):
                     assert c.dtype == F32
 
 
+@pytest.mark.parametrize("shape", [(6, 4), (3, 3, 4, 5), (16, 8, 6, 6)], ids=str)
+def test_batchnorm_with_a_fused_relu_is_batchnorm_then_relu(shape):
+    C = shape[1]
+    x, g = _r(shape) * 3 + 5, _r(shape, 1)
+    gamma, beta = _r(C, 2) + 1, _r(C, 3)
+    mean, var = ref.batchnorm_moments(x)
+    plain = ref.batchnorm_forward(x, gamma, beta, mean, var, 1e-5)
+    y = np.maximum(plain, 0)
+    assert 0.2 < (y > 0).mean() < 0.8               # the ReLU cuts a real share
+    expected = ref.batchnorm_backward(ref.relu_backward(g, y), x, gamma, mean, var, 1e-5, True)
+    for backend in (ref, fast):
+        close(backend.batchnorm_forward(x, gamma, beta, mean, var, 1e-5, relu=True), y)
+        got = backend.batchnorm_backward(g, x, gamma, mean, var, 1e-5, True, relu_out=y)
+        for a, c in zip(expected, got):
+            close(a, c, 1e-4)
+
+
 def test_batchnorm_moments_stay_accurate_far_from_zero():
     x = (_r((50, 3, 4, 4), dtype=np.float64) * 0.01 + 1000).astype(F32)
     for backend in (ref, fast):

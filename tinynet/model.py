@@ -49,7 +49,8 @@ class Sequential:
         self.metadata = dict(metadata or {})
 
     #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them and
-    #: a 2x2 max-pool after them) as one op, saving a pass over memory each; the same math.
+    #: a 2x2 max-pool after them) as one op, and a BatchNorm and the ReLU after it (training,
+    #: where the BatchNorm cannot be folded), saving a pass over memory each; the same math.
     #: False: every layer on its own.
     fuse = True
 
@@ -72,6 +73,11 @@ class Sequential:
                 if pool:
                     j += 1
                 x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
+            elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \
+                    and type(layers[j]) is ReLU:
+                skip.add(j)                     # its backward is part of the BatchNorm's
+                x = layer.forward(x, training=training, relu=True)
+                j += 1
             else:
                 x = layer.forward(x, training=training)
             i = j

@@ -66,7 +66,9 @@ class BatchNorm(Layer):
         if training and x.size // x.shape[1] < 2:
             raise ValueError("BatchNorm needs more than one value per feature to train")
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, relu=False):
+        """``relu`` is for ``Sequential``, which fuses a following ReLU into this layer: the
+        output is then max(y, 0), and backward takes the gradient after the ReLU."""
         self._check_input(x, training)
         x = x.astype(self.params["gamma"].dtype, copy=False)
         if training:
@@ -74,14 +76,16 @@ class BatchNorm(Layer):
             self._update_running_stats(mean, var, x.size // x.shape[1])
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        self.cache = (x, mean, var, training)
-        return ops.batchnorm_forward(x, self.params["gamma"], self.params["beta"], mean, var,
-                                     self.eps)
+        y = ops.batchnorm_forward(x, self.params["gamma"], self.params["beta"], mean, var,
+                                  self.eps, relu)
+        self.cache = (x, mean, var, training, y if relu else None)
+        return y
 
     def backward(self, dout):
-        x, mean, var, training = self.cache
+        x, mean, var, training, relu_out = self.cache
         dx, self.grads["gamma"], self.grads["beta"] = ops.batchnorm_backward(
-            dout, x, self.params["gamma"], mean, var, self.eps, training, self.needs_input_grad)
+            dout, x, self.params["gamma"], mean, var, self.eps, training, self.needs_input_grad,
+            relu_out)
         return dx
 
     def fold(self, W, b):

@@ -360,18 +360,22 @@ def batchnorm_moments(x):
     return x64.mean(axis=axes).astype(x.dtype), x64.var(axis=axes).astype(x.dtype)
 
 
-def batchnorm_forward(x, gamma, beta, mean, var, eps):
+def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     """y = gamma * xhat + beta, with xhat = (x - mean) / sqrt(var + eps), per feature.
 
     x (N, D) or (N, C, H, W); gamma, beta, mean, var (D,) or (C,)  ->  y, shape of x.
     Training passes the batch's moments, inference the running averages.
+    ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
+    backend does it while y is still in registers).
     """
     _, shape = _feature_axes(x)
     xhat = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
-    return gamma.reshape(shape) * xhat + beta.reshape(shape)
+    y = gamma.reshape(shape) * xhat + beta.reshape(shape)
+    return np.maximum(y, 0) if relu else y
 
 
-def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True):
+def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True,
+                       relu_out=None):
     """Gradients of batchnorm_forward, given G = dout (shape of x); means over each feature:
 
         dL/dbeta  = sum(G)             dL/dgamma = sum(G * xhat)
@@ -379,8 +383,12 @@ def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True
 
     when mean and var were the batch's own (``batch_stats``: they depend on x too), else
     dL/dx = gamma / sqrt(var + eps) * G. Returns (dx, dgamma, dbeta).
+    ``relu_out``: the forward was fused with a ReLU whose output this is, and dout is the
+    gradient after it; G is then dout where relu_out > 0, else 0 (the ReLU's backward).
     """
     axes, shape = _feature_axes(x)
+    if relu_out is not None:
+        dout = dout * (relu_out > 0)
     inv_std = 1 / np.sqrt(var.reshape(shape) + eps)
     xhat = (x - mean.reshape(shape)) * inv_std
     dbeta, dgamma = dout.sum(axis=axes), (dout * xhat).sum(axis=axes)

@@ -8,6 +8,9 @@ memory:
     forward:  channel_sums (mean, variance: one pass)  ->  affine (y = a*(x - mu) + b)
     backward: channel_sums_grad (sum G, sum G*(x - mu)) ->  input_grad (dx = A*G + B*(x - mu) + c)
 
+(with a fused ReLU, affine also takes max(y, 0), and both backward kernels read G as dout
+where the ReLU's output was positive, so neither direction makes a pass of its own for it)
+
 where input_grad's per-channel A = gamma * inv_std, B = -A * inv_std * sum(G * xhat) / M and
 c = -A * sum(G) / M are the reference's formula for dL/dx, expanded, so xhat is never stored.
 The sums accumulate in float64 (around a per-channel shift near the mean, so the one-pass
@@ -49,28 +52,38 @@ def channel_sums(x, shift, s1, s2):
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def channel_sums_grad(g, x, mu, sg, sgx):
-    """sg[c] += sum g,  sgx[c] += sum g * (x - mu[c]) over n and l."""
+def channel_sums_grad(g, x, mu, sg, sgx, mask, masked):
+    """sg[c] += sum G,  sgx[c] += sum G * (x - mu[c]) over n and l, with G = g, or (when
+    ``masked``, for a fused ReLU) g where mask > 0 and 0 elsewhere."""
     N, C, L = x.shape
     for n in range(N):
         for c in range(C):
             m = np.float64(mu[c])
             grow = g[n, c]
+            mrow = mask[n, c]
             xrow = x[n, c]
             a = 0.0
             b = 0.0
-            for i in range(L):
-                gi = np.float64(grow[i])
-                a += gi
-                b += gi * (xrow[i] - m)
+            if masked:          # two loops, so that each vectorises without a test inside
+                for i in range(L):
+                    gi = np.float64(grow[i]) if mrow[i] > 0 else 0.0
+                    a += gi
+                    b += gi * (xrow[i] - m)
+            else:
+                for i in range(L):
+                    gi = np.float64(grow[i])
+                    a += gi
+                    b += gi * (xrow[i] - m)
             sg[c] += a
             sgx[c] += b
 
 
 @njit(cache=True, nogil=True)
-def affine(x, m, a, b, y):
-    """y[n, c, l] = a[c] * (x[n, c, l] - m[c]) + b[c]; returns ``y``."""
+def affine(x, m, a, b, lo, y):
+    """y[n, c, l] = max(a[c] * (x[n, c, l] - m[c]) + b[c], lo[0]); returns ``y``. lo[0] is 0
+    for a fused ReLU, -inf for none (NaN passes through, as in np.maximum)."""
     N, C, L = x.shape
+    floor = lo[0]
     for n in range(N):
         for c in range(C):
             mc = m[c]
@@ -79,13 +92,15 @@ def affine(x, m, a, b, y):
             xrow = x[n, c]
             yrow = y[n, c]
             for i in range(L):
-                yrow[i] = ac * (xrow[i] - mc) + bc
+                v = ac * (xrow[i] - mc) + bc
+                yrow[i] = floor if v < floor else v
     return y
 
 
 @njit(cache=True, nogil=True)
-def input_grad(g, x, m, A, B, c, dx):
-    """dx[n, k, l] = A[k] * g[n, k, l] + B[k] * (x[n, k, l] - m[k]) + c[k]; returns ``dx``."""
+def input_grad(g, x, m, A, B, c, dx, mask, masked):
+    """dx[n, k, l] = A[k] * G[n, k, l] + B[k] * (x[n, k, l] - m[k]) + c[k], G as in
+    :func:`channel_sums_grad`; returns ``dx``."""
     N, C, L = x.shape
     for n in range(N):
         for k in range(C):
@@ -94,10 +109,16 @@ def input_grad(g, x, m, A, B, c, dx):
             bc = B[k]
             cc = c[k]
             grow = g[n, k]
+            mrow = mask[n, k]
             xrow = x[n, k]
             drow = dx[n, k]
-            for i in range(L):
-                drow[i] = ac * grow[i] + bc * (xrow[i] - mc) + cc
+            if masked:
+                for i in range(L):
+                    gi = grow[i] if mrow[i] > 0 else grow[i] * 0
+                    drow[i] = ac * gi + bc * (xrow[i] - mc) + cc
+            else:
+                for i in range(L):
+                    drow[i] = ac * grow[i] + bc * (xrow[i] - mc) + cc
     return dx
 
 
@@ -125,25 +146,29 @@ def batchnorm_moments(x):
     return (shift + d).astype(x.dtype), var.astype(x.dtype)
 
 
-def batchnorm_forward(x, gamma, beta, mean, var, eps):
+def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     x3, chunk = _view(x.astype(gamma.dtype, copy=False))
     inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
     a = (gamma * inv_std).astype(gamma.dtype)
+    lo = np.array([0 if relu else -np.inf], dtype=gamma.dtype)
     y = np.empty_like(x3)
-    run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, y[s:e]), x3.shape[0], chunk)
+    run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, lo, y[s:e]), x3.shape[0], chunk)
     return y.reshape(x.shape)
 
 
-def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True):
+def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True,
+                       relu_out=None):
     dt = gamma.dtype
     x3, chunk = _view(x.astype(dt, copy=False))
     G3 = np.ascontiguousarray(dout, dtype=dt).reshape(x3.shape)
     N, C, L = x3.shape
     inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
+    masked = relu_out is not None
+    mask = np.ascontiguousarray(relu_out, dtype=dt).reshape(x3.shape) if masked else G3
 
     def sums(s, e):
         sg, sgx = np.zeros(C), np.zeros(C)
-        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx)
+        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx, mask[s:e], masked)
         return sg, sgx
 
     parts = run_chunks(sums, N, chunk)
@@ -159,5 +184,6 @@ def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True
     else:
         B = c = np.zeros(C, dtype=dt)
     dx = np.empty_like(G3)
-    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e]), N, chunk)
+    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], mask[s:e],
+                                       masked), N, chunk)
     return dx.reshape(x.shape), dgamma.astype(dt), dbeta.astype(dt)
