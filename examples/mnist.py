@@ -185,7 +185,8 @@ def train(args):
               f"{info['epochs']}, step {state['step']} of {steps}, after "
               f"{train_module.describe_duration(info['train_seconds'])} of training")
     else:
-        print(f"training {args.model}: {recipe.note}; {args.epochs or recipe.epochs} epochs, "
+        epochs = args.epochs or recipe.epochs
+        print(f"training {args.model}: {recipe.note}; {epochs} epoch{'s' if epochs != 1 else ''}, "
               f"batch {recipe.batch_size}")
     try:
         model = recipes.run(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
