@@ -18,7 +18,9 @@ The steps, each a small function below:
    height, so a line may slope a little and lines may differ in height.
 5. **Glyphs**: within a line, blobs that overlap strongly left to right (a broken stroke, the
    detached flag of a 5) are one glyph. Glyphs much smaller than the line's digits (dots,
-   dashes, dust) and lines much smaller than the page's largest (noise) are dropped.
+   dashes, dust) and lines much smaller than the page's largest (noise) are dropped; a small
+   glyph beside the top of a digit is kept on it (`Glyph.loose`), and `join_options` names
+   neighbours that may be one digit, for the reader to try joined.
 """
 
 from __future__ import annotations
