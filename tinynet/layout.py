@@ -105,9 +105,9 @@ class Glyph:
     def area(self) -> int:
         return sum(b.area for b in self.blobs)
 
-    def joined(self, other: Glyph) -> Glyph:
-        """This glyph and `other` as one glyph (whole blobs; neither may be a cut piece)."""
-        return Glyph(self.blobs + other.blobs)
+    def joined(self, *others: Glyph) -> Glyph:
+        """This glyph and `others` as one glyph (whole blobs; none may be a cut piece)."""
+        return Glyph(self.blobs + [b for other in others for b in other.blobs])
 
     def ink(self, soft: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """This glyph's soft ink, cropped to its box (other ink in the box is blanked).
@@ -358,13 +358,10 @@ def drop_small_glyphs(line: list[Glyph]) -> list[Glyph]:
     line = attach_slivers(line)
     tallest = max(g.height for g in line)
     kept = [g for g in line if g.height >= SMALL_GLYPH * tallest]
-    for small in line:
-        if small.height >= SMALL_GLYPH * tallest:
-            continue
+    for small in (g for g in line if g.height < SMALL_GLYPH * tallest):
         middle = (small.box[1] + small.box[3]) / 2
-        near = [(_gap(small, g), g) for g in kept
-                if g.box[1] <= middle <= g.box[1] + 0.75 * g.height
-                and _gap(small, g) < PIECE_GAP * g.height]
+        near = [(gap, g) for g in kept if g.box[1] <= middle <= g.box[1] + 0.75 * g.height
+                and (gap := _gap(small, g)) < PIECE_GAP * g.height]
         if near:
             min(near, key=lambda pair: pair[0])[1].loose.append(small)
     return kept
@@ -382,10 +379,9 @@ def join_options(line: list[Glyph]) -> list[int]:
     for i in range(len(line) - 1):
         a, b = line[i], line[i + 1]
         taller, shorter = max(a.height, b.height), min(a.height, b.height)
-        x0, y0 = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
-        x1, y1 = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
+        both = a.joined(b)
         if shorter < JOIN_HEIGHT * taller and _gap(a, b) < PIECE_GAP * taller \
-                and x1 - x0 <= JOIN_ASPECT * (y1 - y0):
+                and both.width <= JOIN_ASPECT * both.height:
             options.append(i)
     return options
 

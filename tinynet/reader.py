@@ -517,7 +517,7 @@ class _Line:
         width = _digit_width(glyphs)
         self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width) for g in glyphs]
         # glyph i with its loose pieces, and glyphs i and i + 1 as one
-        self.with_loose = {i: _node(page, _with_loose(g), 1, width)
+        self.with_loose = {i: _node(page, g.joined(*g.loose), 1, width)
                            for i, g in enumerate(glyphs) if g.loose}
         self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width)
                       for i in layout.join_options(glyphs)}
@@ -539,13 +539,6 @@ class _Line:
             if not taken and _joins(joined, [self.roots[i], self.roots[i + 1]]):
                 units[i], units[i + 1] = [joined], None
         return [node for unit in units if unit is not None for node in unit]
-
-
-def _with_loose(glyph):
-    joined = glyph
-    for piece in glyph.loose:
-        joined = joined.joined(piece)
-    return joined
 
 
 def _joins(joined: _Node | None, parts: list[_Node | None]) -> bool:

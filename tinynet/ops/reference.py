@@ -388,7 +388,7 @@ def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True
     """
     axes, shape = _feature_axes(x)
     if relu_out is not None:
-        dout = dout * (relu_out > 0)
+        dout = relu_backward(dout, relu_out)
     inv_std = 1 / np.sqrt(var.reshape(shape) + eps)
     xhat = (x - mean.reshape(shape)) * inv_std
     dbeta, dgamma = dout.sum(axis=axes), (dout * xhat).sum(axis=axes)
