@@ -21,7 +21,12 @@ Rows (issue 12):
   same network and recipe for every tool; tinynet with an empty Numba cache), and Numba
   compile time, cold and cached;
 * the GFLOP/s of the examples CNN's training, FLOPs counted analytically (2 per multiply-add
-  of the direct convolution and dense products, whatever algorithm a tool uses).
+  of the direct convolution and dense products, whatever algorithm a tool uses);
+* first, what a second core adds on this machine right now: NumPy copy bandwidth and
+  OpenBLAS sgemm GFLOP/s on 1 and 2 threads (``machine`` in the JSON). On the idle
+  development machine (2 vCPUs) both about double (copies 21 -> 40 GB/s, sgemm 100-110 ->
+  175-200 GFLOP/s); when other tenants load the host they do not (one run gave 21 GB/s on
+  one thread and 18 on two), and then no tool's 2-thread figure in the same run means much.
 
 Fairness: PyTorch runs with torch.set_num_threads(2) and OMP_WAIT_POLICY=PASSIVE (its
 threads sleep when idle, as tinynet's do; spinning ones were 3x slower on a shared machine;
@@ -394,6 +399,53 @@ def peak_rss(tool, steps):
     return float(res.stdout.split()[-1])
 
 
+def machine_scaling(copy_mb=64, gemm=2048, reps=5):
+    """What a second core adds on this machine now: (copy GB/s, sgemm GFLOP/s) on 1 and on
+    2 threads, best of ``reps``. The copies are NumPy's, one array per thread; the sgemm is
+    OpenBLAS's on a square product. A second thread that adds little here means the host is
+    busy: read the 2-thread rows of the same run with that in mind."""
+    import threading
+
+    from tinynet.ops.fast import scheduler
+
+    n = copy_mb << 18                        # float32 values in copy_mb MB
+    arrays = [(np.ones(n, np.float32), np.empty(n, np.float32)) for _ in range(2)]
+    a = np.ones((gemm, gemm), np.float32)
+
+    def copy_rate(threads):
+        best = 0.0
+        for _ in range(reps):
+            workers = [threading.Thread(target=np.copyto, args=(dst, src))
+                       for src, dst in arrays[:threads]]
+            t = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            best = max(best, threads * 2 * n * 4 / (time.perf_counter() - t) / 1e9)
+        return best
+
+    def gemm_rate(threads):
+        best = 0.0
+        set_threads = scheduler._openblas[0] if scheduler._openblas else None
+        if set_threads is None:
+            return float("nan")
+        before = scheduler._openblas[1]()
+        set_threads(threads)
+        try:
+            a @ a
+            for _ in range(reps):
+                t = time.perf_counter()
+                a @ a
+                best = max(best, 2 * gemm ** 3 / (time.perf_counter() - t) / 1e9)
+        finally:
+            set_threads(before)
+        return best
+
+    return {"copy_gbps": [round(copy_rate(1), 1), round(copy_rate(2), 1)],
+            "sgemm_gflops": [round(gemm_rate(1), 1), round(gemm_rate(2), 1)]}
+
+
 def cpu_busy():
     """(seconds all cores were busy, seconds of CPU this process and its children used),
     from /proc/stat and os.times(); None where /proc/stat does not exist."""
@@ -496,6 +548,11 @@ def main():
           f"Keras {versions['Keras']}: {THREADS} intra-op threads, 1 inter-op")
     results = {"mode": mode, "data": source, "torch": versions["PyTorch"],
                "keras": versions["Keras"]}
+    scaling = (machine_scaling(copy_mb=8, gemm=512, reps=2) if args.smoke else machine_scaling())
+    results["machine"] = scaling
+    print(f"machine: memory copy {scaling['copy_gbps'][0]} GB/s on 1 thread, "
+          f"{scaling['copy_gbps'][1]} on 2; OpenBLAS sgemm {scaling['sgemm_gflops'][0]} "
+          f"GFLOP/s on 1 thread, {scaling['sgemm_gflops'][1]} on 2")
     table = Table(peers, results)
 
     def make(builder, n_threads=THREADS):

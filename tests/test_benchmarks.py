@@ -28,6 +28,9 @@ def test_compare_torch_smoke():
                 "cnn_latency_ms", "cnn_train_gflops"):
         assert last[key] > 0, key
     assert last["mode"] == "smoke" and last["torch"] is None
+    machine = last["machine"]                   # what a second core adds, measured first
+    assert len(machine["copy_gbps"]) == 2 and min(machine["copy_gbps"]) > 0
+    assert len(machine["sgemm_gflops"]) == 2
 
 
 # --------------------------------------------------------------------------------------------
