@@ -426,21 +426,16 @@ def machine_scaling(copy_mb=64, gemm=2048, reps=5):
         return best
 
     def gemm_rate(threads):
-        best = 0.0
-        set_threads = scheduler._openblas[0] if scheduler._openblas else None
-        if set_threads is None:
-            return float("nan")
-        before = scheduler._openblas[1]()
-        set_threads(threads)
-        try:
+        with scheduler.blas_threads(threads) as known:
+            if not known:                    # not OpenBLAS: its threads cannot be set
+                return float("nan")
             a @ a
+            seconds = []
             for _ in range(reps):
                 t = time.perf_counter()
                 a @ a
-                best = max(best, 2 * gemm ** 3 / (time.perf_counter() - t) / 1e9)
-        finally:
-            set_threads(before)
-        return best
+                seconds.append(time.perf_counter() - t)
+        return 2 * gemm ** 3 / min(seconds) / 1e9
 
     return {"copy_gbps": [round(copy_rate(1), 1), round(copy_rate(2), 1)],
             "sgemm_gflops": [round(gemm_rate(1), 1), round(gemm_rate(2), 1)]}

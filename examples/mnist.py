@@ -130,13 +130,18 @@ def ask_load_or_train(model=DEFAULT_MODEL, out=None):
         print("Please answer l or t.")
 
 
+def epochs_text(epochs: int) -> str:
+    """'1 epoch', '18 epochs'."""
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}"
+
+
 def training_plan(model, epochs, out):
     """'cnn, 5 networks of 14 epochs, about 1 h 2 min (on 2 cores); then replaces
     weights/mnist.npz'."""
     recipe = recipes.RECIPES[model]
     epochs = epochs or recipe.epochs
     text = f"{model}, " + (f"{recipe.members} networks of " if recipe.members > 1 else "")
-    text += f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    text += epochs_text(epochs)
     seconds = recipe.expected_seconds(epochs)
     if seconds is not None:
         text += f", about {train_module.describe_duration(seconds)} (on 2 cores)"
@@ -185,9 +190,8 @@ def train(args):
               f"{info['epochs']}, step {state['step']} of {steps}, after "
               f"{train_module.describe_duration(info['train_seconds'])} of training")
     else:
-        epochs = args.epochs or recipe.epochs
-        print(f"training {args.model}: {recipe.note}; {epochs} epoch{'s' if epochs != 1 else ''}, "
-              f"batch {recipe.batch_size}")
+        print(f"training {args.model}: {recipe.note}; "
+              f"{epochs_text(args.epochs or recipe.epochs)}, batch {recipe.batch_size}")
     try:
         model = recipes.run(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
                               resume=args.resume, checkpoint_path=checkpoint, out=out)

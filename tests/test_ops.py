@@ -503,3 +503,22 @@ def test_thin_agrees():
     a = ref.thin(blobs, np.empty_like(blobs))
     np.testing.assert_array_equal(a, fast.thin(blobs, np.empty_like(blobs)))
     assert 0 < a.sum() < blobs.sum() and a[3].sum() == 0
+
+
+@pytest.mark.skipif(scheduler._openblas is None, reason="NumPy's BLAS is not OpenBLAS")
+def test_blas_threads_sets_the_count_for_the_block_and_restores_it():
+    setter, getter = scheduler._openblas
+    before = getter()
+    setter(1)
+    try:
+        with scheduler.blas_threads(2) as known:
+            assert known and getter() == 2
+        assert getter() == 1
+    finally:
+        setter(before)
+
+
+def test_blas_threads_changes_nothing_for_another_blas(monkeypatch):
+    monkeypatch.setattr(scheduler, "_openblas", None)               # as if not OpenBLAS
+    with scheduler.blas_threads(2) as known:
+        assert known is False

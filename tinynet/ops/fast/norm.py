@@ -79,11 +79,10 @@ def channel_sums_grad(g, x, mu, sg, sgx, mask, masked):
 
 
 @njit(cache=True, nogil=True)
-def affine(x, m, a, b, lo, y):
-    """y[n, c, l] = max(a[c] * (x[n, c, l] - m[c]) + b[c], lo[0]); returns ``y``. lo[0] is 0
-    for a fused ReLU, -inf for none (NaN passes through, as in np.maximum)."""
+def affine(x, m, a, b, floor, y):
+    """y[n, c, l] = max(a[c] * (x[n, c, l] - m[c]) + b[c], floor); returns ``y``. ``floor`` (in
+    y's dtype) is 0 for a fused ReLU, -inf for none (NaN passes through, as in np.maximum)."""
     N, C, L = x.shape
-    floor = lo[0]
     for n in range(N):
         for c in range(C):
             mc = m[c]
@@ -150,9 +149,9 @@ def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     x3, chunk = _view(x.astype(gamma.dtype, copy=False))
     inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
     a = (gamma * inv_std).astype(gamma.dtype)
-    lo = np.array([0 if relu else -np.inf], dtype=gamma.dtype)
+    floor = gamma.dtype.type(0 if relu else -np.inf)
     y = np.empty_like(x3)
-    run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, lo, y[s:e]), x3.shape[0], chunk)
+    run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, floor, y[s:e]), x3.shape[0], chunk)
     return y.reshape(x.shape)
 
 

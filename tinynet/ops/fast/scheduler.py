@@ -138,6 +138,22 @@ def single_blas():
     return _SINGLE_BLAS
 
 
+@contextlib.contextmanager
+def blas_threads(n):
+    """Context manager for measurements: the BLAS (OpenBLAS) on ``n`` threads in the block,
+    then back to what it was. Yields False, and changes nothing, for another BLAS. Not for
+    use around the fast ops, which keep the BLAS on one thread themselves."""
+    if _openblas is None:
+        yield False
+        return
+    before = _openblas[1]()
+    _openblas[0](n)
+    try:
+        yield True
+    finally:
+        _openblas[0](before)
+
+
 # -- the allocator --------------------------------------------------------------------------
 
 _malloc_tuned = False
