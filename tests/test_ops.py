@@ -433,20 +433,26 @@ def test_the_worker_count_does_not_depend_on_the_blas(monkeypatch):
     assert len(seen) == 2
 
 
-@pytest.mark.skipif(scheduler._openblas is None, reason="NumPy's BLAS is not OpenBLAS")
-def test_single_blas_sets_one_thread_and_restores_the_count():
+@pytest.fixture
+def openblas():
+    """OpenBLAS's (set, get) thread-count functions; the count is put back afterwards."""
+    if scheduler._openblas is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS")
     setter, getter = scheduler._openblas
     before = getter()
+    yield setter, getter
+    setter(before)
+
+
+def test_single_blas_sets_one_thread_and_restores_the_count(openblas):
+    setter, getter = openblas
     setter(2)
-    try:
+    with scheduler.single_blas():
+        assert getter() == 1
         with scheduler.single_blas():
             assert getter() == 1
-            with scheduler.single_blas():
-                assert getter() == 1
-            assert getter() == 1
-        assert getter() == 2
-    finally:
-        setter(before)
+        assert getter() == 1
+    assert getter() == 2
 
 
 def test_scratch_buffers_are_kept_per_shape():
@@ -505,17 +511,12 @@ def test_thin_agrees():
     assert 0 < a.sum() < blobs.sum() and a[3].sum() == 0
 
 
-@pytest.mark.skipif(scheduler._openblas is None, reason="NumPy's BLAS is not OpenBLAS")
-def test_blas_threads_sets_the_count_for_the_block_and_restores_it():
-    setter, getter = scheduler._openblas
-    before = getter()
+def test_blas_threads_sets_the_count_for_the_block_and_restores_it(openblas):
+    setter, getter = openblas
     setter(1)
-    try:
-        with scheduler.blas_threads(2) as known:
-            assert known and getter() == 2
-        assert getter() == 1
-    finally:
-        setter(before)
+    with scheduler.blas_threads(2) as known:
+        assert known and getter() == 2
+    assert getter() == 1
 
 
 def test_blas_threads_changes_nothing_for_another_blas(monkeypatch):
