@@ -171,8 +171,8 @@ def test_batchnorm_agrees(shape):
         close(ref.batchnorm_forward(x, gamma, beta, m, v, 1e-5),
               fast.batchnorm_forward(x, gamma, beta, m, v, 1e-5))
         for need_dx in (True, False):
-            r = ref.batchnorm_backward(g, x, gamma, m, v, 1e-5, batch_stats, need_dx)
-            f = fast.batchnorm_backward(g, x, gamma, m, v, 1e-5, batch_stats, need_dx)
+            r = ref.batchnorm_backward(g, x, gamma, beta, m, v, 1e-5, batch_stats, need_dx)
+            f = fast.batchnorm_backward(g, x, gamma, beta, m, v, 1e-5, batch_stats, need_dx)
             assert (r[0] is None) == (f[0] is None) == (not need_dx)
             for a, c in zip(r, f):
                 if a is not None:
@@ -189,12 +189,29 @@ def test_batchnorm_with_a_fused_relu_is_batchnorm_then_relu(shape):
     plain = ref.batchnorm_forward(x, gamma, beta, mean, var, 1e-5)
     y = np.maximum(plain, 0)
     assert 0.2 < (y > 0).mean() < 0.8               # the ReLU cuts a real share
-    expected = ref.batchnorm_backward(ref.relu_backward(g, y), x, gamma, mean, var, 1e-5, True)
+    expected = ref.batchnorm_backward(ref.relu_backward(g, y), x, gamma, beta, mean, var, 1e-5,
+                                      True)
     for backend in (ref, fast):
         close(backend.batchnorm_forward(x, gamma, beta, mean, var, 1e-5, relu=True), y)
-        got = backend.batchnorm_backward(g, x, gamma, mean, var, 1e-5, True, relu_out=y)
+        got = backend.batchnorm_backward(g, x, gamma, beta, mean, var, 1e-5, True, relu=True)
         for a, c in zip(expected, got):
             close(a, c, 1e-4)
+
+
+def test_fast_batchnorm_backward_gates_exactly_where_its_forward_was_positive():
+    # The fast backward recomputes the fused ReLU's mask from x; with G = 1 everywhere,
+    # dL/dbeta counts the values it kept, which must be the forward's positive outputs, also
+    # for values a rounding away from the ReLU's threshold.
+    C = 3
+    gamma, beta = np.array([0.7, 1.3, 2.1], F32), np.array([0.3, -0.2, 0.05], F32)
+    mean, var = np.array([0.1, -0.4, 2.0], F32), np.array([0.5, 2.0, 0.8], F32)
+    threshold = mean - beta * np.sqrt(var + 1e-5) / gamma        # where y crosses 0
+    x = threshold[None, :, None, None] + _r((40, C, 6, 6)) * 1e-6
+    y = fast.batchnorm_forward(x, gamma, beta, mean, var, 1e-5, relu=True)
+    assert 0.1 < (y > 0).mean() < 0.9
+    _, _, dbeta = fast.batchnorm_backward(np.ones_like(x), x, gamma, beta, mean, var, 1e-5,
+                                          False, need_dx=False, relu=True)
+    np.testing.assert_array_equal(dbeta, (y > 0).sum(axis=(0, 2, 3)))
 
 
 def test_batchnorm_moments_stay_accurate_far_from_zero():

@@ -78,14 +78,15 @@ class BatchNorm(Layer):
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         y = ops.batchnorm_forward(x, self.params["gamma"], self.params["beta"], mean, var,
                                   self.eps, relu)
-        self.cache = (x, mean, var, training, y if relu else None)
+        self.cache = (x, mean, var, training, relu)
         return y
 
     def backward(self, dout):
-        x, mean, var, training, relu_out = self.cache
+        x, mean, var, training, relu = self.cache
+        p = self.params
         dx, self.grads["gamma"], self.grads["beta"] = ops.batchnorm_backward(
-            dout, x, self.params["gamma"], mean, var, self.eps, training, self.needs_input_grad,
-            relu_out)
+            dout, x, p["gamma"], p["beta"], mean, var, self.eps, training, self.needs_input_grad,
+            relu)
         return dx
 
     def fold(self, W, b):

@@ -374,8 +374,8 @@ def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     return np.maximum(y, 0) if relu else y
 
 
-def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True,
-                       relu_out=None):
+def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_dx=True,
+                       relu=False):
     """Gradients of batchnorm_forward, given G = dout (shape of x); means over each feature:
 
         dL/dbeta  = sum(G)             dL/dgamma = sum(G * xhat)
@@ -383,12 +383,13 @@ def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True
 
     when mean and var were the batch's own (``batch_stats``: they depend on x too), else
     dL/dx = gamma / sqrt(var + eps) * G. Returns (dx, dgamma, dbeta).
-    ``relu_out``: the forward was fused with a ReLU whose output this is, and dout is the
-    gradient after it; G is then dout where relu_out > 0, else 0 (the ReLU's backward).
+    ``relu``: the forward was fused with a ReLU and dout is the gradient after it; G is then
+    dout where gamma * xhat + beta > 0, else 0 (the ReLU's backward, its mask recomputed
+    from x instead of kept from the forward).
     """
     axes, shape = _feature_axes(x)
-    if relu_out is not None:
-        dout = relu_backward(dout, relu_out)
+    if relu:
+        dout = relu_backward(dout, batchnorm_forward(x, gamma, beta, mean, var, eps, True))
     inv_std = 1 / np.sqrt(var.reshape(shape) + eps)
     xhat = (x - mean.reshape(shape)) * inv_std
     dbeta, dgamma = dout.sum(axis=axes), (dout * xhat).sum(axis=axes)

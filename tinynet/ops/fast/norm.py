@@ -9,7 +9,9 @@ memory:
     backward: channel_sums_grad (sum G, sum G*(x - mu)) ->  input_grad (dx = A*G + B*(x - mu) + c)
 
 (with a fused ReLU, affine also takes max(y, 0), and both backward kernels read G as dout
-where the ReLU's output was positive, so neither direction makes a pass of its own for it)
+where a*(x - mu) + b, recomputed from x, is positive: neither direction makes a pass of its
+own for the ReLU, and backward does not read the forward's output back from memory for its
+mask)
 
 where input_grad's per-channel A = gamma * inv_std, B = -A * inv_std * sum(G * xhat) / M and
 c = -A * sum(G) / M are the reference's formula for dL/dx, expanded, so xhat is never stored.
@@ -28,6 +30,14 @@ from .scheduler import chunk_for, run_chunks
 CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
 
 _FAST = {"reassoc", "contract"}    # let LLVM vectorise the sums (reorders the additions)
+
+
+@njit(cache=True, nogil=True)
+def _normalised(x, m, a, b):
+    """a*(x - m) + b: the forward's output before its ReLU. Forward and backward both call
+    this, without fast-math flags, so the backward's recomputed ReLU mask is bit for bit the
+    forward's (flags are per instruction, and stay off when this is inlined)."""
+    return a * (x - m) + b
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
@@ -52,30 +62,31 @@ def channel_sums(x, shift, s1, s2):
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def channel_sums_grad(g, x, mu, sg, sgx, mask, masked):
+def channel_sums_grad(g, x, mu, sg, sgx, a, b, masked):
     """sg[c] += sum G,  sgx[c] += sum G * (x - mu[c]) over n and l, with G = g, or (when
-    ``masked``, for a fused ReLU) g where mask > 0 and 0 elsewhere."""
+    ``masked``, for a fused ReLU) g where a[c]*(x - mu[c]) + b[c] > 0 and 0 elsewhere."""
     N, C, L = x.shape
     for n in range(N):
         for c in range(C):
             m = np.float64(mu[c])
+            mc, ac, bc = mu[c], a[c], b[c]
             grow = g[n, c]
-            mrow = mask[n, c]
             xrow = x[n, c]
-            a = 0.0
-            b = 0.0
+            s = 0.0
+            t = 0.0
             if masked:          # two loops, so that each vectorises without a test inside
                 for i in range(L):
-                    gi = np.float64(grow[i]) if mrow[i] > 0 else 0.0
-                    a += gi
-                    b += gi * (xrow[i] - m)
+                    kept = _normalised(xrow[i], mc, ac, bc) > 0
+                    gi = np.float64(grow[i]) if kept else 0.0
+                    s += gi
+                    t += gi * (xrow[i] - m)
             else:
                 for i in range(L):
                     gi = np.float64(grow[i])
-                    a += gi
-                    b += gi * (xrow[i] - m)
-            sg[c] += a
-            sgx[c] += b
+                    s += gi
+                    t += gi * (xrow[i] - m)
+            sg[c] += s
+            sgx[c] += t
 
 
 @njit(cache=True, nogil=True)
@@ -91,13 +102,13 @@ def affine(x, m, a, b, floor, y):
             xrow = x[n, c]
             yrow = y[n, c]
             for i in range(L):
-                v = ac * (xrow[i] - mc) + bc
+                v = _normalised(xrow[i], mc, ac, bc)
                 yrow[i] = floor if v < floor else v
     return y
 
 
 @njit(cache=True, nogil=True)
-def input_grad(g, x, m, A, B, c, dx, mask, masked):
+def input_grad(g, x, m, A, B, c, dx, a, b, masked):
     """dx[n, k, l] = A[k] * G[n, k, l] + B[k] * (x[n, k, l] - m[k]) + c[k], G as in
     :func:`channel_sums_grad`; returns ``dx``."""
     N, C, L = x.shape
@@ -107,13 +118,14 @@ def input_grad(g, x, m, A, B, c, dx, mask, masked):
             ac = A[k]
             bc = B[k]
             cc = c[k]
+            fa, fb = a[k], b[k]
             grow = g[n, k]
-            mrow = mask[n, k]
             xrow = x[n, k]
             drow = dx[n, k]
             if masked:
                 for i in range(L):
-                    gi = grow[i] if mrow[i] > 0 else grow[i] * 0
+                    kept = _normalised(xrow[i], mc, fa, fb) > 0
+                    gi = grow[i] if kept else grow[i] * 0
                     drow[i] = ac * gi + bc * (xrow[i] - mc) + cc
             else:
                 for i in range(L):
@@ -145,29 +157,34 @@ def batchnorm_moments(x):
     return (shift + d).astype(x.dtype), var.astype(x.dtype)
 
 
+def _scale(gamma, var, eps):
+    """a = gamma / sqrt(var + eps) in gamma's dtype, computed one way for forward and backward
+    (the backward's ReLU mask must be the forward's)."""
+    inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
+    return (gamma * inv_std).astype(gamma.dtype)
+
+
 def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     x3, chunk = _view(x.astype(gamma.dtype, copy=False))
-    inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
-    a = (gamma * inv_std).astype(gamma.dtype)
+    a = _scale(gamma, var, eps)
     floor = gamma.dtype.type(0 if relu else -np.inf)
     y = np.empty_like(x3)
     run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, floor, y[s:e]), x3.shape[0], chunk)
     return y.reshape(x.shape)
 
 
-def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True,
-                       relu_out=None):
+def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_dx=True,
+                       relu=False):
     dt = gamma.dtype
     x3, chunk = _view(x.astype(dt, copy=False))
     G3 = np.ascontiguousarray(dout, dtype=dt).reshape(x3.shape)
     N, C, L = x3.shape
     inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
-    masked = relu_out is not None
-    mask = np.ascontiguousarray(relu_out, dtype=dt).reshape(x3.shape) if masked else G3
+    a, b = _scale(gamma, var, eps), beta.astype(dt, copy=False)   # the forward's, for the mask
 
     def sums(s, e):
         sg, sgx = np.zeros(C), np.zeros(C)
-        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx, mask[s:e], masked)
+        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx, a, b, relu)
         return sg, sgx
 
     parts = run_chunks(sums, N, chunk)
@@ -183,6 +200,6 @@ def batchnorm_backward(dout, x, gamma, mean, var, eps, batch_stats, need_dx=True
     else:
         B = c = np.zeros(C, dtype=dt)
     dx = np.empty_like(G3)
-    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], mask[s:e],
-                                       masked), N, chunk)
+    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], a, b, relu),
+               N, chunk)
     return dx.reshape(x.shape), dgamma.astype(dt), dbeta.astype(dt)

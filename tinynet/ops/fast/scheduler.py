@@ -20,9 +20,11 @@ NumPy was built with (OpenBLAS, MKL, Accelerate: all get the same workers); the 
 count is only set, where the BLAS lets us (OpenBLAS), never read back to decide anything.
 """
 
+import concurrent.futures
 import contextlib
 import ctypes
 import glob
+import itertools
 import math
 import os
 import threading
@@ -206,20 +208,49 @@ def chunks(n, chunk):
 
 def run_chunks(fn, n, chunk):
     """``[fn(s, e) for s, e in chunks(n, chunk)]``, computed by ``workers()`` threads with
-    the BLAS on one thread. A call made from inside a worker runs serially in that worker."""
+    the BLAS on one thread. A call made from inside a worker runs serially in that worker.
+
+    The calling thread is one of the workers, and every worker takes the next slice not yet
+    taken until none is left. So a call wakes ``workers() - 1`` pool threads, however many
+    slices there are: waking a thread costs tens of microseconds on a virtual machine, and
+    handing each slice over on its own (a future per slice) was measured at 310 us for 11
+    empty slices, against the 1-3 ms that a batch-norm or pooling pass takes. Which thread
+    computes a slice does not change its result, and results come back in slice order."""
     if not _malloc_tuned:
         tune_malloc()
     ranges = chunks(n, chunk)
     with single_blas():
         if len(ranges) <= 1 or _workers <= 1 or getattr(_local, "inside", False):
             return [fn(s, e) for s, e in ranges]
+        results = [None] * len(ranges)
+        taken = itertools.count()           # next() on it is atomic under the GIL
+        failed = []
 
-        def task(s, e):
+        def work():
+            inside = getattr(_local, "inside", False)
             _local.inside = True
-            return fn(s, e)
+            try:
+                while True:
+                    i = next(taken)
+                    if i >= len(ranges) or failed:
+                        break
+                    results[i] = fn(*ranges[i])
+            except BaseException:
+                failed.append(True)         # the others stop at their next slice
+                raise
+            finally:
+                _local.inside = inside
 
-        futures = [_pool(_workers).submit(task, s, e) for s, e in ranges]
-        return [f.result() for f in futures]
+        helpers = [_pool(_workers - 1).submit(work)
+                   for _ in range(min(_workers, len(ranges)) - 1)]
+        try:
+            work()
+        finally:
+            for h in helpers:               # never leave a helper writing into our arrays
+                concurrent.futures.wait([h])
+        for h in helpers:
+            h.result()                      # a helper's exception, if any
+        return results
 
 
 def chunk_for(n, bytes_per_item, target=1 << 20):
