@@ -77,6 +77,26 @@ def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
                 assert rel(a, c) < tol
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[7], CASES[8]], ids=[IDS[1], IDS[7], IDS[8]])
+def test_training_keeps_the_input_tiles_for_backward_and_gets_the_same_gradients(case):
+    """With ``saved`` (a training step) the fast forward keeps each slice's transformed input
+    tiles V, the backward uses them instead of transforming x again, and lets them go: the
+    gradients are those of a backward that recomputes V."""
+    x, W, b, pad = _inputs(case, np.float32)
+    saved = {}
+    y = fast.conv2d_winograd_forward(x, W, b, pad, saved=saved)
+    assert saved and all(key[0] == "wino_V" for key in saved)
+    np.testing.assert_array_equal(y, fast.conv2d_winograd_forward(x, W, b, pad))
+    g = _r(y.shape, 3)
+    recomputed = fast.conv2d_winograd_backward(g, x, W, pad)
+    kept = fast.conv2d_winograd_backward(g, np.zeros_like(x), W, pad, saved=saved)
+    assert saved == {}
+    # x was replaced by zeros: dW can only be right if the kept V was used
+    for a, c in zip(kept[1:], recomputed[1:]):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(kept[0], recomputed[0])      # dx does not depend on x
+
+
 def test_float32_error_stays_at_rounding_level():
     """Winograd transforms with coefficients up to 8 (and G's sixths) before multiplying;
     in float32 its error must stay within a few units of rounding of the float64 direct

@@ -47,7 +47,9 @@ class Conv2D(Layer):
 
     These are the Dense layer's three formulas (dW = x^T G, db = sum G, dx = G W^T) applied
     to each image's ``cols`` matrix, plus col2im, the adjoint of the copy. Computed by
-    ``ops.conv2d_forward`` / ``ops.conv2d_backward``; training keeps only the input x.
+    ``ops.conv2d_forward`` / ``ops.conv2d_backward``; training keeps the input x, and a dict
+    ``saved`` in which the backend may keep more for backward (the fast backend's Winograd
+    path keeps its transformed input tiles there; the reference keeps nothing).
     When ``needs_input_grad`` is false (first layer of a network) dL/dx is skipped.
     Weights: He normal, std = sqrt(2 / (C*kh*kw)).
     """
@@ -93,16 +95,17 @@ class Conv2D(Layer):
         W, b = self.params["W"], self.params["b"]
         if bn is not None:
             W, b = bn.fold(W, b)
-        y = ops.conv2d_forward(x, W, b, self.stride, self.padding, relu, pool)
+        saved = {} if training else None           # what the backend keeps for backward
+        y = ops.conv2d_forward(x, W, b, self.stride, self.padding, relu, pool, saved)
         if training:
-            self.cache = (x, y if relu else None)   # y: the fused ReLU's mask for backward
+            self.cache = (x, y if relu else None, saved)   # y: the fused ReLU's mask
         return y
 
     def backward(self, dout):
-        x, relu_out = self.cache
+        x, relu_out, saved = self.cache
         dx, self.grads["W"], self.grads["b"] = ops.conv2d_backward(
             dout, x, self.params["W"], self.stride, self.padding, self.needs_input_grad,
-            relu_out)
+            relu_out, saved)
         return dx
 
     def config(self):

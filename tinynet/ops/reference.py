@@ -170,7 +170,7 @@ def col2im(dcols, x_shape, kh, kw, stride, pad):
     return dxp[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
 
     x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
@@ -179,6 +179,8 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
     backend does it while y is still in cache); ``pool``: then a 2x2, stride-2 max-pool too
     (inference: nothing is kept for a backward).
+    ``saved``: a dict (training), where a backend may keep intermediate results for
+    conv2d_backward, which gets the same dict; this backend keeps nothing and recomputes.
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
@@ -190,7 +192,7 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
 
 
-def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
     """Gradients of conv2d_forward, given G = dout (N, F, OH, OW) viewed as (N, F, P):
     the Dense formulas on each image's cols matrix, then col2im back to the pixels:
 
@@ -199,7 +201,8 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
         dL/dx  = col2im(Wm^T @ G[n])       (N, C, H, W)
 
     ``relu_out``: the output of a forward with ``relu=True``; dout is then the gradient of
-    max(y, 0), and G = dout * [relu_out > 0] (relu_backward) comes first.
+    max(y, 0), and G = dout * [relu_out > 0] (relu_backward) comes first. ``saved``: the
+    forward's (see conv2d_forward).
     Returns (dx, dW, db); dx is None when ``need_dx`` is false.
     """
     if relu_out is not None:
@@ -248,7 +251,7 @@ def winograd_tiles(x, pad):
     return np.lib.stride_tricks.sliding_window_view(xp, (6, 6), axis=(2, 3))[:, :, ::4, ::4]
 
 
-def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
+def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
     """conv2d_forward(x, W, b, 1, pad) for 3x3 filters W (F, C, 3, 3), tile by tile:
 
         U[f, c] = G W[f, c] G^T                  filters in the Winograd domain   (6, 6)
@@ -257,7 +260,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
         Y[n, f, t] = A^T M[n, f, t] A            output tile t                    (4, 4)
 
     The sum over c is 36 matrix products (F, C) @ (C, tiles), one per entry of the 6x6.
-    ``relu`` and ``pool`` as in conv2d_forward.
+    ``relu``, ``pool`` and ``saved`` as in conv2d_forward (the fast backend keeps V there).
     """
     N, F, (H, Wd) = x.shape[0], W.shape[0], x.shape[2:]
     BT, G, AT = (m.astype(x.dtype) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
@@ -272,7 +275,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False):
     return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
 
 
-def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
+def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved=None):
     """Gradients of conv2d_winograd_forward, each step's adjoint in reverse order:
 
         dM = A dY A^T              (dY: dout's 4x4 tile; outputs past the edge count as 0)
@@ -281,8 +284,8 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None):
         dL/dx = every tile's dd added back where the tile was read (tiles overlap)
         dL/db = sum dout
 
-    ``relu_out`` as in conv2d_backward. Returns (dx, dW, db); dx is None when ``need_dx`` is
-    false.
+    ``relu_out`` and ``saved`` as in conv2d_backward. Returns (dx, dW, db); dx is None when
+    ``need_dx`` is false.
     """
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)

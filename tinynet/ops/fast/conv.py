@@ -133,9 +133,9 @@ def col2im(dcols, kh, kw, stride, pad, dx):
     return dx
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     if _winograd(W, stride):
-        return conv2d_winograd_forward(x, W, b, pad, relu, pool)
+        return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
     if pool:
         return maxpool_forward(conv2d_forward(x, W, b, stride, pad, relu), 2, 2, 2,
                                need_arg=False)[0]
@@ -159,9 +159,9 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False):
     return y.reshape(N, F, OH, OW)
 
 
-def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None):
+def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
     if _winograd(W, stride):
-        return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out)
+        return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out, saved)
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape

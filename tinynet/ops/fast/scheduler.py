@@ -284,7 +284,7 @@ def map_flat(kernel, n, *arrays, minimum=1 << 16):
 SCRATCH_PER_THREAD = 32      # buffers each thread keeps, least recently used dropped first
 
 
-def _spread(shape, dtype):
+def spread_empty(shape, dtype):
     """An array of ``shape`` whose sub-arrays along the first axis start 64 bytes more than
     a whole sub-array apart. Kernels that stream through all of them at once (Winograd's 16
     matrices) would otherwise, whenever a sub-array's size is a multiple of 4096 bytes (e.g.
@@ -302,14 +302,14 @@ def scratch(name, shape, dtype, spread=False):
     """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
     dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
     their own instead of reallocating each other's on every call. ``spread``: sub-arrays
-    along the first axis apart by a little more than their size (see ``_spread``)."""
+    along the first axis apart by a little more than their size (see ``spread_empty``)."""
     store = getattr(_local, "scratch", None)
     if store is None:
         store = _local.scratch = OrderedDict()
     key = (name, tuple(shape), dtype, spread)
     buf = store.get(key)
     if buf is None:
-        buf = store[key] = _spread(shape, dtype) if spread else np.empty(shape, dtype=dtype)
+        buf = store[key] = spread_empty(shape, dtype) if spread else np.empty(shape, dtype=dtype)
         if len(store) > SCRATCH_PER_THREAD:
             store.popitem(last=False)
     else:
