@@ -249,6 +249,28 @@ def test_dropout_agrees(shape, p):
     np.testing.assert_array_equal(ref.dropout_backward(g, m), fast.dropout_backward(g, mf))
 
 
+def test_counter_uniform_slices_are_the_stream_and_look_uniform():
+    whole = ref.counter_uniform(12345, 0, 100_000)
+    # any slice is the same draws, computed on its own (what lets threads share the work)
+    np.testing.assert_array_equal(ref.counter_uniform(12345, 40_000, 1000),
+                                  whole[40_000:41_000])
+    assert whole.dtype == F32 and whole.min() >= 0 and whole.max() < 1
+    counts = np.bincount((whole * 10).astype(int), minlength=10)
+    assert np.all(np.abs(counts - 10_000) < 500)                 # ~5 standard deviations
+    assert abs(np.corrcoef(whole[:-1], whole[1:])[0, 1]) < 0.02   # neighbours unrelated
+    assert not np.array_equal(ref.counter_uniform(12346, 0, 1000), whole[:1000])
+
+
+def test_fast_dropout_mask_does_not_depend_on_the_thread_count():
+    x = _r((300_001,))
+    masks = []
+    for n in (1, 2, 3):
+        with scheduler.threads(n):
+            masks.append(fast.dropout_forward(x, 0.5, np.random.default_rng(3))[1])
+    np.testing.assert_array_equal(masks[0], masks[1])
+    np.testing.assert_array_equal(masks[0], masks[2])
+
+
 @pytest.mark.parametrize("n, k", [(1, 2), (7, 10), (128, 10), (33, 1000)])
 def test_softmax_cross_entropy_agrees(n, k):
     z, t = _r((n, k)) * 5, np.random.default_rng(1).integers(0, k, n)

@@ -407,13 +407,37 @@ def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_d
 # -- dropout --------------------------------------------------------------------------------
 
 
+# SplitMix64's constants: its step (2^64 / golden ratio) and its two mixing multipliers.
+SPLITMIX_STEP, SPLITMIX_M1, SPLITMIX_M2 = (np.uint64(0x9E3779B97F4A7C15),
+                                            np.uint64(0xBF58476D1CE4E5B9),
+                                            np.uint64(0x94D049BB133111EB))
+
+
+def counter_uniform(key, start, n):
+    """Draws start, ..., start + n - 1 of a stream of floats uniform in [0, 1), 24 bits each.
+
+    Draw i is SplitMix64's output for counter key + (i + 1) * step: a hash of (key, i), so any
+    slice of the stream can be computed on its own, by any thread, in any order, and the
+    result is the same. ``key`` (an unsigned 64-bit integer) comes from the caller's Generator,
+    so a seed reproduces the stream. The top 24 bits give the float, as a float32 draw has.
+    """
+    counter = np.arange(start, start + n, dtype=np.uint64) + np.uint64(1)
+    z = np.uint64(key) + counter * SPLITMIX_STEP               # wraps around mod 2^64
+    z = (z ^ (z >> np.uint64(30))) * SPLITMIX_M1
+    z = (z ^ (z >> np.uint64(27))) * SPLITMIX_M2
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+
+
 def dropout_forward(x, p, rng):
-    """y = x * m, with m = [u < 1 - p] / (1 - p) and u ~ U[0, 1) drawn from ``rng``, one
-    float32 per entry. Dividing by 1 - p keeps E[y] = x. Any shape.
-    Returns (y, m); the backward needs the same mask m.
+    """y = x * m, with m = [u < 1 - p] / (1 - p) and u ~ U[0, 1), one draw per entry from
+    ``counter_uniform`` with a key drawn from ``rng``. Dividing by 1 - p keeps E[y] = x.
+    Any shape. Returns (y, m); the backward needs the same mask m.
     """
     keep = 1.0 - p
-    m = (rng.random(x.shape, dtype=np.float32) < keep) * x.dtype.type(1 / keep)
+    key = rng.integers(0, 2 ** 64, dtype=np.uint64)
+    u = counter_uniform(key, 0, x.size).reshape(x.shape)
+    m = (u < np.float32(keep)) * x.dtype.type(1 / keep)
     return x * m, m
 
 

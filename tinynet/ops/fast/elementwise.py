@@ -12,7 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .scheduler import map_flat
+from ..reference import SPLITMIX_M1, SPLITMIX_M2, SPLITMIX_STEP
+from .scheduler import map_flat, run_chunks, workers
 
 
 @njit(cache=True, nogil=True)
@@ -34,15 +35,23 @@ def relu_backward_kernel(dout, y, dx):
 
 
 @njit(cache=True, nogil=True)
-def dropout_forward_kernel(x, u, keep, scale, m, y):
-    """Inverted dropout from uniform draws ``u`` in [0, 1) (drawn by the caller's
-    Generator): m[i] = scale if u[i] < keep else 0 (scale = 1/keep), y[i] = x[i] * m[i].
-    Fills the mask ``m`` (kept for backward; it may be ``u`` itself) and ``y``; returns ``y``.
-    """
+def dropout_forward_kernel(x, key, start, keep, scale, m, y):
+    """Inverted dropout with the reference's ``counter_uniform`` draws start, start + 1, ...
+    computed here, one per entry: m[i] = scale if u < keep else 0 (scale = 1/keep),
+    y[i] = x[i] * m[i]. Fills the mask ``m`` (kept for backward) and ``y``; returns ``y``.
+    A slice needs only its ``start``, so threads fill slices side by side."""
+    step, m1, m2 = SPLITMIX_STEP, SPLITMIX_M1, SPLITMIX_M2
+    s30, s27, s31, s40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
+    one, unit = np.uint64(1), np.float32(2.0 ** -24)
     for i in range(x.size):
-        mi = scale if u[i] < keep else 0
+        z = key + (np.uint64(start + i) + one) * step
+        z = (z ^ (z >> s30)) * m1
+        z = (z ^ (z >> s27)) * m2
+        z = z ^ (z >> s31)
+        u = np.float32(z >> s40) * unit
+        mi = scale if u < keep else 0
         m[i] = mi
-        y[i] = x[i] * m[i]
+        y[i] = x[i] * mi
     return y
 
 
@@ -94,13 +103,15 @@ def relu_backward(dout, y):
 def dropout_forward(x, p, rng):
     x = np.ascontiguousarray(x)
     keep = 1.0 - p
-    # The same float32 draws as the reference; the kernel turns them into the mask
-    # m = [u < keep] / keep (in place when x is float32) and multiplies, in one pass.
-    u = rng.random(x.shape, dtype=np.float32)
-    m = u if x.dtype == np.float32 else np.empty_like(x)
-    y = np.empty_like(x)
-    map_flat(dropout_forward_kernel, x.size, x.reshape(-1), u.reshape(-1), np.float32(keep),
-             x.dtype.type(1.0 / keep), m.reshape(-1), y.reshape(-1))
+    key = rng.integers(0, 2 ** 64, dtype=np.uint64)       # the reference's one draw
+    m, y = np.empty_like(x), np.empty_like(x)
+    xf, mf, yf = x.reshape(-1), m.reshape(-1), y.reshape(-1)
+    keep32, scale = np.float32(keep), x.dtype.type(1.0 / keep)
+
+    def part(s, e):
+        dropout_forward_kernel(xf[s:e], key, s, keep32, scale, mf[s:e], yf[s:e])
+
+    run_chunks(part, x.size, max(1 << 16, -(-x.size // (2 * workers()))))
     return y, m
 
 
