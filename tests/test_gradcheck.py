@@ -2,7 +2,7 @@ import numpy as np
 
 from tinynet import networks
 from tinynet.gradcheck import check_layer, check_model
-from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, ReLU, Tanh
+from tinynet.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Tanh
 from tinynet.model import Sequential
 
 
@@ -67,3 +67,16 @@ def test_batchnorm_with_its_relu_fused_gradients_match(rng, backend):
     assert len(errors) == 11 and max(e for k, e in errors.items() if k not in zero) < 1e-6
     for i in (0, 4):
         assert np.abs(model.layers[i].grads["b"]).max() < 1e-12
+
+
+def test_batchnorm_relu_and_max_pool_fused_gradients_match(rng, backend):
+    """In training Sequential also runs a 2x2 max-pool after BatchNorm + ReLU inside the
+    BatchNorm's op (never writing the unpooled output); odd planes drop their last row and
+    column as the pool does. The gradients stay exact."""
+    model = Sequential([Conv2D(2, 3, 3, padding=1, rng=rng), BatchNorm(3), ReLU(), MaxPool2D(2),
+                        Flatten(), Dense(12, 3, rng=rng)])
+    x = rng.standard_normal((4, 2, 5, 4))
+    errors = check_model(model, x, np.array([0, 2, 1, 2]))
+    assert model._fused == {2, 3}               # ReLU and max-pool ran inside the BatchNorm
+    assert max(e for k, e in errors.items() if k != "0.b") < 1e-6
+    assert np.abs(model.layers[0].grads["b"]).max() < 1e-12

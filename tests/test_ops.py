@@ -198,6 +198,31 @@ def test_batchnorm_with_a_fused_relu_is_batchnorm_then_relu(shape):
             close(a, c, 1e-4)
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 3, 7, 9), (64, 32, 24, 24)], ids=str)
+def test_batchnorm_relu_pool_agrees(shape):
+    C = shape[1]
+    x, gamma, beta = _r(shape) * 3 + 1, _r(C, 2) + 1, _r(C, 3)
+    mean, var = ref.batchnorm_moments(x)
+    y, arg = ref.batchnorm_relu_pool_forward(x, gamma, beta, mean, var, 1e-5)
+    assert y.shape == (shape[0], C, shape[2] // 2, shape[3] // 2)
+    yf, argf = fast.batchnorm_relu_pool_forward(x, gamma, beta, mean, var, 1e-5)
+    close(y, yf)
+    np.testing.assert_array_equal(arg, argf)
+    assert 0.2 < (y > 0).mean() < 0.95                     # the ReLU cuts some windows
+    d = _r(y.shape, 4)
+    for batch_stats in (True, False):
+        for need_dx in (True, False):
+            r = ref.batchnorm_relu_pool_backward(d, arg, x, gamma, beta, mean, var, 1e-5,
+                                                 batch_stats, need_dx)
+            f = fast.batchnorm_relu_pool_backward(d, argf, x, gamma, beta, mean, var, 1e-5,
+                                                  batch_stats, need_dx)
+            assert (f[0] is None) == (not need_dx)
+            for a, c in zip(r, f):
+                if a is not None:
+                    close(a, c, 1e-4)
+                    assert c.dtype == F32
+
+
 def test_fast_batchnorm_backward_gates_exactly_where_its_forward_was_positive():
     # The fast backward recomputes the fused ReLU's mask from x; with G = 1 everywhere,
     # dL/dbeta counts the values it kept, which must be the forward's positive outputs, also

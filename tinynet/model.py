@@ -50,8 +50,8 @@ class Sequential:
 
     #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them and
     #: a 2x2 max-pool after them) as one op, and a BatchNorm and the ReLU after it (training,
-    #: where the BatchNorm cannot be folded), saving a pass over memory each; the same math.
-    #: False: every layer on its own.
+    #: where the BatchNorm cannot be folded; with a 2x2 max-pool after them, that too),
+    #: saving passes over memory; the same math. False: every layer on its own.
     fuse = True
 
     def forward(self, x, training=False):
@@ -76,8 +76,14 @@ class Sequential:
             elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \
                     and type(layers[j]) is ReLU:
                 skip.add(j)                     # its backward is part of the BatchNorm's
-                x = layer.forward(x, training=training, relu=True)
                 j += 1
+                pool = (training and x.ndim == 4 and min(x.shape[2:]) >= 2 and j < len(layers)
+                        and isinstance(layers[j], MaxPool2D)
+                        and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+                if pool:
+                    skip.add(j)                 # and so is the max-pool's
+                    j += 1
+                x = layer.forward(x, training=training, relu=True, pool=pool)
             else:
                 x = layer.forward(x, training=training)
             i = j

@@ -66,24 +66,36 @@ class BatchNorm(Layer):
         if training and x.size // x.shape[1] < 2:
             raise ValueError("BatchNorm needs more than one value per feature to train")
 
-    def forward(self, x, training=False, relu=False):
-        """``relu`` is for ``Sequential``, which fuses a following ReLU into this layer: the
-        output is then max(y, 0), and backward takes the gradient after the ReLU."""
+    def forward(self, x, training=False, relu=False, pool=False):
+        """``relu`` and ``pool`` are for ``Sequential``, which fuses a following ReLU (and in
+        training a 2x2, stride-2 max-pool after it) into this layer: the output is then
+        max(y, 0) (pooled), and backward takes the gradient after them."""
         self._check_input(x, training)
+        if pool and not (relu and x.ndim == 4):
+            raise ValueError("BatchNorm fuses a max-pool only after a ReLU, on (N, C, H, W)")
         x = x.astype(self.params["gamma"].dtype, copy=False)
         if training:
             mean, var = ops.batchnorm_moments(x)
             self._update_running_stats(mean, var, x.size // x.shape[1])
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        y = ops.batchnorm_forward(x, self.params["gamma"], self.params["beta"], mean, var,
-                                  self.eps, relu)
-        self.cache = (x, mean, var, training, relu)
+        p, arg = self.params, None
+        if pool:
+            y, arg = ops.batchnorm_relu_pool_forward(x, p["gamma"], p["beta"], mean, var,
+                                                     self.eps)
+        else:
+            y = ops.batchnorm_forward(x, p["gamma"], p["beta"], mean, var, self.eps, relu)
+        self.cache = (x, mean, var, training, relu, arg)
         return y
 
     def backward(self, dout):
-        x, mean, var, training, relu = self.cache
+        x, mean, var, training, relu, arg = self.cache
         p = self.params
+        if arg is not None:
+            dx, self.grads["gamma"], self.grads["beta"] = ops.batchnorm_relu_pool_backward(
+                dout, arg, x, p["gamma"], p["beta"], mean, var, self.eps, training,
+                self.needs_input_grad)
+            return dx
         dx, self.grads["gamma"], self.grads["beta"] = ops.batchnorm_backward(
             dout, x, p["gamma"], p["beta"], mean, var, self.eps, training, self.needs_input_grad,
             relu)

@@ -28,6 +28,7 @@ OPS = (
     "conv2d_winograd_forward", "conv2d_winograd_backward",
     "maxpool_forward", "maxpool_backward",
     "batchnorm_moments", "batchnorm_forward", "batchnorm_backward",
+    "batchnorm_relu_pool_forward", "batchnorm_relu_pool_backward",
     "relu_forward", "relu_backward",
     "dropout_forward", "dropout_backward",
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",

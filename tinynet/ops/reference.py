@@ -404,6 +404,21 @@ def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_d
     return gamma.reshape(shape) * inv_std * dout, dgamma, dbeta
 
 
+def batchnorm_relu_pool_forward(x, gamma, beta, mean, var, eps):
+    """maxpool(relu(batchnorm(x)), 2x2, stride 2), for training: x (N, C, H, W) -> the pooled
+    (N, C, H//2, W//2) and arg, where each maximum was (as maxpool_forward gives them). The
+    fast backend computes it in one pass and never writes the full-size output."""
+    return maxpool_forward(batchnorm_forward(x, gamma, beta, mean, var, eps, relu=True), 2, 2, 2)
+
+
+def batchnorm_relu_pool_backward(dout, arg, x, gamma, beta, mean, var, eps, batch_stats,
+                                 need_dx=True):
+    """Gradients of batchnorm_relu_pool_forward: the max-pool routes dout to the maxima
+    (``arg``), then batchnorm_backward with its ReLU. Returns (dx, dgamma, dbeta)."""
+    g = maxpool_backward(dout, arg, x.shape)
+    return batchnorm_backward(g, x, gamma, beta, mean, var, eps, batch_stats, need_dx, True)
+
+
 # -- dropout --------------------------------------------------------------------------------
 
 

@@ -26,7 +26,13 @@ from .elementwise import (  # noqa: F401
     relu_backward,
     relu_forward,
 )
-from .norm import batchnorm_backward, batchnorm_forward, batchnorm_moments  # noqa: F401
+from .norm import (  # noqa: F401
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_moments,
+    batchnorm_relu_pool_backward,
+    batchnorm_relu_pool_forward,
+)
 from .pool import maxpool_backward, maxpool_forward  # noqa: F401
 from .winograd import conv2d_winograd_backward, conv2d_winograd_forward  # noqa: F401
 

@@ -133,6 +133,97 @@ def input_grad(g, x, m, A, B, c, dx, a, b, masked):
     return dx
 
 
+@njit(cache=True, nogil=True)
+def affine_relu_pool(x, m, a, b, out, arg):
+    """out[n, c, oh, ow] = the largest max(a[c]*(x - m[c]) + b[c], 0) of each 2x2 window of
+    x[n, c] (stride 2), arg its flat position in the plane (ties: the first in row-major
+    order, as ``pool._maxpool2x2_forward``); returns ``out``. Branch-free selects, as there."""
+    N, C, H, W = x.shape
+    OH = out.shape[2]
+    OW = out.shape[3]
+    zero = out.dtype.type(0)
+    for n in range(N):
+        for c in range(C):
+            mc, ac, bc = m[c], a[c], b[c]
+            plane = x[n, c]
+            for oh in range(OH):
+                r0 = plane[2 * oh]
+                r1 = plane[2 * oh + 1]
+                orow = out[n, c, oh]
+                arow = arg[n, c, oh]
+                top = 2 * oh * W
+                for ow in range(OW):
+                    w = 2 * ow
+                    v = _normalised(r0[w], mc, ac, bc)
+                    best = v if v > zero else zero
+                    where = top + w
+                    v = _normalised(r0[w + 1], mc, ac, bc)
+                    take = v > best
+                    best = v if take else best
+                    where = top + w + 1 if take else where
+                    v = _normalised(r1[w], mc, ac, bc)
+                    take = v > best
+                    best = v if take else best
+                    where = top + W + w if take else where
+                    v = _normalised(r1[w + 1], mc, ac, bc)
+                    take = v > best
+                    best = v if take else best
+                    where = top + W + w + 1 if take else where
+                    orow[ow] = best
+                    arow[ow] = where
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def pooled_sums_grad(d, arg, x, mu, sg, sgx, a, b):
+    """:func:`channel_sums_grad` for G = the max-pool's backward of ``d`` gated by the ReLU:
+    G is d at each window's maximum ``arg`` where a*(x - mu) + b > 0 there, 0 elsewhere, so
+    only the pooled positions are visited."""
+    N, C, OH, OW = d.shape
+    for n in range(N):
+        for c in range(C):
+            m = np.float64(mu[c])
+            mc, ac, bc = mu[c], a[c], b[c]
+            plane = x[n, c].reshape(-1)
+            s = 0.0
+            t = 0.0
+            for oh in range(OH):
+                drow = d[n, c, oh]
+                arow = arg[n, c, oh]
+                for ow in range(OW):
+                    xv = plane[arow[ow]]
+                    if _normalised(xv, mc, ac, bc) > 0:
+                        gi = np.float64(drow[ow])
+                        s += gi
+                        t += gi * (xv - m)
+            sg[c] += s
+            sgx[c] += t
+
+
+@njit(cache=True, nogil=True)
+def pooled_input_grad(d, arg, x, m, A, B, c, dx, a, b):
+    """:func:`input_grad` for the G of :func:`pooled_sums_grad`: dx = B*(x - m) + c where G is
+    0 (every position but the kept maxima), A*G + B*(x - m) + c at those; returns ``dx``."""
+    N, C, OH, OW = d.shape
+    for n in range(N):
+        for k in range(C):
+            mc, ac, bc, cc = m[k], A[k], B[k], c[k]
+            fa, fb = a[k], b[k]
+            xrow = x[n, k].reshape(-1)
+            drow_all = dx[n, k].reshape(-1)
+            for i in range(xrow.size):
+                drow_all[i] = bc * (xrow[i] - mc) + cc
+            for oh in range(OH):
+                grow = d[n, k, oh]
+                arow = arg[n, k, oh]
+                for ow in range(OW):
+                    p = arow[ow]
+                    xv = xrow[p]
+                    if _normalised(xv, mc, fa, fb) > 0:
+                        drow_all[p] = ac * grow[ow] + bc * (xv - mc) + cc
+    return dx
+
+
 def _view(x):
     """x as the contiguous (N, C, L) array the kernels use, and the chunk size for it."""
     x = np.ascontiguousarray(x)
@@ -164,6 +255,17 @@ def _scale(gamma, var, eps):
     return (gamma * inv_std).astype(gamma.dtype)
 
 
+def _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, M):
+    """input_grad's per-channel A, B, c (module docstring), in gamma's dtype; M values per
+    channel."""
+    dt = gamma.dtype
+    scale = gamma * inv_std
+    if not batch_stats:
+        return scale.astype(dt), np.zeros(len(gamma), dt), np.zeros(len(gamma), dt)
+    return (scale.astype(dt), (-scale * inv_std * dgamma / M).astype(dt),
+            (-scale * dbeta / M).astype(dt))
+
+
 def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     x3, chunk = _view(x.astype(gamma.dtype, copy=False))
     a = _scale(gamma, var, eps)
@@ -192,14 +294,46 @@ def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_d
     dgamma = sum(p[1] for p in parts) * inv_std              # sum(G * xhat)
     if not need_dx:
         return None, dgamma.astype(dt), dbeta.astype(dt)
-    scale = gamma * inv_std
-    A = scale.astype(dt)
-    if batch_stats:
-        B = (-scale * inv_std * dgamma / (N * L)).astype(dt)
-        c = (-scale * dbeta / (N * L)).astype(dt)
-    else:
-        B = c = np.zeros(C, dtype=dt)
+    A, B, c = _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, N * L)
     dx = np.empty_like(G3)
     run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], a, b, relu),
                N, chunk)
     return dx.reshape(x.shape), dgamma.astype(dt), dbeta.astype(dt)
+
+
+def batchnorm_relu_pool_forward(x, gamma, beta, mean, var, eps):
+    x = np.ascontiguousarray(x, dtype=gamma.dtype)
+    N, C, H, W = x.shape
+    a = _scale(gamma, var, eps)
+    out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
+    arg = np.empty(out.shape, dtype=np.int32)
+    run_chunks(lambda s, e: affine_relu_pool(x[s:e], mean, a, beta, out[s:e], arg[s:e]), N,
+               chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES))
+    return out, arg
+
+
+def batchnorm_relu_pool_backward(dout, arg, x, gamma, beta, mean, var, eps, batch_stats,
+                                 need_dx=True):
+    dt = gamma.dtype
+    x = np.ascontiguousarray(x, dtype=dt)
+    d = np.ascontiguousarray(dout, dtype=dt)
+    N, C, H, W = x.shape
+    chunk = chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES)
+    inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
+    a, b = _scale(gamma, var, eps), beta.astype(dt, copy=False)
+
+    def sums(s, e):
+        sg, sgx = np.zeros(C), np.zeros(C)
+        pooled_sums_grad(d[s:e], arg[s:e], x[s:e], mean, sg, sgx, a, b)
+        return sg, sgx
+
+    parts = run_chunks(sums, N, chunk)
+    dbeta = sum(p[0] for p in parts)
+    dgamma = sum(p[1] for p in parts) * inv_std
+    if not need_dx:
+        return None, dgamma.astype(dt), dbeta.astype(dt)
+    A, B, c = _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, N * H * W)
+    dx = np.empty_like(x)
+    run_chunks(lambda s, e: pooled_input_grad(d[s:e], arg[s:e], x[s:e], mean, A, B, c, dx[s:e],
+                                              a, b), N, chunk)
+    return dx, dgamma.astype(dt), dbeta.astype(dt)
