@@ -67,9 +67,7 @@ class Sequential:
                 if relu:
                     skip.add(j)                 # its backward is part of the Conv2D's
                     j += 1
-                pool = (relu and not training and j < len(layers)
-                        and isinstance(layers[j], MaxPool2D)
-                        and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+                pool = relu and not training and _pool2x2(layers, j)
                 if pool:
                     j += 1
                 x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
@@ -77,9 +75,8 @@ class Sequential:
                     and type(layers[j]) is ReLU:
                 skip.add(j)                     # its backward is part of the BatchNorm's
                 j += 1
-                pool = (training and x.ndim == 4 and min(x.shape[2:]) >= 2 and j < len(layers)
-                        and isinstance(layers[j], MaxPool2D)
-                        and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+                pool = (training and x.ndim == 4 and min(x.shape[2:]) >= 2
+                        and _pool2x2(layers, j))
                 if pool:
                     skip.add(j)                 # and so is the max-pool's
                     j += 1
@@ -170,6 +167,12 @@ class Sequential:
         arrays.update(extra_arrays or {})
         arrays[META_KEY] = np.array(json.dumps(meta))
         atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _pool2x2(layers, j):
+    """Whether layers[j] is a 2x2, stride-2 max-pool, the one the fused ops compute."""
+    return (j < len(layers) and isinstance(layers[j], MaxPool2D)
+            and layers[j].ph == layers[j].pw == layers[j].stride == 2)
 
 
 def _grad_getter(layer, name):

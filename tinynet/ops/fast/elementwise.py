@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..reference import SPLITMIX_M1, SPLITMIX_M2, SPLITMIX_STEP
-from .scheduler import map_flat, run_chunks, workers
+from .scheduler import flat_chunk, map_flat, run_chunks
 
 
 @njit(cache=True, nogil=True)
@@ -111,7 +111,7 @@ def dropout_forward(x, p, rng):
     def part(s, e):
         dropout_forward_kernel(xf[s:e], key, s, keep32, scale, mf[s:e], yf[s:e])
 
-    run_chunks(part, x.size, max(1 << 16, -(-x.size // (2 * workers()))))
+    run_chunks(part, x.size, flat_chunk(x.size))
     return y, m
 
 

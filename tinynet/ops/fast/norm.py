@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .pool import larger
 from .scheduler import chunk_for, run_chunks
 
 CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
@@ -137,7 +138,7 @@ def input_grad(g, x, m, A, B, c, dx, a, b, masked):
 def affine_relu_pool(x, m, a, b, out, arg):
     """out[n, c, oh, ow] = the largest max(a[c]*(x - m[c]) + b[c], 0) of each 2x2 window of
     x[n, c] (stride 2), arg its flat position in the plane (ties: the first in row-major
-    order, as ``pool._maxpool2x2_forward``); returns ``out``. Branch-free selects, as there."""
+    order, as ``pool._maxpool2x2_forward``, with the same selects); returns ``out``."""
     N, C, H, W = x.shape
     OH = out.shape[2]
     OW = out.shape[3]
@@ -155,20 +156,13 @@ def affine_relu_pool(x, m, a, b, out, arg):
                 for ow in range(OW):
                     w = 2 * ow
                     v = _normalised(r0[w], mc, ac, bc)
-                    best = v if v > zero else zero
-                    where = top + w
-                    v = _normalised(r0[w + 1], mc, ac, bc)
-                    take = v > best
-                    best = v if take else best
-                    where = top + w + 1 if take else where
-                    v = _normalised(r1[w], mc, ac, bc)
-                    take = v > best
-                    best = v if take else best
-                    where = top + W + w if take else where
-                    v = _normalised(r1[w + 1], mc, ac, bc)
-                    take = v > best
-                    best = v if take else best
-                    where = top + W + w + 1 if take else where
+                    best, where = (v if v > zero else zero), top + w
+                    best, where = larger(_normalised(r0[w + 1], mc, ac, bc), top + w + 1,
+                                         best, where)
+                    best, where = larger(_normalised(r1[w], mc, ac, bc), top + W + w,
+                                         best, where)
+                    best, where = larger(_normalised(r1[w + 1], mc, ac, bc), top + W + w + 1,
+                                         best, where)
                     orow[ow] = best
                     arow[ow] = where
     return out
@@ -249,26 +243,47 @@ def batchnorm_moments(x):
 
 
 def _scale(gamma, var, eps):
-    """a = gamma / sqrt(var + eps) in gamma's dtype, computed one way for forward and backward
-    (the backward's ReLU mask must be the forward's)."""
+    """(a, inv_std): a = gamma / sqrt(var + eps) in gamma's dtype, computed one way for
+    forward and backward (the backward's ReLU mask must be the forward's), and 1 / sqrt(var +
+    eps) in float64 for the backward's sums."""
     inv_std = (1 / np.sqrt(var + eps)).astype(gamma.dtype)
-    return (gamma * inv_std).astype(gamma.dtype)
+    return (gamma * inv_std).astype(gamma.dtype), inv_std.astype(np.float64)
 
 
-def _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, M):
-    """input_grad's per-channel A, B, c (module docstring), in gamma's dtype; M values per
-    channel."""
-    dt = gamma.dtype
-    scale = gamma * inv_std
-    if not batch_stats:
-        return scale.astype(dt), np.zeros(len(gamma), dt), np.zeros(len(gamma), dt)
-    return (scale.astype(dt), (-scale * inv_std * dgamma / M).astype(dt),
-            (-scale * dbeta / M).astype(dt))
+def _gradients(gamma, beta, var, eps, batch_stats, dx, N, M, chunk, sums, grad):
+    """The backward both batch-norm ops share, given their two kernels as calls on a slice
+    [s, e) of the batch: ``sums(s, e, sg, sgx, a, b)`` adds the slice's sum G and
+    sum G*(x - mu) into sg, sgx (float64), and ``grad(s, e, A, B, c, a, b)`` writes the
+    slice's dx = A*G + B*(x - mu) + c (a, b: the forward's scale and shift, for the ReLU's
+    mask). M values per channel; ``dx`` None when it is not needed. Returns (dx, dgamma,
+    dbeta)."""
+    dt, C = gamma.dtype, len(gamma)
+    a, inv_std = _scale(gamma, var, eps)
+    b = beta.astype(dt, copy=False)
+
+    def slice_sums(s, e):
+        sg, sgx = np.zeros(C), np.zeros(C)
+        sums(s, e, sg, sgx, a, b)
+        return sg, sgx
+
+    parts = run_chunks(slice_sums, N, chunk)
+    dbeta = sum(p[0] for p in parts)                         # sum(G)
+    dgamma = sum(p[1] for p in parts) * inv_std              # sum(G * xhat)
+    if dx is not None:
+        scale = gamma * inv_std
+        A = scale.astype(dt)
+        if batch_stats:
+            B = (-scale * inv_std * dgamma / M).astype(dt)
+            c = (-scale * dbeta / M).astype(dt)
+        else:
+            B = c = np.zeros(C, dtype=dt)
+        run_chunks(lambda s, e: grad(s, e, A, B, c, a, b), N, chunk)
+    return dx, dgamma.astype(dt), dbeta.astype(dt)
 
 
 def batchnorm_forward(x, gamma, beta, mean, var, eps, relu=False):
     x3, chunk = _view(x.astype(gamma.dtype, copy=False))
-    a = _scale(gamma, var, eps)
+    a, _ = _scale(gamma, var, eps)
     floor = gamma.dtype.type(0 if relu else -np.inf)
     y = np.empty_like(x3)
     run_chunks(lambda s, e: affine(x3[s:e], mean, a, beta, floor, y[s:e]), x3.shape[0], chunk)
@@ -281,30 +296,20 @@ def batchnorm_backward(dout, x, gamma, beta, mean, var, eps, batch_stats, need_d
     x3, chunk = _view(x.astype(dt, copy=False))
     G3 = np.ascontiguousarray(dout, dtype=dt).reshape(x3.shape)
     N, C, L = x3.shape
-    inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
-    a, b = _scale(gamma, var, eps), beta.astype(dt, copy=False)   # the forward's, for the mask
-
-    def sums(s, e):
-        sg, sgx = np.zeros(C), np.zeros(C)
-        channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx, a, b, relu)
-        return sg, sgx
-
-    parts = run_chunks(sums, N, chunk)
-    dbeta = sum(p[0] for p in parts)                         # sum(G)
-    dgamma = sum(p[1] for p in parts) * inv_std              # sum(G * xhat)
-    if not need_dx:
-        return None, dgamma.astype(dt), dbeta.astype(dt)
-    A, B, c = _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, N * L)
-    dx = np.empty_like(G3)
-    run_chunks(lambda s, e: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], a, b, relu),
-               N, chunk)
-    return dx.reshape(x.shape), dgamma.astype(dt), dbeta.astype(dt)
+    dx = np.empty_like(G3) if need_dx else None
+    dx, dgamma, dbeta = _gradients(
+        gamma, beta, var, eps, batch_stats, dx, N, N * L, chunk,
+        lambda s, e, sg, sgx, a, b: channel_sums_grad(G3[s:e], x3[s:e], mean, sg, sgx, a, b,
+                                                      relu),
+        lambda s, e, A, B, c, a, b: input_grad(G3[s:e], x3[s:e], mean, A, B, c, dx[s:e], a, b,
+                                               relu))
+    return (None if dx is None else dx.reshape(x.shape)), dgamma, dbeta
 
 
 def batchnorm_relu_pool_forward(x, gamma, beta, mean, var, eps):
     x = np.ascontiguousarray(x, dtype=gamma.dtype)
     N, C, H, W = x.shape
-    a = _scale(gamma, var, eps)
+    a, _ = _scale(gamma, var, eps)
     out = np.empty((N, C, H // 2, W // 2), dtype=x.dtype)
     arg = np.empty(out.shape, dtype=np.int32)
     run_chunks(lambda s, e: affine_relu_pool(x[s:e], mean, a, beta, out[s:e], arg[s:e]), N,
@@ -318,22 +323,11 @@ def batchnorm_relu_pool_backward(dout, arg, x, gamma, beta, mean, var, eps, batc
     x = np.ascontiguousarray(x, dtype=dt)
     d = np.ascontiguousarray(dout, dtype=dt)
     N, C, H, W = x.shape
-    chunk = chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES)
-    inv_std = (1 / np.sqrt(var + eps)).astype(dt).astype(np.float64)
-    a, b = _scale(gamma, var, eps), beta.astype(dt, copy=False)
-
-    def sums(s, e):
-        sg, sgx = np.zeros(C), np.zeros(C)
-        pooled_sums_grad(d[s:e], arg[s:e], x[s:e], mean, sg, sgx, a, b)
-        return sg, sgx
-
-    parts = run_chunks(sums, N, chunk)
-    dbeta = sum(p[0] for p in parts)
-    dgamma = sum(p[1] for p in parts) * inv_std
-    if not need_dx:
-        return None, dgamma.astype(dt), dbeta.astype(dt)
-    A, B, c = _input_grad_coefficients(gamma, inv_std, dgamma, dbeta, batch_stats, N * H * W)
-    dx = np.empty_like(x)
-    run_chunks(lambda s, e: pooled_input_grad(d[s:e], arg[s:e], x[s:e], mean, A, B, c, dx[s:e],
-                                              a, b), N, chunk)
-    return dx, dgamma.astype(dt), dbeta.astype(dt)
+    dx = np.empty_like(x) if need_dx else None
+    return _gradients(
+        gamma, beta, var, eps, batch_stats, dx, N, N * H * W,
+        chunk_for(N, C * H * W * x.dtype.itemsize, CHUNK_BYTES),
+        lambda s, e, sg, sgx, a, b: pooled_sums_grad(d[s:e], arg[s:e], x[s:e], mean, sg, sgx,
+                                                     a, b),
+        lambda s, e, A, B, c, a, b: pooled_input_grad(d[s:e], arg[s:e], x[s:e], mean, A, B, c,
+                                                      dx[s:e], a, b))

@@ -36,10 +36,17 @@ CHUNK_BYTES = 1 << 20   # bytes of input per slice handed to a worker thread
 
 
 @njit(cache=True, nogil=True)
+def larger(v, at, best, where):
+    """(v, at) if v > best else (best, where): one step of a window's running maximum and
+    its position, ties kept by the earlier one. Selects, not jumps: on random data a jump is
+    mispredicted half the time, which made the generic loop ~3x slower."""
+    take = v > best
+    return (v if take else best), (at if take else where)
+
+
+@njit(cache=True, nogil=True)
 def _maxpool2x2_forward(x, out, arg):
-    """The common 2x2, stride-2 case of :func:`maxpool_forward_kernel`, written branch-free
-    (conditional selects instead of jumps: on random data a jump is mispredicted half
-    the time, which made the generic loop ~3x slower)."""
+    """The common 2x2, stride-2 case of :func:`maxpool_forward_kernel`, branch-free."""
     N, C, H, W = x.shape
     OH = out.shape[2]
     OW = out.shape[3]
@@ -54,20 +61,10 @@ def _maxpool2x2_forward(x, out, arg):
                 top = 2 * oh * W
                 for ow in range(OW):
                     w = 2 * ow
-                    best = r0[w]
-                    where = top + w
-                    v = r0[w + 1]
-                    take = v > best
-                    best = v if take else best
-                    where = top + w + 1 if take else where
-                    v = r1[w]
-                    take = v > best
-                    best = v if take else best
-                    where = top + W + w if take else where
-                    v = r1[w + 1]
-                    take = v > best
-                    best = v if take else best
-                    where = top + W + w + 1 if take else where
+                    best, where = r0[w], top + w
+                    best, where = larger(r0[w + 1], top + w + 1, best, where)
+                    best, where = larger(r1[w], top + W + w, best, where)
+                    best, where = larger(r1[w + 1], top + W + w + 1, best, where)
                     orow[ow] = best
                     arow[ow] = where
     return out

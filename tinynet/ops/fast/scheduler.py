@@ -264,11 +264,17 @@ def chunk_for(n, bytes_per_item, target=1 << 20):
     return min(by_size, by_balance)
 
 
+def flat_chunk(n, minimum=1 << 16):
+    """Slice size for work on n entries of flat arrays: two slices per worker, none under
+    ``minimum`` entries (below that a thread hand-off costs more than it saves)."""
+    return max(minimum, -(-n // (2 * _workers)))
+
+
 def map_flat(kernel, n, *arrays, minimum=1 << 16):
     """``kernel(*arrays)`` over slices of flat arrays of n entries (arguments that are not
     1-D arrays are passed whole): two slices per worker, none under ``minimum`` entries
     (below that a thread hand-off costs more than it saves, and the kernel runs here)."""
-    chunk = max(minimum, -(-n // (2 * _workers)))
+    chunk = flat_chunk(n, minimum)
     if n <= chunk or _workers <= 1:
         kernel(*arrays)
         return
