@@ -184,10 +184,8 @@ def train(args):
     mnist = data.load_mnist(args.data, source="--data")
     recipe = recipes.RECIPES[args.model]
     if info is not None:
-        state = info["state"]
-        steps = -(-len(mnist[0]) // recipe.batch_size)
-        print(f"resuming {args.model} from {args.resume}: epoch {state['epoch'] + 1} of "
-              f"{info['epochs']}, step {state['step']} of {steps}, after "
+        print(f"resuming {args.model} from {args.resume}: "
+              f"{where_training_stood(info, recipe, len(mnist[0]))}, after "
               f"{train_module.describe_duration(info['train_seconds'])} of training")
     else:
         print(f"training {args.model}: {recipe.note}; "
@@ -218,6 +216,23 @@ def train(args):
             done.unlink()
     print(f"saved {out}")
     return model
+
+
+def where_training_stood(info, recipe, images):
+    """'epoch 3 of 18, step 20 of 469' for a checkpoint, naming the networks of an
+    ensemble: 'network 3 of 5 at epoch 2 of 18, step 5 of 516; network 4 at ...'."""
+    steps = -(-images // recipe.batch_size)
+
+    def at(entry):
+        state = entry["state"]
+        if state["epoch"] >= info["epochs"]:
+            return "the end (trained)"
+        return f"epoch {state['epoch'] + 1} of {info['epochs']}, step {state['step']} of {steps}"
+
+    if recipe.members == 1:
+        return at(info)
+    return "; ".join([f"network {info.get('member', 0) + 1} of {recipe.members} at {at(info)}"]
+                     + [f"network {e['member'] + 1} at {at(e)}" for e in info["running"]])
 
 
 def check_writable(path):

@@ -112,22 +112,61 @@ def test_an_ensemble_recipe_trains_each_member_and_calibrates_on_held_out_images
     assert 0.05 < model.temperature < 20
 
 
-def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, tmp_path,
-                                                          monkeypatch):
-    straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
-    checkpoint = tmp_path / "ckpt.npz"
-    # Ctrl-C during the third evaluation: after the second network's first epoch
-    interrupted_run(monkeypatch, 3, "tiny3", tiny_ensemble_recipe, seed=2, progress=False,
-                    checkpoint_path=checkpoint)
-    _, _, info = recipes.read_checkpoint(checkpoint)
-    assert info["member"] == 1
-    resumed = recipes.run("tiny3", tiny_ensemble_recipe, progress=False, resume=checkpoint)
+def _same_ensembles(straight, resumed):
     for k, (a, b) in enumerate(zip(straight.members, resumed.members)):
         np.testing.assert_array_equal(a.layers[1].params["W"], b.layers[1].params["W"],
                                       err_msg=f"member {k}")
     assert resumed.temperature == straight.temperature
     for a, b in zip(straight.metadata["member_histories"], resumed.metadata["member_histories"]):
         assert a["loss"] == b["loss"] and a["val_accuracy"] == b["val_accuracy"]
+
+
+def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("TINYNET_THREADS", "1")        # one core: one network at a time
+    straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
+    checkpoint = tmp_path / "ckpt.npz"
+    # Ctrl-C during the third evaluation: after the second network's first epoch
+    interrupted_run(monkeypatch, 3, "tiny3", tiny_ensemble_recipe, seed=2, progress=False,
+                    checkpoint_path=checkpoint)
+    _, _, info = recipes.read_checkpoint(checkpoint)
+    assert info["member"] == 1 and info["side_by_side"] == 1 and info["running"] == []
+    resumed = recipes.run("tiny3", tiny_ensemble_recipe, progress=False, resume=checkpoint)
+    _same_ensembles(straight, resumed)
+
+
+@pytest.mark.parametrize("at_evaluation", [2, 4])
+def test_on_two_cores_networks_train_two_at_a_time_and_resume_exactly(
+        tiny_ensemble_recipe, tmp_path, monkeypatch, at_evaluation):
+    monkeypatch.setenv("TINYNET_THREADS", "2")
+    assert recipes.side_by_side_for(recipes.RECIPES["tiny3"]) == 2
+    assert recipes.member_groups(3, 2) == [[0, 1], [2]]
+    straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
+    checkpoint = tmp_path / "ckpt.npz"
+    # Ctrl-C during the 2nd evaluation (networks 1 and 2 training side by side, in their
+    # first or second epoch) or the 4th (the last of the two: both have finished)
+    interrupted_run(monkeypatch, at_evaluation, "tiny3", tiny_ensemble_recipe, seed=2,
+                    progress=False, checkpoint_path=checkpoint)
+    _, _, info = recipes.read_checkpoint(checkpoint)
+    assert info["side_by_side"] == 2 and info["member"] == 0
+    assert [e["member"] for e in info["running"]] == [1]
+    epochs = sorted([info["state"]["epoch"], info["running"][0]["state"]["epoch"]])
+    assert epochs == [2, 2] if at_evaluation == 4 else epochs[0] < 2
+    resumed = recipes.run("tiny3", tiny_ensemble_recipe, progress=False, resume=checkpoint)
+    _same_ensembles(straight, resumed)
+
+
+def test_networks_trained_side_by_side_equal_those_trained_alone_on_one_thread(
+        tiny_ensemble_recipe, monkeypatch):
+    """A network's result depends on the threads it was given, never on what trains beside
+    it: two at a time on one thread each is three networks each trained on one thread."""
+    monkeypatch.setenv("TINYNET_THREADS", "2")
+    together = recipes.run("tiny3", tiny_ensemble_recipe, seed=4, progress=False)
+    monkeypatch.setenv("TINYNET_THREADS", "1")
+    alone = recipes.run("tiny3", tiny_ensemble_recipe, seed=4, progress=False)
+    for k in (0, 1):   # the third trained alone with both threads in the first run
+        np.testing.assert_array_equal(together.members[k].layers[1].params["W"],
+                                      alone.members[k].layers[1].params["W"])
 
 
 def test_a_recipe_redraws_the_share_of_training_digits_it_asks_for(tiny_recipe):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import networks, optim
+from . import networks, ops, optim
 from .data import to_float
 from .errors import ModelFileError
 from .files import interrupts_ignored
 from .model import model_from_arrays, read_npz
 from .networks import NOT_A_DIGIT
-from .train import TimeLeft, evaluate, fit
+from .train import Progress, SharedLine, SharedTimeLeft, TimeLeft, evaluate, fit, side_by_side
 
 
 @dataclass
@@ -198,6 +198,12 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     ``checkpoint_path`` is given, the state at the last finished step is written there
     (with ``out``, where the finished model is meant to go) before the ``KeyboardInterrupt``
     propagates.
+
+    An ensemble's networks train side by side, one per core (``side_by_side_for``): two
+    networks each on one core get through more images a second than one network on two
+    cores, whose every op waits for both. Which networks share the cores, and with how many
+    threads each, is fixed before training starts (and kept in a checkpoint), so the result
+    never depends on which network finishes first.
     """
     start = time.monotonic()
     recipe = RECIPES[recipe_name]
@@ -210,26 +216,25 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     if ckpt is not None and recipe.members > 1:
         done = _finished_members(resume, recipe, ckpt)
         histories = list(ckpt.get("member_histories", []))[:len(done)]
+    # a checkpoint of a run that trained one network at a time (older code) goes on so
+    side = ckpt.get("side_by_side", 1) if ckpt is not None else side_by_side_for(recipe)
     seconds_before = ckpt["train_seconds"] if ckpt is not None else 0.0
-    info = {"recipe": recipe_name, "seed": seed, "epochs": epochs,
+    info = {"recipe": recipe_name, "seed": seed, "epochs": epochs, "side_by_side": side,
             "out": None if out is None else os.path.abspath(out)}
-    members, first = [], len(done)
     # One estimate of the time left for all the networks still to train.
     time_left = TimeLeft(recipe.members * epochs * len(x))
-    for m in range(first, recipe.members):
-        if recipe.members > 1 and progress:
-            print(f"network {m + 1} of {recipe.members}", file=sys.stderr, flush=True)
-        rng = np.random.default_rng(seed if recipe.members == 1 else [seed, m])
-        model = _build(recipe, rng)
-        member_resume = resume if m == first else None
-        info.update(member=m, member_histories=histories, done=done,
+    first = len(done)                  # the group the checkpoint stopped in starts here
+    for group in member_groups(recipe.members, side):
+        if group[-1] < first:
+            continue
+        info.update(member=group[0], member_histories=histories, done=done,
                     train_seconds=seconds_before)
-        history = _fit_member(recipe, recipe_name, model, rng, x, y, (xv, yv), epochs,
-                              progress, member_resume, checkpoint_path, info, start,
-                              (time_left, m * epochs * len(x)))
-        done = done + [model]
-        histories = histories + [history]
-        members = done
+        trained = _fit_group(recipe, recipe_name, group, seed, x, y, (xv, yv), epochs,
+                             progress, resume if group[0] == first else None,
+                             checkpoint_path, info, start, time_left)
+        done = done + [t.model for t in trained]
+        histories = histories + [t.history for t in trained]
+    members = done
     seconds = round(seconds_before + time.monotonic() - start, 1)
     recipe_info = {"name": recipe_name, **recipe.__dict__, "epochs": epochs, "seed": seed}
     if recipe.members == 1:
@@ -254,47 +259,128 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     return model
 
 
-def _fit_member(recipe, recipe_name, model, rng, x, y, validation, epochs, progress, resume,
-                checkpoint_path, info, start, time_left):
-    """Train one network of a recipe (resuming from ``resume`` if given); returns its
-    history. On Ctrl-C, writes the checkpoint, with the finished members beside it."""
-    optimizer = recipe.make_optimizer(model)
-    history, state = {}, None
-    if resume is not None:
-        ckpt = load_checkpoint(resume, model, optimizer, rng, recipe_name=recipe_name)
-        history, state = ckpt["history"], ckpt["state"]
-        order = state.get("order")
-        if order is not None and (len(order) != len(x) or not _is_permutation(order)):
-            raise ModelFileError(f"{resume}: the checkpoint's shuffled order has "
-                                 f"{len(order)} entries, not a permutation of the "
-                                 f"{len(x)} training images (a different data set?)")
-    steps = epochs * math.ceil(len(x) / recipe.batch_size)
-    position = {"state": state}
+def side_by_side_for(recipe):
+    """How many of the recipe's networks train at once: one per core the ops may use, for an
+    ensemble whose recipe leaves the threads to tinynet; else one."""
+    if recipe.members <= 1 or recipe.threads is not None:
+        return 1
+    return max(1, min(recipe.members, _cores()))
 
-    def remember(s):
-        position["state"] = s
 
+def _cores():
+    """The threads ``fit`` gives the ops when a recipe leaves them to tinynet: every core the
+    process may run on, or ``TINYNET_THREADS`` (1 on the reference backend)."""
+    with ops.threads(None):
+        return ops.workers()
+
+
+def member_groups(members, side):
+    """The networks that train together, in order: five networks two at a time are
+    [[0, 1], [2, 3], [4]]."""
+    return [list(range(s, min(s + side, members))) for s in range(0, members, side)]
+
+
+class _Member:
+    """One network of a recipe in training: model, optimizer, random generator, history,
+    and its position (``state``, as ``fit`` reports it after each step)."""
+
+    def __init__(self, recipe, recipe_name, index, seed, x, resume):
+        self.index = index
+        self.rng = np.random.default_rng(seed if recipe.members == 1 else [seed, index])
+        self.model = _build(recipe, self.rng)
+        self.optimizer = recipe.make_optimizer(self.model)
+        self.history, self.state = {}, None
+        if resume is not None:
+            ckpt = load_checkpoint(resume, self.model, self.optimizer, self.rng,
+                                   recipe_name=recipe_name, member=index)
+            self.history, self.state = ckpt["history"], ckpt["state"]
+            order = self.state.get("order")
+            if order is not None and (len(order) != len(x) or not _is_permutation(order)):
+                raise ModelFileError(f"{resume}: the checkpoint's shuffled order has "
+                                     f"{len(order)} entries, not a permutation of the "
+                                     f"{len(x)} training images (a different data set?)")
+
+    def remember(self, state):
+        self.state = state
+
+    def fit(self, recipe, x, y, validation, epochs, progress, threads, time_left, stop=None):
+        steps = epochs * math.ceil(len(x) / recipe.batch_size)
+        fit(self.model, self.optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size,
+            rng=self.rng, schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
+            validation=validation, progress=progress, history=self.history, state=self.state,
+            on_step=self.remember, threads=threads, time_left=time_left, stop=stop)
+        return self
+
+
+def _fit_group(recipe, recipe_name, group, seed, x, y, validation, epochs, progress, resume,
+               checkpoint_path, info, start, time_left):
+    """Train the networks ``group`` (resuming them from ``resume`` if given), side by side
+    when there are several; returns them as ``_Member``s. On Ctrl-C, writes the checkpoint:
+    these networks where they stopped, the finished ones beside them."""
+    members = [_Member(recipe, recipe_name, m, seed, x, resume) for m in group]
+    before = group[0] * epochs * len(x)
     try:
-        fit(model, optimizer, x, y, epochs=epochs, batch_size=recipe.batch_size, rng=rng,
-            schedule=recipe.make_schedule(steps), augment=recipe.make_augment(),
-            validation=validation, progress=progress, history=history, state=state,
-            on_step=remember, threads=recipe.threads, time_left=time_left)
+        if len(members) == 1:
+            if recipe.members > 1 and progress:
+                print(f"network {group[0] + 1} of {recipe.members}", file=sys.stderr, flush=True)
+            members[0].fit(recipe, x, y, validation, epochs, progress, recipe.threads,
+                           (time_left, before))
+        else:
+            threads = max(1, _cores() // len(members))
+            names = [f"network {m + 1}" for m in group]
+            title = (f"networks {group[0] + 1}-{group[-1] + 1} of {recipe.members}"
+                     f" ({threads} thread{'s' if threads > 1 else ''} each)")
+            line = SharedLine(Progress() if progress is True else progress, title, names) \
+                if progress else None
+            if progress:
+                print(f"{title}, side by side", file=sys.stderr, flush=True)
+            shared = SharedTimeLeft(time_left, before)
+
+            def job(k):
+                report = line.lane(k) if line is not None else False
+
+                def train(stop):
+                    member = members[k].fit(recipe, x, y, validation, epochs, report, threads,
+                                            (shared.lane(k), 0), stop)
+                    if report:
+                        report.finished()
+                    return member
+                return train
+
+            side_by_side([job(k) for k in range(len(members))])
     except KeyboardInterrupt:
-        if checkpoint_path is not None and position["state"] is not None:
+        if checkpoint_path is not None:
             info = dict(info)
             info["train_seconds"] = round(info["train_seconds"] + time.monotonic() - start, 1)
-            done = info.pop("done")
-            extra = {f"done.m{k}.{key}": value for k, member in enumerate(done)
-                     for key, value in member.arrays().items()}
-            if recipe.members == 1:
-                for key in ("member", "member_histories"):
-                    info.pop(key)
             # The user has asked to stop already: another Ctrl-C must not cost the checkpoint.
             with interrupts_ignored():
-                save_checkpoint(checkpoint_path, model, optimizer, rng, position["state"],
-                                history, info, extra)
+                _save_group(checkpoint_path, recipe, members, info)
         raise
-    return history
+    return members
+
+
+def _save_group(path, recipe, members, info):
+    """The checkpoint of networks ``members`` in training (the first one as the file's
+    model, the others under ``running.m<k>.``) and of the finished ones (``done.m<k>.``)."""
+    done = info.pop("done")
+    extra = {f"done.m{k}.{key}": value for k, member in enumerate(done)
+             for key, value in member.arrays().items()}
+    running = []
+    for member in members[1:]:
+        prefix = f"running.m{member.index}."
+        arrays, entry = _position(member.model, member.optimizer, member.rng,
+                                  member.state, member.history, prefix)
+        extra.update(arrays)
+        extra.update({prefix + key: value for key, value in member.model.arrays().items()})
+        running.append({"member": member.index, **entry})
+    if recipe.members == 1:
+        for key in ("member", "member_histories", "side_by_side"):
+            info.pop(key)
+    elif running:
+        info["running"] = running
+    first = members[0]
+    save_checkpoint(path, first.model, first.optimizer, first.rng, first.state,
+                    first.history, info, extra)
 
 
 def _build(recipe, rng):
@@ -345,68 +431,93 @@ train = run
 def save_checkpoint(path, model, optimizer, rng, state, history, info, extra_arrays=None):
     """Everything needed to continue training exactly: weights, optimizer moments, the
     position in the epoch (including its shuffled order) and every random generator (and
-    ``extra_arrays``: an ensemble's finished networks)."""
+    ``extra_arrays``: an ensemble's other networks)."""
     extra = dict(extra_arrays or {})
+    arrays, entry = _position(model, optimizer, rng, state, history, "")
+    extra.update(arrays)
+    model.save(path, extra_arrays=extra, extra_metadata={"checkpoint": to_jsonable(
+        {**info, **entry})})
+
+
+def _position(model, optimizer, rng, state, history, prefix):
+    """(arrays under ``prefix``, description) of where one network's training stands: its
+    optimizer's moments, the epoch's shuffled order, the step, every random generator."""
+    state = state or {"epoch": 0, "step": 0}     # stopped before its first step
+    arrays = {}
     for key, value in optimizer.state_dict().items():
         if isinstance(value, list):
             for i, array in enumerate(value):
-                extra[f"optim.{key}.{i}"] = array
-    plain_state = {k: v for k, v in state.items() if k != "order"}
+                arrays[f"{prefix}optim.{key}.{i}"] = array
     if "order" in state:
-        extra["fit.order"] = state["order"]
+        arrays[f"{prefix}fit.order"] = state["order"]
     layer_rngs = {str(i): layer.rng.bit_generator.state for i, layer in enumerate(model.layers)
                   if hasattr(layer, "rng")}
-    checkpoint = {**info, "state": plain_state, "history": history,
-                  "optimizer": {"steps": optimizer.steps, "lr": optimizer.lr},
-                  "rng": rng.bit_generator.state, "layer_rngs": layer_rngs}
-    model.save(path, extra_arrays=extra, extra_metadata={"checkpoint": to_jsonable(checkpoint)})
+    return arrays, {"state": {k: v for k, v in state.items() if k != "order"},
+                    "history": history,
+                    "optimizer": {"steps": optimizer.steps, "lr": optimizer.lr},
+                    "rng": rng.bit_generator.state, "layer_rngs": layer_rngs}
 
 
 def read_checkpoint(path):
     """(arrays, the checked description) of a checkpoint; ``ModelFileError`` if it is not
     one or is damaged. The description says which recipe it trains (``recipe``), for how many
     epochs, where the model is meant to go (``out``, None if unknown) and how far it got
-    (``state``: ``epoch``, ``step``), and for how long it has trained (``train_seconds``)."""
+    (``state``: ``epoch``, ``step``; ``running``: the same for the networks that were
+    training beside it), and for how long it has trained (``train_seconds``)."""
     arrays = read_npz(path)
     saved = model_from_arrays(arrays, path)
     ckpt = saved.metadata.get("checkpoint")
     if ckpt is None:
         raise ModelFileError(f"{path}: a model file, not a training checkpoint")
     check = _Checker(path)
-    check.dict(ckpt, "checkpoint", ("recipe", "seed", "epochs", "state", "history",
-                                    "optimizer", "rng", "layer_rngs"))
+    check.dict(ckpt, "checkpoint", ("recipe", "seed", "epochs"))
     check.that(isinstance(ckpt["recipe"], str), "'recipe' is not a name")
     check.int(ckpt["seed"], "seed", 0)
     check.int(ckpt["epochs"], "epochs", 1)
     out = ckpt.setdefault("out", None)
     check.that(out is None or isinstance(out, str), "'out' is not a path")
     ckpt["train_seconds"] = check.number(ckpt.get("train_seconds", 0.0), "train_seconds", 0)
-    state = ckpt["state"]
-    check.dict(state, "state", ("epoch", "step"))
-    check.int(state["epoch"], "state.epoch", 0, ckpt["epochs"])
-    check.int(state["step"], "state.step", 0)
+    check.int(ckpt.setdefault("side_by_side", 1), "side_by_side", 1)
+    _check_position(check, ckpt, arrays, "", ckpt["epochs"], "")
+    running = ckpt.setdefault("running", [])
+    check.that(isinstance(running, list), "'running' is not a list")
+    for entry in running:
+        check.dict(entry, "running", ("member",))
+        k = check.int(entry["member"], "running.member", 0)
+        _check_position(check, entry, arrays, f"running.m{k}.", ckpt["epochs"],
+                        f"running.m{k}.")
+    return arrays, saved, ckpt
+
+
+def _check_position(check, entry, arrays, prefix, epochs, name):
+    """Check one network's position (see ``_position``) in a checkpoint's description."""
+    check.dict(entry, name or "checkpoint", ("state", "history", "optimizer", "rng",
+                                            "layer_rngs"))
+    state = entry["state"]
+    check.dict(state, f"{name}state", ("epoch", "step"))
+    check.int(state["epoch"], f"{name}state.epoch", 0, epochs)
+    check.int(state["step"], f"{name}state.step", 0)
     if state["step"] > 0:
-        check.dict(state, "state", ("sum_loss", "correct", "seen"))
-        check.number(state["sum_loss"], "state.sum_loss", 0)
-        check.int(state["correct"], "state.correct", 0, state["seen"])
-        check.int(state["seen"], "state.seen", 0)
-        check.that("fit.order" in arrays, "the shuffled order of the epoch is missing")
-    history = ckpt["history"]
-    check.dict(history, "history", ())
+        check.dict(state, f"{name}state", ("sum_loss", "correct", "seen"))
+        check.number(state["sum_loss"], f"{name}state.sum_loss", 0)
+        check.int(state["correct"], f"{name}state.correct", 0, state["seen"])
+        check.int(state["seen"], f"{name}state.seen", 0)
+        check.that(f"{prefix}fit.order" in arrays, "the shuffled order of the epoch is missing")
+    history = entry["history"]
+    check.dict(history, f"{name}history", ())
     for key, values in history.items():
-        check.that(isinstance(values, list), f"history '{key}' is not a list")
+        check.that(isinstance(values, list), f"{name}history '{key}' is not a list")
         for value in values:
-            check.number(value, f"history '{key}'")
-    check.dict(ckpt["optimizer"], "optimizer", ("steps", "lr"))
-    check.int(ckpt["optimizer"]["steps"], "optimizer.steps", 0)
-    check.number(ckpt["optimizer"]["lr"], "optimizer.lr", 0)
-    check.dict(ckpt["rng"], "rng", ())
-    check.dict(ckpt["layer_rngs"], "layer_rngs", ())
-    if "fit.order" in arrays:
-        order = arrays["fit.order"]
+            check.number(value, f"{name}history '{key}'")
+    check.dict(entry["optimizer"], f"{name}optimizer", ("steps", "lr"))
+    check.int(entry["optimizer"]["steps"], f"{name}optimizer.steps", 0)
+    check.number(entry["optimizer"]["lr"], f"{name}optimizer.lr", 0)
+    check.dict(entry["rng"], f"{name}rng", ())
+    check.dict(entry["layer_rngs"], f"{name}layer_rngs", ())
+    if f"{prefix}fit.order" in arrays:
+        order = arrays[f"{prefix}fit.order"]
         check.that(order.ndim == 1 and np.issubdtype(order.dtype, np.integer),
                    "the shuffled order is not a list of image numbers")
-    return arrays, saved, ckpt
 
 
 class _Checker:
@@ -438,11 +549,15 @@ class _Checker:
         return float(value)
 
 
-def load_checkpoint(path, model, optimizer, rng, recipe_name=None):
-    """Restore a checkpoint into freshly built ``model``, ``optimizer`` and ``rng``.
+def load_checkpoint(path, model, optimizer, rng, recipe_name=None, member=None):
+    """Restore a checkpoint into freshly built ``model``, ``optimizer`` and ``rng`` (for an
+    ensemble, of network ``member``: the file's own model or one of those that trained
+    beside it; None: the file's own). Returns the checkpoint's description, with ``state``
+    and ``history`` those of that network.
 
     Raises ``ModelFileError`` (naming ``path``) when the file is not a checkpoint, is damaged,
-    or trains another recipe than ``recipe_name`` or another network than ``model``."""
+    trains another recipe than ``recipe_name`` or another network than ``model``, or does not
+    hold network ``member``."""
     arrays, saved, ckpt = read_checkpoint(path)
     check = _Checker(path)
     if recipe_name is not None and ckpt["recipe"] != recipe_name:
@@ -450,16 +565,26 @@ def load_checkpoint(path, model, optimizer, rng, recipe_name=None):
                              f"not {recipe_name!r}")
     if saved.describe() != model.describe():
         raise ModelFileError(f"{path}: checkpoint holds a different network")
-    for mine, theirs in zip(model.layers, saved.layers):
+    entry, prefix = ckpt, ""
+    if member is not None and member != ckpt.get("member", member):
+        entry = next((e for e in ckpt["running"] if e["member"] == member), None)
+        check.that(entry is not None, f"network {member} is not in it")
+        prefix = f"running.m{member}."
+    for i, (mine, theirs) in enumerate(zip(model.layers, saved.layers)):
         for store in ("params", "buffers"):
             for name, value in getattr(theirs, store).items():
+                if prefix:
+                    key = f"{prefix}{i}.{store}.{name}"
+                    check.that(key in arrays and arrays[key].shape == value.shape,
+                               f"array {key} is missing or has the wrong shape")
+                    value = arrays[key]
                 getattr(mine, store)[name][...] = value
-    opt_state = {"steps": ckpt["optimizer"]["steps"], "lr": ckpt["optimizer"]["lr"]}
+    opt_state = {"steps": entry["optimizer"]["steps"], "lr": entry["optimizer"]["lr"]}
     for key, value in optimizer.state_dict().items():
         if isinstance(value, list):
             opt_state[key] = []
             for i, current in enumerate(value):
-                name = f"optim.{key}.{i}"
+                name = f"{prefix}optim.{key}.{i}"
                 check.that(name in arrays, f"optimizer array {name} is missing")
                 saved_array = arrays[name]
                 check.that(saved_array.shape == current.shape,
@@ -470,17 +595,17 @@ def load_checkpoint(path, model, optimizer, rng, recipe_name=None):
                            f"optimizer array {name} is not finite floating point")
                 opt_state[key].append(saved_array)
     optimizer.load_state_dict(opt_state)
-    _set_rng_state(check, rng, ckpt["rng"], "rng")
+    _set_rng_state(check, rng, entry["rng"], f"{prefix}rng")
     with_rng = {i for i, layer in enumerate(model.layers) if hasattr(layer, "rng")}
-    check.that({str(i) for i in with_rng} == set(ckpt["layer_rngs"]),
-               "'layer_rngs' does not match the network's random layers")
-    for i, layer_state in ckpt["layer_rngs"].items():
-        _set_rng_state(check, model.layers[int(i)].rng, layer_state, f"layer_rngs.{i}")
-    state = dict(ckpt["state"])
-    if "fit.order" in arrays:
-        state["order"] = arrays["fit.order"].astype(np.int64)
-    ckpt["state"] = state
-    return ckpt
+    check.that({str(i) for i in with_rng} == set(entry["layer_rngs"]),
+               f"'{prefix}layer_rngs' does not match the network's random layers")
+    for i, layer_state in entry["layer_rngs"].items():
+        _set_rng_state(check, model.layers[int(i)].rng, layer_state,
+                       f"{prefix}layer_rngs.{i}")
+    state = dict(entry["state"])
+    if f"{prefix}fit.order" in arrays:
+        state["order"] = arrays[f"{prefix}fit.order"].astype(np.int64)
+    return {**ckpt, "state": state, "history": entry["history"]}
 
 
 def _set_rng_state(check, generator, state, name):

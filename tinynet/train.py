@@ -143,11 +143,26 @@ class _StepBoundaryInterrupt:
     a flag the loop checks after each step; a second one interrupts at once. Any more are
     ignored until training has stopped, so an impatient third Ctrl-C cannot break the
     clean-up (writing the checkpoint, waiting for the worker threads).
+
+    Only the main thread receives signals. A ``fit`` running in another thread (an
+    ensemble's networks trained side by side) is given the main thread's instance as
+    ``shared``, and stops when that one is asked to.
     """
 
+    def __init__(self, shared=None):
+        self.shared = shared
+
+    @property
+    def requested(self):
+        return self._requested or (self.shared is not None and self.shared.requested)
+
+    @property
+    def signum(self):
+        return self._signum or (self.shared.signum if self.shared is not None else None)
+
     def __enter__(self):
-        self.requested = False
-        self.signum = None
+        self._requested = False
+        self._signum = None
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in _STOP_SIGNALS:
@@ -155,17 +170,109 @@ class _StepBoundaryInterrupt:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self._requested:
             for sig in self.previous:
                 signal.signal(sig, signal.SIG_IGN)
-            raise Interrupted(self.signum)
-        self.requested = True
-        self.signum = signum
+            raise Interrupted(self._signum)
+        self._requested = True
+        self._signum = signum
+
+    def request(self):
+        """Ask every fit sharing this instance to stop after its current step."""
+        self._requested = True
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         return False
+
+
+def side_by_side(jobs):
+    """Run ``job(stop)`` for each job in its own thread, while this (the main) thread takes
+    Ctrl-C and SIGTERM for them all; returns their results in order.
+
+    Each job passes ``stop`` to its ``fit``, so a Ctrl-C stops every one after its current
+    step. If one job fails, the others are asked to stop the same way. Either way every
+    thread has finished before this returns or raises (the first failure, else
+    ``Interrupted``), so the caller can write a checkpoint of them all."""
+    results, failures = [None] * len(jobs), [None] * len(jobs)
+    with _StepBoundaryInterrupt() as stop:
+        def run(k):
+            try:
+                results[k] = jobs[k](stop)
+            except BaseException as exc:       # noqa: BLE001 (handed to the main thread)
+                failures[k] = exc
+                stop.request()
+
+        threads = [threading.Thread(target=run, args=(k,), name=f"tinynet-fit-{k}")
+                   for k in range(len(jobs))]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)                # returns to take signals now and then
+        except KeyboardInterrupt:              # a second Ctrl-C: the jobs stop at their step
+            for t in threads:
+                t.join()
+        errors = [f for f in failures if f is not None]
+        for f in errors:
+            if not isinstance(f, KeyboardInterrupt):
+                raise f
+        if errors or stop.requested:
+            raise Interrupted(stop.signum or signal.SIGINT)
+    return results
+
+
+class SharedTimeLeft:
+    """One ``TimeLeft`` fed by several fits at once: each reports through ``lane(k)`` the
+    images it has trained, and the estimate counts them all (plus ``before``)."""
+
+    def __init__(self, time_left, before=0):
+        self.time_left, self.before = time_left, before
+        self.done = {}
+        self.lock = threading.Lock()
+
+    def lane(self, k):
+        shared = self
+
+        class Lane:
+            def update(self, done):
+                with shared.lock:
+                    shared.done[k] = done
+                    return shared.time_left.update(shared.before + sum(shared.done.values()))
+
+        return Lane()
+
+
+class SharedLine:
+    """The progress of fits running side by side on one ``report`` (a ``Progress``): the
+    status line follows the first of them still running, under ``title``; every fit's epoch
+    lines are printed in full, each under its own name."""
+
+    def __init__(self, report, title, names):
+        self.report, self.title, self.names = report, title, names
+        self.running = set(range(len(names)))
+        self.lock = threading.Lock()
+
+    def lane(self, k):
+        shared = self
+
+        class Lane:
+            def update(self, text, force=False):
+                with shared.lock:
+                    if shared.running and k == min(shared.running):
+                        shared.report.update(f"{shared.title}  {text}", force)
+
+            def done(self, text):
+                with shared.lock:
+                    shared.report.done(f"{shared.names[k]}: {text}")
+
+            def finished(self):
+                with shared.lock:
+                    shared.running.discard(k)
+
+        return Lane()
 
 
 def _format_time(seconds):
@@ -194,7 +301,7 @@ def describe_duration(seconds):
 
 def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
         augment=None, validation=None, progress=True, history=None, state=None,
-        on_step=None, threads=None, blas_threads=None, time_left=None):
+        on_step=None, threads=None, blas_threads=None, time_left=None, stop=None):
     """Train ``model`` on float inputs ``x`` (N, 1, 28, 28) and labels ``y`` (N,).
 
     ``schedule(step) -> lr`` sets the learning rate before each step. ``augment(xb, rng)``
@@ -214,12 +321,14 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
 
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
     the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
-    with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once.
+    with ``Interrupted`` (a ``KeyboardInterrupt``); a second one stops it at once. ``stop``:
+    an object whose ``requested`` turning true stops it the same way (a call in a thread
+    other than the main one, which receives the signals, is given the main thread's).
     """
     run = _Run(model, optimizer, x, y, batch_size, rng, schedule, augment, progress, history,
                state, on_step, time_left or (TimeLeft(len(x) * epochs), 0))
     with ops.threads(threads if threads is not None else blas_threads), \
-            _StepBoundaryInterrupt() as interrupt:
+            _StepBoundaryInterrupt(stop) as interrupt:
         try:
             while run.state["epoch"] < epochs:
                 run.epoch(epochs, interrupt)

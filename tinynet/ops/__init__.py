@@ -85,6 +85,17 @@ def threads(n=None):
     return contextlib.nullcontext()
 
 
+def workers():
+    """Threads the fast backend's ops called from this thread use (1 for the reference
+    backend, whose products thread inside the BLAS instead)."""
+    if _name == "fast":
+        if _active is None:
+            _start_fast()
+        if _name == "fast":
+            return _active.scheduler.workers()
+    return 1
+
+
 # -- starting without Numba -------------------------------------------------------------------
 #
 # Importing Numba costs about a third of a second, more than reading a few images takes. So

@@ -53,27 +53,31 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-_workers = default_workers()
+_workers = default_workers()     # for threads that have not called threads(n)
+_local = threading.local()         # per thread: its worker count, scratch, "inside a worker"
 
 
 def workers():
-    """Threads the fast ops use."""
-    return _workers
+    """Threads the fast ops called from this thread use."""
+    return getattr(_local, "workers", None) or _workers
 
 
 @contextlib.contextmanager
 def threads(n=None):
     """``with threads(n): ...`` runs the block's ops on n worker threads (None: the default),
     with the BLAS on one thread throughout (every product tinynet makes runs inside one
-    worker; setting the BLAS once here saves switching it around every op)."""
-    global _workers
-    previous = _workers
-    _workers = default_workers() if n is None else max(1, int(n))
+    worker; setting the BLAS once here saves switching it around every op).
+
+    The count belongs to the calling thread: two threads may each train a network with
+    ``threads(1)`` side by side (an ensemble's networks, one per core), and neither changes
+    the other's slicing."""
+    previous = getattr(_local, "workers", None)
+    _local.workers = default_workers() if n is None else max(1, int(n))
     try:
         with single_blas():
             yield
     finally:
-        _workers = previous
+        _local.workers = previous
 
 
 # -- BLAS threads ---------------------------------------------------------------------------
@@ -189,7 +193,6 @@ def tune_malloc():
 
 _pools = {}
 _pool_lock = threading.Lock()
-_local = threading.local()
 
 
 def _pool(n):
@@ -219,16 +222,19 @@ def run_chunks(fn, n, chunk):
     if not _malloc_tuned:
         tune_malloc()
     ranges = chunks(n, chunk)
+    count = workers()
     with single_blas():
-        if len(ranges) <= 1 or _workers <= 1 or getattr(_local, "inside", False):
+        if len(ranges) <= 1 or count <= 1 or getattr(_local, "inside", False):
             return [fn(s, e) for s, e in ranges]
         results = [None] * len(ranges)
         taken = itertools.count()           # next() on it is atomic under the GIL
         failed = []
 
         def work():
-            inside = getattr(_local, "inside", False)
-            _local.inside = True
+            # a helper slices any nested work as its caller would, so that which thread
+            # runs a slice never changes the result
+            inside, own = getattr(_local, "inside", False), getattr(_local, "workers", None)
+            _local.inside, _local.workers = True, count
             try:
                 while True:
                     i = next(taken)
@@ -239,10 +245,9 @@ def run_chunks(fn, n, chunk):
                 failed.append(True)         # the others stop at their next slice
                 raise
             finally:
-                _local.inside = inside
+                _local.inside, _local.workers = inside, own
 
-        helpers = [_pool(_workers - 1).submit(work)
-                   for _ in range(min(_workers, len(ranges)) - 1)]
+        helpers = [_pool(count - 1).submit(work) for _ in range(min(count, len(ranges)) - 1)]
         try:
             work()
         finally:
@@ -260,14 +265,14 @@ def chunk_for(n, bytes_per_item, target=1 << 20):
     if n * bytes_per_item <= target // 4:
         return max(1, n)              # too little work to be worth a thread hand-off
     by_size = max(1, int(target // max(1, bytes_per_item)))
-    by_balance = max(1, -(-n // (2 * _workers)))
+    by_balance = max(1, -(-n // (2 * workers())))
     return min(by_size, by_balance)
 
 
 def flat_chunk(n, minimum=1 << 16):
     """Slice size for work on n entries of flat arrays: two slices per worker, none under
     ``minimum`` entries (below that a thread hand-off costs more than it saves)."""
-    return max(minimum, -(-n // (2 * _workers)))
+    return max(minimum, -(-n // (2 * workers())))
 
 
 def map_flat(kernel, n, *arrays, minimum=1 << 16):
@@ -275,7 +280,7 @@ def map_flat(kernel, n, *arrays, minimum=1 << 16):
     1-D arrays are passed whole): two slices per worker, none under ``minimum`` entries
     (below that a thread hand-off costs more than it saves, and the kernel runs here)."""
     chunk = flat_chunk(n, minimum)
-    if n <= chunk or _workers <= 1:
+    if n <= chunk or workers() <= 1:
         kernel(*arrays)
         return
 
