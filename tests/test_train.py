@@ -1,6 +1,7 @@
 import io
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -9,13 +10,17 @@ from conftest import blobs, tiny_net
 from tinynet import models, networks, ops, optim, recipes
 from tinynet.errors import TrainingError
 from tinynet.train import (
+    Interrupted,
     Progress,
+    SharedLine,
+    SharedTimeLeft,
     TimeLeft,
     _format_time,
     describe_duration,
     evaluate,
     fit,
     fit_line,
+    side_by_side,
 )
 
 
@@ -230,3 +235,79 @@ def test_part_of_a_longer_run_shows_the_time_left_for_the_whole_run():
         batch_size=10, rng=rng, progress=Recorder(), time_left=(left, 400))
     # the last step: 500 of the 1000 images done, 10 a second, so 50 s left
     assert "  0:50 left  " in lines[-1]
+
+
+def test_side_by_side_returns_each_jobs_result_in_order():
+    assert side_by_side([lambda stop, k=k: k * 10 for k in range(3)]) == [0, 10, 20]
+
+
+def test_a_failing_job_stops_the_others_and_its_error_is_raised():
+    seen = {}
+
+    def fails(stop):
+        raise TrainingError("loss became nan")
+
+    def waits(stop):
+        for _ in range(500):                  # at most 5 s, then the test fails below
+            if stop.requested:
+                break
+            time.sleep(0.01)
+        seen["stop"] = stop.requested
+        return "stopped"
+
+    with pytest.raises(TrainingError, match="nan"):
+        side_by_side([fails, waits])
+    assert seen["stop"] is True
+
+
+def test_ctrl_c_stops_every_job_after_its_step_and_raises_interrupted():
+    steps = {0: 0, 1: 0}
+
+    def job(k):
+        def train(stop):
+            while True:
+                steps[k] += 1
+                if k == 0 and steps[0] == 3:
+                    os.kill(os.getpid(), signal.SIGINT)   # the main thread takes it
+                if stop.requested:
+                    raise KeyboardInterrupt
+                time.sleep(0.01)
+        return train
+
+    with pytest.raises(Interrupted) as info:
+        side_by_side([job(0), job(1)])
+    assert info.value.signum == signal.SIGINT
+    assert steps[0] >= 3 and steps[1] >= 1
+
+
+def test_the_time_left_of_fits_side_by_side_counts_the_images_of_all():
+    clock = Clock()
+    shared = SharedTimeLeft(TimeLeft(total=1000, min_seconds=0.0, min_fraction=0.0,
+                                     clock=clock), before=200)
+    a, b = shared.lane(0), shared.lane(1)
+    assert a.update(0) is None                # the first report starts the clock
+    clock.now = 10.0
+    assert b.update(100) == pytest.approx(70.0)   # 100 images in 10 s, 700 to go
+    # 200 before + 100 + 100 done: 200 images in the 10 s, 600 to go
+    assert a.update(100) == pytest.approx(30.0)
+
+
+def test_the_shared_line_follows_the_first_fit_still_running():
+    shown, lines = [], []
+
+    class Recorder:
+        def update(self, text, force=False):
+            shown.append(text)
+
+        def done(self, text):
+            lines.append(text)
+
+    line = SharedLine(Recorder(), "networks 1-2 of 5", ["network 1", "network 2"])
+    first, second = line.lane(0), line.lane(1)
+    first.update("epoch 1/18  a")
+    second.update("epoch 1/18  b")           # not shown while network 1 trains
+    second.done("epoch 1/18 loss 0.5")
+    first.finished()
+    second.update("epoch 2/18  c")
+    assert shown == ["networks 1-2 of 5  epoch 1/18  a", "networks 1-2 of 5  epoch 2/18  c"]
+    assert lines == ["network 2: epoch 1/18 loss 0.5"]

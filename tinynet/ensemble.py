@@ -29,8 +29,9 @@ class Ensemble:
     """Members (``Sequential`` networks with the same inputs and outputs) averaged as above.
 
     Used like a ``Sequential`` for inference: ``forward(x)`` gives (N, K) logits, ``predict``
-    probabilities, and ``save``/``tinynet.load`` round-trip it. Train the members one by one
-    (``tinynet.recipes.run_ensemble``); an ensemble itself has no backward pass.
+    probabilities, and ``save``/``tinynet.load`` round-trip it. Its members are trained as
+    networks of their own (``tinynet.recipes.run`` trains an ensemble recipe's networks side
+    by side, one per core); an ensemble itself has no backward pass.
     """
 
     def __init__(self, members, temperature=1.0, metadata=None):

@@ -349,7 +349,8 @@ def _fit_group(recipe, recipe_name, group, seed, x, y, validation, epochs, progr
 
             side_by_side([job(k) for k in range(len(members))])
     except KeyboardInterrupt:
-        if checkpoint_path is not None:
+        # nothing to keep if no network has finished a step (Ctrl-C while compiling)
+        if checkpoint_path is not None and any(m.state is not None for m in members):
             info = dict(info)
             info["train_seconds"] = round(info["train_seconds"] + time.monotonic() - start, 1)
             # The user has asked to stop already: another Ctrl-C must not cost the checkpoint.

@@ -315,9 +315,10 @@ def fit(model, optimizer, x, y, epochs, batch_size=32, rng=None, schedule=None,
     to share). ``blas_threads`` is its old name, still accepted.
 
     ``time_left``: a ``(TimeLeft, images_before)`` pair when this call is part of a longer
-    run (an ensemble's networks, one after another): the progress line then shows the time
-    left for the whole run, ``images_before`` being the images of the run trained before
-    this call. None: the time left of this call.
+    run (an ensemble's networks): the progress line then shows the time left for the whole
+    run, ``images_before`` being the images of the run trained before this call (networks
+    trained side by side share a ``SharedTimeLeft`` lane instead). None: the time left of
+    this call.
 
     A NaN or infinite loss stops training with ``TrainingError``; the parameters are left at
     the last values that gave a finite loss. Ctrl-C or SIGTERM stops it after the current step
