@@ -479,6 +479,29 @@ def test_threads_sets_the_worker_count_for_a_block_and_restores_it():
     assert scheduler.workers() == before
 
 
+def test_each_thread_has_its_own_worker_count():
+    """Two networks train side by side with threads(1) each: one thread's count never
+    changes another's, and a helper slices nested work as its caller would."""
+    import threading
+
+    inside, seen = threading.Event(), {}
+
+    def other():
+        with scheduler.threads(1):
+            inside.set()
+            seen["other"] = scheduler.workers()
+
+    with scheduler.threads(3):
+        t = threading.Thread(target=other)
+        t.start()
+        inside.wait(5)
+        t.join()
+        assert scheduler.workers() == 3
+        # every slice sees its caller's count, whichever thread runs it
+        counts = scheduler.run_chunks(lambda s, e: scheduler.workers(), 6, 1)
+    assert seen["other"] == 1 and counts == [3] * 6
+
+
 def test_the_worker_count_does_not_depend_on_the_blas(monkeypatch):
     """An MKL (or any non-OpenBLAS) NumPy gets the same workers: the count is never read
     back from the BLAS."""
