@@ -7,7 +7,7 @@ import pytest
 from conftest import interrupted_run, tiny_net
 
 import tinynet
-from tinynet import recipes
+from tinynet import ops, recipes
 from tinynet.ensemble import Ensemble
 from tinynet.errors import ModelFileError
 from tinynet.losses import softmax
@@ -124,6 +124,7 @@ def _same_ensembles(straight, resumed):
 def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, tmp_path,
                                                           monkeypatch):
     monkeypatch.setenv("TINYNET_THREADS", "1")        # one core: one network at a time
+    assert recipes.side_by_side_for(recipes.RECIPES["tiny3"]) == 1
     straight = recipes.run("tiny3", tiny_ensemble_recipe, seed=2, progress=False)
     checkpoint = tmp_path / "ckpt.npz"
     # Ctrl-C during the third evaluation: after the second network's first epoch
@@ -135,9 +136,17 @@ def test_an_interrupted_ensemble_resumes_where_it_stopped(tiny_ensemble_recipe, 
     _same_ensembles(straight, resumed)
 
 
+@pytest.fixture
+def fast_ops():
+    """Side by side is the fast backend's (the reference ops leave threads to the BLAS, so
+    there an ensemble trains one network at a time)."""
+    with ops.use("fast"):
+        yield
+
+
 @pytest.mark.parametrize("at_evaluation", [2, 4])
 def test_on_two_cores_networks_train_two_at_a_time_and_resume_exactly(
-        tiny_ensemble_recipe, tmp_path, monkeypatch, at_evaluation):
+        tiny_ensemble_recipe, tmp_path, monkeypatch, at_evaluation, fast_ops):
     monkeypatch.setenv("TINYNET_THREADS", "2")
     assert recipes.side_by_side_for(recipes.RECIPES["tiny3"]) == 2
     assert recipes.member_groups(3, 2) == [[0, 1], [2]]
@@ -157,10 +166,11 @@ def test_on_two_cores_networks_train_two_at_a_time_and_resume_exactly(
 
 
 def test_networks_trained_side_by_side_equal_those_trained_alone_on_one_thread(
-        tiny_ensemble_recipe, monkeypatch):
+        tiny_ensemble_recipe, monkeypatch, fast_ops):
     """A network's result depends on the threads it was given, never on what trains beside
     it: two at a time on one thread each is three networks each trained on one thread."""
     monkeypatch.setenv("TINYNET_THREADS", "2")
+    assert recipes.side_by_side_for(recipes.RECIPES["tiny3"]) == 2
     together = recipes.run("tiny3", tiny_ensemble_recipe, seed=4, progress=False)
     monkeypatch.setenv("TINYNET_THREADS", "1")
     alone = recipes.run("tiny3", tiny_ensemble_recipe, seed=4, progress=False)
