@@ -761,3 +761,17 @@ def test_evaluate_scores_an_11_output_model_on_its_digits(tmp_path, mnist):
     assert "10000 of these digits judged not a digit (scored above by their best digit)" \
         in r.stdout
     assert (tmp_path / "evaluation.png").exists()
+
+
+def test_resuming_an_ensemble_says_where_each_network_in_training_stood():
+    from tinynet import recipes
+
+    cli = load_cli()
+    recipe = recipes.RECIPES["cnn_redrawn"]            # 5 networks, batch 128
+    info = {"epochs": 18, "member": 2, "state": {"epoch": 4, "step": 20},
+            "running": [{"member": 3, "state": {"epoch": 18, "step": 0}}]}
+    assert cli.where_training_stood(info, recipe, 66000) == (
+        "network 3 of 5 at epoch 5 of 18, step 20 of 516; network 4 at the end (trained)")
+    single = {"epochs": 3, "state": {"epoch": 0, "step": 7}, "running": []}
+    assert cli.where_training_stood(single, recipes.RECIPES["mlp"], 60000) == \
+        "epoch 1 of 3, step 7 of 1875"
