@@ -184,8 +184,9 @@ def train(args):
     mnist = data.load_mnist(args.data, source="--data")
     recipe = recipes.RECIPES[args.model]
     if info is not None:
+        images = recipes.training_size(recipe, len(mnist[0]))
         print(f"resuming {args.model} from {args.resume}: "
-              f"{where_training_stood(info, recipe, len(mnist[0]))}, after "
+              f"{where_training_stood(info, recipe, images)}, after "
               f"{train_module.describe_duration(info['train_seconds'])} of training")
     else:
         print(f"training {args.model}: {recipe.note}; "

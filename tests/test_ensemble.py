@@ -179,6 +179,14 @@ def test_networks_trained_side_by_side_equal_those_trained_alone_on_one_thread(
                                       alone.members[k].layers[1].params["W"])
 
 
+def test_training_size_counts_what_prepare_gives_to_train_on(tiny_recipe):
+    recipe = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, negatives=0.2,
+                            validation=100)
+    x = recipes.prepare(recipe, tiny_recipe)[0]
+    assert len(x) == recipes.training_size(recipe, len(tiny_recipe[0])) == 480
+    assert recipes.training_size(recipes.RECIPES["cnn_redrawn"], 60000) == 66000
+
+
 def test_a_recipe_redraws_the_share_of_training_digits_it_asks_for(tiny_recipe):
     recipe = recipes.Recipe(model="tiny", epochs=1, batch_size=50, lr=1e-3, redrawn=0.2,
                             rerendered=0.2, validation=100)

@@ -141,6 +141,13 @@ def checkpoint_for(out):
 VALIDATION_SEED = 20261129    # the held-out images are the same whatever the training seed
 
 
+def training_size(recipe, count):
+    """How many images ``prepare`` gives ``recipe`` to train on, out of ``count`` MNIST
+    training images: those not held out, plus the generated non-digits."""
+    kept = count - recipe.validation
+    return kept + int(round(recipe.negatives * kept))
+
+
 def prepare(recipe, data, seed=0):
     """Float arrays (x, y, x_val, y_val, x_test, y_test) for training ``recipe`` on
     ``data = (x_train, y_train, x_test, y_test)`` (uint8 MNIST arrays).
