@@ -234,15 +234,13 @@ class SharedTimeLeft:
         self.lock = threading.Lock()
 
     def lane(self, k):
-        shared = self
+        """What fit k is given as its ``TimeLeft``."""
+        return _Lane(self, k)
 
-        class Lane:
-            def update(self, done):
-                with shared.lock:
-                    shared.done[k] = done
-                    return shared.time_left.update(shared.before + sum(shared.done.values()))
-
-        return Lane()
+    def update(self, k, done):
+        with self.lock:
+            self.done[k] = done
+            return self.time_left.update(self.before + sum(self.done.values()))
 
 
 class SharedLine:
@@ -256,23 +254,37 @@ class SharedLine:
         self.lock = threading.Lock()
 
     def lane(self, k):
-        shared = self
+        """What fit k is given as its progress report (``finished()`` when it is done)."""
+        return _Lane(self, k)
 
-        class Lane:
-            def update(self, text, force=False):
-                with shared.lock:
-                    if shared.running and k == min(shared.running):
-                        shared.report.update(f"{shared.title}  {text}", force)
+    def update(self, k, text, force=False):
+        with self.lock:
+            if self.running and k == min(self.running):
+                self.report.update(f"{self.title}  {text}", force)
 
-            def done(self, text):
-                with shared.lock:
-                    shared.report.done(f"{shared.names[k]}: {text}")
+    def done(self, k, text):
+        with self.lock:
+            self.report.done(f"{self.names[k]}: {text}")
 
-            def finished(self):
-                with shared.lock:
-                    shared.running.discard(k)
+    def finished(self, k):
+        with self.lock:
+            self.running.discard(k)
 
-        return Lane()
+
+class _Lane:
+    """One fit's view of a shared object: its calls, with the fit's number put first."""
+
+    def __init__(self, shared, k):
+        self.shared, self.k = shared, k
+
+    def update(self, *args, **kwargs):
+        return self.shared.update(self.k, *args, **kwargs)
+
+    def done(self, text):
+        self.shared.done(self.k, text)
+
+    def finished(self):
+        self.shared.finished(self.k)
 
 
 def _format_time(seconds):
