@@ -145,7 +145,12 @@ def training_size(recipe, count):
     """How many images ``prepare`` gives ``recipe`` to train on, out of ``count`` MNIST
     training images: those not held out, plus the generated non-digits."""
     kept = count - recipe.validation
-    return kept + int(round(recipe.negatives * kept))
+    return kept + _negatives_for(recipe, kept)
+
+
+def _negatives_for(recipe, count):
+    """How many "not a digit" images ``prepare`` adds to ``count`` digits."""
+    return int(round(recipe.negatives * count))
 
 
 def prepare(recipe, data, seed=0):
@@ -182,7 +187,7 @@ def prepare(recipe, data, seed=0):
         from . import negatives
 
         def with_negatives(images, labels, stream):
-            count = int(round(recipe.negatives * len(images)))
+            count = _negatives_for(recipe, len(images))
             drawn = negatives.draw(count, np.random.default_rng([seed, stream]),
                                    digits=images[:, 0])
             return (np.concatenate([images, drawn[:, None]]),
@@ -214,14 +219,15 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     """
     start = time.monotonic()
     recipe = RECIPES[recipe_name]
-    ckpt = read_checkpoint(resume)[2] if resume is not None else None
+    checkpoint = read_checkpoint(resume) if resume is not None else None   # read once
+    ckpt = checkpoint[2] if checkpoint is not None else None
     if ckpt is not None:
         seed, epochs = ckpt["seed"], ckpt["epochs"]
     epochs = epochs or recipe.epochs
     x, y, xv, yv, xt, yt = prepare(recipe, data, seed)
     done, histories = [], []
     if ckpt is not None and recipe.members > 1:
-        done = _finished_members(resume, recipe, ckpt)
+        done = _finished_members(resume, recipe, checkpoint)
         histories = list(ckpt.get("member_histories", []))[:len(done)]
     # a checkpoint of a run that trained one network at a time (older code) goes on so
     side = ckpt.get("side_by_side", 1) if ckpt is not None else side_by_side_for(recipe)
@@ -234,10 +240,11 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     for group in member_groups(recipe.members, side):
         if group[-1] < first:
             continue
+        resumed = (resume, checkpoint) if checkpoint is not None and group[0] == first else None
         info.update(member=group[0], member_histories=histories, done=done,
                     train_seconds=seconds_before)
         trained = _fit_group(recipe, recipe_name, group, seed, x, y, (xv, yv), epochs,
-                             progress, resume if group[0] == first else None,
+                             progress, resumed,
                              checkpoint_path, info, start, time_left)
         done = done + [t.model for t in trained]
         histories = histories + [t.history for t in trained]
@@ -271,14 +278,7 @@ def side_by_side_for(recipe):
     ensemble whose recipe leaves the threads to tinynet; else one."""
     if recipe.members <= 1 or recipe.threads is not None:
         return 1
-    return max(1, min(recipe.members, _cores()))
-
-
-def _cores():
-    """The threads ``fit`` gives the ops when a recipe leaves them to tinynet: every core the
-    process may run on, or ``TINYNET_THREADS`` (1 on the reference backend)."""
-    with ops.threads(None):
-        return ops.workers()
+    return max(1, min(recipe.members, ops.default_threads()))
 
 
 def member_groups(members, side):
@@ -292,18 +292,20 @@ class _Member:
     and its position (``state``, as ``fit`` reports it after each step)."""
 
     def __init__(self, recipe, recipe_name, index, seed, x, resume):
+        """``resume``: None, or (path, ``read_checkpoint(path)``) to continue from."""
         self.index = index
         self.rng = np.random.default_rng(seed if recipe.members == 1 else [seed, index])
         self.model = _build(recipe, self.rng)
         self.optimizer = recipe.make_optimizer(self.model)
         self.history, self.state = {}, None
         if resume is not None:
-            ckpt = load_checkpoint(resume, self.model, self.optimizer, self.rng,
-                                   recipe_name=recipe_name, member=index)
+            path, checkpoint = resume
+            ckpt = load_checkpoint(path, self.model, self.optimizer, self.rng, recipe_name,
+                                   index, checkpoint)
             self.history, self.state = ckpt["history"], ckpt["state"]
             order = self.state.get("order")
             if order is not None and (len(order) != len(x) or not _is_permutation(order)):
-                raise ModelFileError(f"{resume}: the checkpoint's shuffled order has "
+                raise ModelFileError(f"{path}: the checkpoint's shuffled order has "
                                      f"{len(order)} entries, not a permutation of the "
                                      f"{len(x)} training images (a different data set?)")
 
@@ -333,18 +335,17 @@ def _fit_group(recipe, recipe_name, group, seed, x, y, validation, epochs, progr
             members[0].fit(recipe, x, y, validation, epochs, progress, recipe.threads,
                            (time_left, before))
         else:
-            threads = max(1, _cores() // len(members))
+            threads = max(1, ops.default_threads() // len(members))
             names = [f"network {m + 1}" for m in group]
             title = (f"networks {group[0] + 1}-{group[-1] + 1} of {recipe.members}"
                      f" ({threads} thread{'s' if threads > 1 else ''} each)")
-            line = SharedLine(Progress() if progress is True else progress, title, names) \
-                if progress else None
             if progress:
                 print(f"{title}, side by side", file=sys.stderr, flush=True)
+                line = SharedLine(Progress() if progress is True else progress, title, names)
             shared = SharedTimeLeft(time_left, before)
 
             def job(k):
-                report = line.lane(k) if line is not None else False
+                report = line.lane(k) if progress else False
 
                 def train(stop):
                     member = members[k].fit(recipe, x, y, validation, epochs, report, threads,
@@ -397,11 +398,12 @@ def _build(recipe, rng):
     return networks.BUILDERS[recipe.model](rng, **extra)
 
 
-def _finished_members(path, recipe, ckpt):
-    """The networks an interrupted ensemble training had finished, from its checkpoint."""
+def _finished_members(path, recipe, checkpoint):
+    """The networks an interrupted ensemble training had finished, from its checkpoint
+    (``read_checkpoint(path)``)."""
     from .ensemble import member_arrays
 
-    arrays = read_npz(path)
+    arrays, _, ckpt = checkpoint
     count = ckpt.get("member", 0)
     if not isinstance(count, int) or not 0 <= count < recipe.members:
         raise ModelFileError(f"{path}: damaged checkpoint: 'member' is {count!r}")
@@ -557,16 +559,18 @@ class _Checker:
         return float(value)
 
 
-def load_checkpoint(path, model, optimizer, rng, recipe_name=None, member=None):
+def load_checkpoint(path, model, optimizer, rng, recipe_name=None, member=None,
+                    checkpoint=None):
     """Restore a checkpoint into freshly built ``model``, ``optimizer`` and ``rng`` (for an
     ensemble, of network ``member``: the file's own model or one of those that trained
     beside it; None: the file's own). Returns the checkpoint's description, with ``state``
-    and ``history`` those of that network.
+    and ``history`` those of that network. ``checkpoint``: ``read_checkpoint(path)``, when
+    the caller has read it already (to restore several networks from one reading).
 
     Raises ``ModelFileError`` (naming ``path``) when the file is not a checkpoint, is damaged,
     trains another recipe than ``recipe_name`` or another network than ``model``, or does not
     hold network ``member``."""
-    arrays, saved, ckpt = read_checkpoint(path)
+    arrays, saved, ckpt = checkpoint if checkpoint is not None else read_checkpoint(path)
     check = _Checker(path)
     if recipe_name is not None and ckpt["recipe"] != recipe_name:
         raise ModelFileError(f"{path}: a checkpoint of recipe {ckpt['recipe']!r}, "

@@ -77,23 +77,22 @@ def threads(n=None):
     """Context manager: run the block's ops on ``n`` threads (None: every available core, or
     ``TINYNET_THREADS``). The fast backend's scheduler does the threading; the reference ops
     are plain NumPy and ignore it."""
-    if _name == "fast":
-        if _active is None:
-            _start_fast()
-        if _name == "fast":
-            return _active.scheduler.threads(n)
-    return contextlib.nullcontext()
+    scheduler = _fast_scheduler()
+    return scheduler.threads(n) if scheduler is not None else contextlib.nullcontext()
 
 
-def workers():
-    """Threads the fast backend's ops called from this thread use (1 for the reference
-    backend, whose products thread inside the BLAS instead)."""
-    if _name == "fast":
-        if _active is None:
-            _start_fast()
-        if _name == "fast":
-            return _active.scheduler.workers()
-    return 1
+def default_threads():
+    """The threads ``threads(None)`` gives the ops: every available core, or
+    ``TINYNET_THREADS`` (1 on the reference backend, whose products thread inside the BLAS)."""
+    scheduler = _fast_scheduler()
+    return scheduler.default_workers() if scheduler is not None else 1
+
+
+def _fast_scheduler():
+    """The fast backend's scheduler (started if need be), or None on the reference ops."""
+    if _name == "fast" and _active is None:
+        _start_fast()
+    return _active.scheduler if _name == "fast" else None
 
 
 # -- starting without Numba -------------------------------------------------------------------
