@@ -13,15 +13,16 @@ image forward, 0.35 against 0.49 backward, one core). Its float32 error is a few
 of the direct product (tests/test_winograd.py bounds it).
 
 Layout: a slice of n images has T = n*TH*TW tiles, t = (image, tile row, tile column).
-Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B), the BLAS
-computes M[ij] = U[ij] @ V[ij] as one stacked (36, F, C) @ (36, C, T) product, and the
-output kernel turns M (36, F, T) into y. Backward reuses the layout: dM from dout, then
-dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products, and the adjoint of the input
-transform adds dV back into the overlapping input tiles. In training (``saved``, a dict the
-layer passes to both directions) the forward keeps each slice's V there for the backward:
-writing V once and reading it back was cheaper than recomputing it from x (conv backward of
-the shipped CNN, batch 128: 33.7 -> 27.1, 16.1 -> 13.2 and 12.0 -> 10.5 ms, for 31 MB kept
-from forward to backward). Inference computes V into a reused scratch buffer.
+Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B, stored with
+spare rows: ``_tiles``), the BLAS computes M[ij] = U[ij] @ V[ij] as one stacked
+(36, F, C) @ (36, C, T) product, and the output kernel turns M (36, F, T) into y. Backward
+reuses the layout: dM from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36
+products, and the adjoint of the input transform adds dV back into the overlapping input
+tiles. In training (``saved``, a dict the layer passes to both directions) the forward keeps
+each slice's V there for the backward: writing V once and reading it back was cheaper than
+recomputing it from x (conv backward of the shipped CNN, batch 128: 33.7 -> 27.1, 16.1 ->
+13.2 and 12.0 -> 10.5 ms, for 31 MB kept from forward to backward). Inference computes V
+into a reused scratch buffer.
 
 Each worker thread runs one slice's whole pipeline on a 1-thread BLAS, so the transform
 arrays (about ``CHUNK_BYTES``) stay in its cache between the kernels and the products.
@@ -137,26 +138,32 @@ def _col(A, i, step, c, t):
 
 def _tiles(rows, T, dtype, name=None):
     """An array for the 36 matrices of a slice's tiles, (36, rows, T) (V: rows = channels, M:
-    filters), as a contiguous (36, rows + spare, T) array whose spare rows the kernels and
-    products never touch. Why the spare rows: the kernels stream through all 36 matrices at
-    once, and when a matrix's size is a multiple of 4096 bytes (32*144*4 is not, 64*144*4
-    is) every stream lands on the same cache sets and they evict each other (measured 3-5x
-    slower). Why contiguous: Numba compiles a strided array to code for any strides, whose
-    loops do not vectorise. ``name``: a scratch buffer of this thread, else a new array."""
-    spare = 1
-    while ((rows + spare) * T * np.dtype(dtype).itemsize) % 4096 == 0:
-        spare += 1
-    shape = (36, rows + spare, T)
+    filters), inside a contiguous (36, rows + spare, T + extra) array whose spare rows and
+    extra columns the kernels and products never touch. Why the spare: the kernels stream
+    through all 36 matrices at once, and when a matrix's size is a multiple of 4096 bytes
+    (64*144*4 is) every stream lands on the same cache sets and they evict each other
+    (measured 3-5x slower). Why contiguous: Numba compiles a strided array to code for any
+    strides, whose loops do not vectorise. ``name``: a scratch buffer of this thread, else
+    a new array."""
+    size = np.dtype(dtype).itemsize
+    # a row of tiles that is not a multiple of 4096 bytes, so that rows + 1 or rows + 2 of
+    # them are not either
+    width = T if (T * size) % 4096 else T + 64 // size
+    spare = 1 if ((rows + 1) * width * size) % 4096 else 2
+    shape = (36, rows + spare, width)
     return scratch(name, shape, dtype) if name else np.empty(shape, dtype)
 
 
 # The kernels below work one channel (or filter) at a time on all T tiles of a slice, with
 # t innermost: each step of a 1-D transform then reads and writes rows of T values side by
 # side, which LLVM turns into vector instructions. Only the pass between the image and the
-# tiles goes tile by tile (a tile's values are four apart in an image row). On the tiles of
-# four images of conv2 in the examples CNN, one core, this took the forward's transforms
-# from 55 and 69 to ... microseconds per image, and the backward's from 127 and 54 to ....
-# (The earlier loops went tile by tile throughout, writing 36 values to 36 places each.)
+# tiles goes tile by tile (a tile's values are four apart in an image row). The earlier
+# kernels went tile by tile throughout, on strided arrays, and ran on scalar instructions.
+# Per image of conv2 in the examples CNN (slices of four images, one core, both versions
+# alternating in one process), the output transform went from
+# 69 to 37 microseconds, with the fused 2x2 max-pool from 62 to 19, and the output-gradient
+# transform from 107 to 84. The input transform (52) and its adjoint (57 -> 51), whose
+# tile-by-tile pass is most of their work, stayed about as they were.
 
 @njit(cache=True, nogil=True)
 def input_transform(xp, TH, TW, V, k):
@@ -464,7 +471,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
             V = saved[("wino_V", s, e)] = _tiles(C, T, dt)
         input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, V, k)
         M = _tiles(F, T, dt, "wino_M")
-        np.matmul(U, V[:, :C], out=M[:, :F])
+        np.matmul(U, V[:, :C, :T], out=M[:, :F, :T])
         if even:
             transform(M, b, TH, TW, y[s:e], k)
         else:                        # odd sizes: whole tiles into scratch, then crop
@@ -507,10 +514,11 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
         db = np.zeros(F)
         dM = output_grad_transform(g, TH, TW, _tiles(F, T, dt, "wino_M"), db, k, mask[s:e],
                                    masked)
-        dU = np.matmul(dM[:, :F], V[:, :C].transpose(0, 2, 1))       # (36, F, C)
+        dU = np.matmul(dM[:, :F, :T], V[:, :C, :T].transpose(0, 2, 1))     # (36, F, C)
         if need_dx:
-            np.matmul(UT, dM[:, :F], out=V[:, :C])                   # V is no longer needed:
-            if direct:                                               # dV takes its place
+            # V is no longer needed: dV takes its place
+            np.matmul(UT, dM[:, :F, :T], out=V[:, :C, :T])
+            if direct:
                 input_grad_transform(V, TH, TW, dx[s:e], k)
             else:
                 dxp = input_grad_transform(V, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt),
