@@ -271,12 +271,12 @@ def test_filter_transforms_are_remembered_for_each_network_of_an_ensemble(monkey
     assert len(calls) == 6
 
 
-@pytest.mark.parametrize("rows, T", [(32, 144), (64, 144), (64, 64), (1, 1024), (3, 5)])
-def test_tile_arrays_are_contiguous_with_spare_rows_off_the_4096_byte_grid(rows, T):
+@pytest.mark.parametrize("rows, T", [(32, 144), (64, 144), (64, 64), (1, 1024), (3, 5), (7, 16)])
+def test_tile_arrays_are_contiguous_with_matrices_an_odd_number_of_cache_lines_apart(rows, T):
     from tinynet.ops.fast.winograd import _tiles
 
     tiles = _tiles(rows, T, np.float32)
     assert tiles.flags.c_contiguous                       # so the kernels' loops vectorise
     assert tiles.shape[0] == 36 and tiles.shape[1] > rows and tiles.shape[2] >= T
-    # the 36 matrices must not start a multiple of 4096 bytes apart (same cache sets)
-    assert tiles.strides[0] % 4096 != 0
+    # the 36 matrices start an odd number of 64-byte lines apart: 36 different cache sets
+    assert tiles.strides[0] % 64 == 0 and (tiles.strides[0] // 64) % 2 == 1

@@ -13,13 +13,13 @@ image forward, 0.35 against 0.49 backward, one core). Its float32 error is a few
 of the direct product (tests/test_winograd.py bounds it).
 
 Layout: a slice of n images has T = n*TH*TW tiles, t = (image, tile row, tile column).
-Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B, stored with
-spare rows: ``_tiles``), the BLAS computes M[ij] = U[ij] @ V[ij] as one stacked
-(36, F, C) @ (36, C, T) product, and the output kernel turns M (36, F, T) into y. Backward
-reuses the layout: dM from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36
-products, and the adjoint of the input transform adds dV back into the overlapping input
-tiles. In training (``saved``, a dict the layer passes to both directions) the forward keeps
-each slice's V there for the backward: writing V once and reading it back was cheaper than
+Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B), the BLAS
+computes M[ij] = U[ij] @ V[ij] as one stacked (36, F, C) @ (36, C, T) product, and the
+output kernel turns M (36, F, T) (laid out by ``_tiles``) into y. Backward reuses the
+layout: dM from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products,
+and the adjoint of the input transform adds dV back into the overlapping input tiles. In
+training (``saved``, a dict the layer passes to both directions) the forward keeps each
+slice's V there for the backward: writing V once and reading it back was cheaper than
 recomputing it from x (conv backward of the shipped CNN, batch 128: 33.7 -> 27.1, 16.1 ->
 13.2 and 12.0 -> 10.5 ms, for 31 MB kept from forward to backward). Inference computes V
 into a reused scratch buffer.
@@ -36,7 +36,7 @@ from numba import njit
 
 from ..reference import WINOGRAD_G
 from .elementwise import relu_backward
-from .scheduler import chunk_for, run_chunks, scratch
+from .scheduler import chunk_for, run_chunks, scratch, spread_empty
 
 # The transforms' coefficients, passed in the data's dtype, and the lower bound of outputs.
 CONSTANTS = (2, 4, 5, 8, -np.inf)
@@ -118,15 +118,21 @@ def _gate(g, m, masked):
 
 
 @njit(cache=True)
-def _put(A, i, step, c, t, v):
-    """A[i + l*step, c, t] = v[l] for the six values of v (written out: a tuple indexed by a
-    loop variable compiles to a branch per entry, which keeps LLVM from vectorising)."""
-    A[i, c, t] = v[0]
-    A[i + step, c, t] = v[1]
-    A[i + 2 * step, c, t] = v[2]
-    A[i + 3 * step, c, t] = v[3]
-    A[i + 4 * step, c, t] = v[4]
-    A[i + 5 * step, c, t] = v[5]
+def _a_column(g0, g1, g2, g3, m0, m1, m2, m3, j, masked, k):
+    """_a of column j of the 4x4 gradient tile in rows g0..g3, each entry gated by the
+    fused ReLU's output in rows m0..m3 when ``masked``."""
+    return _a(_gate(g0[j], m0[j], masked), _gate(g1[j], m1[j], masked),
+              _gate(g2[j], m2[j], masked), _gate(g3[j], m3[j], masked), k)
+
+
+@njit(cache=True)
+def _put(V, i, c, t, v):
+    V[i, c, t] = v[0]
+    V[i + 1, c, t] = v[1]
+    V[i + 2, c, t] = v[2]
+    V[i + 3, c, t] = v[3]
+    V[i + 4, c, t] = v[4]
+    V[i + 5, c, t] = v[5]
 
 
 @njit(cache=True)
@@ -136,60 +142,76 @@ def _col(A, i, step, c, t):
             A[i + 4 * step, c, t], A[i + 5 * step, c, t])
 
 
-def _tiles(rows, T, dtype, name=None):
-    """An array for the 36 matrices of a slice's tiles, (36, rows, T) (V: rows = channels, M:
-    filters), inside a contiguous (36, rows + spare, T + extra) array whose spare rows and
-    extra columns the kernels and products never touch. Why the spare: the kernels stream
-    through all 36 matrices at once, and when a matrix's size is a multiple of 4096 bytes
-    (64*144*4 is) every stream lands on the same cache sets and they evict each other
-    (measured 3-5x slower). Why contiguous: Numba compiles a strided array to code for any
-    strides, whose loops do not vectorise. ``name``: a scratch buffer of this thread, else
-    a new array."""
-    size = np.dtype(dtype).itemsize
-    # a row of tiles that is not a multiple of 4096 bytes, so that rows + 1 or rows + 2 of
-    # them are not either
-    width = T if (T * size) % 4096 else T + 64 // size
-    spare = 1 if ((rows + 1) * width * size) % 4096 else 2
-    shape = (36, rows + spare, width)
-    return scratch(name, shape, dtype) if name else np.empty(shape, dtype)
+@njit(cache=True)
+def _b_col(V, j, c, t, k):
+    """_b of column j of the 6x6 stored as V[6i + j, c, t]."""
+    return _b(V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
+              V[30 + j, c, t], k)
 
-
-# The kernels below work one channel (or filter) at a time on all T tiles of a slice, with
-# t innermost: each step of a 1-D transform then reads and writes rows of T values side by
-# side, which LLVM turns into vector instructions. Only the pass between the image and the
-# tiles goes tile by tile (a tile's values are four apart in an image row). The earlier
-# kernels went tile by tile throughout, on strided arrays, and ran on scalar instructions.
-# Per image of conv2 in the examples CNN (slices of four images, one core, both versions
-# alternating in one process), the output transform went from
-# 69 to 37 microseconds, with the fused 2x2 max-pool from 62 to 19, and the output-gradient
-# transform from 107 to 84. The input transform (52) and its adjoint (57 -> 51), whose
-# tile-by-tile pass is most of their work, stayed about as they were.
 
 @njit(cache=True, nogil=True)
 def input_transform(xp, TH, TW, V, k):
     """V[6i+j, c, t] = (B^T d B)[i, j] for the 6x6 tile d of image plane xp[n, c] that starts
     at (4*th, 4*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 4TH+2, >= 4TW+2)."""
     N, C = xp.shape[0], xp.shape[1]
-    T = N * TH * TW
-    Q = np.empty((36, 1, T), xp.dtype)      # B^T d: entry (i, m) of tile t at [6i + m, 0, t]
-    for c in range(C):
-        for n in range(N):                  # B^T d, tile by tile, column by column
+    for n in range(N):
+        for c in range(C):
             plane = xp[n, c]
             for th in range(TH):
-                h = 4 * th
+                r0 = plane[4 * th]
+                r1 = plane[4 * th + 1]
+                r2 = plane[4 * th + 2]
+                r3 = plane[4 * th + 3]
+                r4 = plane[4 * th + 4]
+                r5 = plane[4 * th + 5]
+                base = (n * TH + th) * TW
                 for tw in range(TW):
-                    t = (n * TH + th) * TW + tw
-                    for m in range(6):
-                        w = 4 * tw + m
-                        _put(Q, m, 6, 0, t, _bt(plane[h, w], plane[h + 1, w], plane[h + 2, w],
-                                                plane[h + 3, w], plane[h + 4, w],
-                                                plane[h + 5, w], k))
-        for i in range(6):                  # ... times B: row i of B^T d, all tiles at once
-            for t in range(T):
-                d = _col(Q, 6 * i, 1, 0, t)
-                _put(V, 6 * i, 1, c, t, _bt(d[0], d[1], d[2], d[3], d[4], d[5], k))
+                    w = 4 * tw
+                    t = base + tw
+                    # B^T d, column by column: q[j] is column j of B^T d
+                    q0 = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
+                    q1 = _bt(r0[w + 1], r1[w + 1], r2[w + 1], r3[w + 1], r4[w + 1], r5[w + 1], k)
+                    q2 = _bt(r0[w + 2], r1[w + 2], r2[w + 2], r3[w + 2], r4[w + 2], r5[w + 2], k)
+                    q3 = _bt(r0[w + 3], r1[w + 3], r2[w + 3], r3[w + 3], r4[w + 3], r5[w + 3], k)
+                    q4 = _bt(r0[w + 4], r1[w + 4], r2[w + 4], r3[w + 4], r4[w + 4], r5[w + 4], k)
+                    q5 = _bt(r0[w + 5], r1[w + 5], r2[w + 5], r3[w + 5], r4[w + 5], r5[w + 5], k)
+                    # ... then times B: row i of the result is _bt of row i of B^T d
+                    _put(V, 0, c, t, _bt(q0[0], q1[0], q2[0], q3[0], q4[0], q5[0], k))
+                    _put(V, 6, c, t, _bt(q0[1], q1[1], q2[1], q3[1], q4[1], q5[1], k))
+                    _put(V, 12, c, t, _bt(q0[2], q1[2], q2[2], q3[2], q4[2], q5[2], k))
+                    _put(V, 18, c, t, _bt(q0[3], q1[3], q2[3], q3[3], q4[3], q5[3], k))
+                    _put(V, 24, c, t, _bt(q0[4], q1[4], q2[4], q3[4], q4[4], q5[4], k))
+                    _put(V, 30, c, t, _bt(q0[5], q1[5], q2[5], q3[5], q4[5], q5[5], k))
     return V
 
+
+def _tiles(rows, T, dtype, name=None):
+    """An array for the forward's M, the 36 (rows, T) matrices of a slice's tiles, inside a
+    contiguous (36, rows + spare, width >= T) array whose spare rows and columns neither the
+    product nor the output kernels touch. Contiguous, because Numba compiles a
+    strided array to code for any strides, whose loops do not vectorise. The spare, because
+    the kernels stream through all 36 matrices at once: when they lie a multiple of 4096
+    bytes apart (64*144*4 is), every stream lands on the same cache sets and they evict
+    each other (``spread_empty`` says by how much). Here they lie an odd number of cache
+    lines apart, so 36 streams use 36 different sets: rows of an odd number of lines, an
+    odd number of rows. ``name``: a scratch buffer of this thread, else a new array."""
+    line = 64 // np.dtype(dtype).itemsize             # values in a cache line
+    lines = -(-T // line)
+    width = (lines + 1 - lines % 2) * line
+    shape = (36, rows + 1 + rows % 2, width)
+    return scratch(name, shape, dtype) if name else np.empty(shape, dtype)
+
+
+# The two output kernels below work one filter at a time on all T tiles of a slice, with t
+# innermost: each step of the 1-D transforms then reads and writes rows of T values side by
+# side, which LLVM turns into vector instructions; only the last pass, from the tiles to the
+# image, goes tile by tile (a tile's values are four apart in an image row). The kernels
+# before went tile by tile throughout, on a strided M, in scalar instructions. Per image of
+# conv2 in the examples CNN (slices of four images, one core, both versions alternating in
+# one process) the output transform went from 69 to 37 microseconds, and with the fused
+# 2x2 max-pool from 62 to 19. The same treatment did not pay for the other three kernels,
+# whose tile-by-tile pass is most of their work: the input transform and both adjoints
+# measured as fast or slower, so they stay as they were.
 
 @njit(cache=True, nogil=True)
 def _output_rows(M, f, T, k, S):
@@ -288,36 +310,41 @@ def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
     db[f] += sum of dY[:, f] (float64), while the values pass by. ``masked``: dY is dy where
     ``mask`` (the forward's output, shape of dy) is positive, else 0 (a fused ReLU)."""
     N, F = dy.shape[0], dy.shape[1]
-    T = N * TH * TW
-    G = np.empty((16, 1, T), dy.dtype)      # gradient (a, e) of tile t at [4a + e, 0, t]
-    U = np.empty((24, 1, T), dy.dtype)      # (A dY)[i, e] of tile t at [4i + e, 0, t]
-    for f in range(F):
-        for n in range(N):                  # each tile's 4x4 of the gradient, gated
+    for n in range(N):
+        for f in range(F):
             g = dy[n, f]
             m = mask[n, f] if masked else g
+            total = 0.0
             for th in range(TH):
-                for a in range(4):
-                    row, gate = g[4 * th + a], m[4 * th + a]
-                    for tw in range(TW):
-                        t = (n * TH + th) * TW + tw
-                        for e in range(4):
-                            G[4 * a + e, 0, t] = _gate(row[4 * tw + e], gate[4 * tw + e], masked)
-        for e in range(4):                  # A dY, column e, all tiles at once
-            for t in range(T):
-                _put(U, e, 4, 0, t, _a(G[e, 0, t], G[4 + e, 0, t], G[8 + e, 0, t],
-                                       G[12 + e, 0, t], k))
-        for i in range(6):                  # ... times A^T: row i of A dY
-            for t in range(T):
-                _put(dM, 6 * i, 1, f, t, _a(U[4 * i, 0, t], U[4 * i + 1, 0, t],
-                                            U[4 * i + 2, 0, t], U[4 * i + 3, 0, t], k))
-        # rows 1 of A and columns 1 of A^T are all ones: entry (1, 1) of each tile is the sum
-        # of its 16 gradients. Summed here, once per tile, not as each gradient passes by:
-        # one running float64 sum over every gradient made the gathering loop a chain of
-        # dependent additions (a third of this kernel's time).
-        total = 0.0
-        for t in range(T):
-            total += dM[7, f, t]
-        db[f] += total
+                base = (n * TH + th) * TW
+                h = 4 * th
+                g0 = g[h]
+                g1 = g[h + 1]
+                g2 = g[h + 2]
+                g3 = g[h + 3]
+                m0 = m[h]
+                m1 = m[h + 1]
+                m2 = m[h + 2]
+                m3 = m[h + 3]
+                for tw in range(TW):
+                    t = base + tw
+                    w = 4 * tw
+                    # A dY, column by column: u[b] is column b of A dY (6 values)
+                    u0 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w, masked, k)
+                    u1 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 1, masked, k)
+                    u2 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 2, masked, k)
+                    u3 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 3, masked, k)
+                    # ... then times A^T: row r of the result is _a of row r of A dY
+                    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
+                    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
+                    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
+                    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
+                    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
+                    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
+                    # row 1 of A is all ones: u[b][1] is the sum of column b of dY, and
+                    # their sum the tile's, for dL/db
+                    total += (u0[1] + u1[1]) + (u2[1] + u3[1])
+            db[f] += total
     return dM
 
 
@@ -326,28 +353,33 @@ def input_grad_transform(dV, TH, TW, dxp, k):
     """dxp[n, c] (zeroed here) += B dV[:, c, t] B^T at each tile's place: the adjoint of
     :func:`input_transform`; neighbouring tiles overlap by two rows/columns and add up."""
     N, C = dxp.shape[0], dxp.shape[1]
-    T = N * TH * TW
-    E = np.empty((36, 1, T), dxp.dtype)     # (B dV)[i, l] of tile t at [6i + l, 0, t]
-    D = np.empty((36, 1, T), dxp.dtype)     # (B dV B^T)[i, m] of tile t at [6i + m, 0, t]
-    for c in range(C):
-        for l in range(6):                  # B dV, column l, all tiles at once
-            for t in range(T):
-                v = _col(dV, l, 6, c, t)
-                _put(E, l, 6, 0, t, _b(v[0], v[1], v[2], v[3], v[4], v[5], k))
-        for i in range(6):                  # ... times B^T: row i of B dV
-            for t in range(T):
-                e = _col(E, 6 * i, 1, 0, t)
-                _put(D, 6 * i, 1, 0, t, _b(e[0], e[1], e[2], e[3], e[4], e[5], k))
-        for n in range(N):                  # added into the plane, tile by tile
+    for n in range(N):
+        for c in range(C):
             plane = dxp[n, c]
             plane[:, :] = 0
             for th in range(TH):
-                for i in range(6):
-                    row = plane[4 * th + i]
-                    for tw in range(TW):
-                        t = (n * TH + th) * TW + tw
-                        for m in range(6):
-                            row[4 * tw + m] += D[6 * i + m, 0, t]
+                base = (n * TH + th) * TW
+                h = 4 * th
+                for tw in range(TW):
+                    t = base + tw
+                    # B dV, column by column: e[l] is column l of B dV (6 values) ...
+                    e0 = _b_col(dV, 0, c, t, k)
+                    e1 = _b_col(dV, 1, c, t, k)
+                    e2 = _b_col(dV, 2, c, t, k)
+                    e3 = _b_col(dV, 3, c, t, k)
+                    e4 = _b_col(dV, 4, c, t, k)
+                    e5 = _b_col(dV, 5, c, t, k)
+                    w = 4 * tw
+                    # ... then times B^T along each row, added into the plane
+                    for r in range(6):
+                        v = _b(e0[r], e1[r], e2[r], e3[r], e4[r], e5[r], k)
+                        row = plane[h + r]
+                        row[w] += v[0]
+                        row[w + 1] += v[1]
+                        row[w + 2] += v[2]
+                        row[w + 3] += v[3]
+                        row[w + 4] += v[4]
+                        row[w + 5] += v[5]
     return dxp
 
 
@@ -466,17 +498,17 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
     def part(s, e):
         T = (e - s) * TH * TW
         if saved is None:
-            V = _tiles(C, T, dt, "wino_V")
+            V = scratch("wino_V", (36, C, T), dt, spread=True)
         else:                        # kept for the backward, under the slice it is for
-            V = saved[("wino_V", s, e)] = _tiles(C, T, dt)
+            V = saved[("wino_V", s, e)] = spread_empty((36, C, T), dt)
         input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, V, k)
-        M = _tiles(F, T, dt, "wino_M")
-        np.matmul(U, V[:, :C, :T], out=M[:, :F, :T])
+        M = _tiles(F, T, dt, "wino_M_out")
+        np.matmul(U, V, out=M[:, :F, :T])
         if even:
             transform(M, b, TH, TW, y[s:e], k)
         else:                        # odd sizes: whole tiles into scratch, then crop
-            yt = transform(M, b, TH, TW,
-                           scratch("wino_y", (e - s, F, side * TH, side * TW), dt), k)
+            yt = transform(M, b, TH, TW, scratch("wino_y", (e - s, F, side * TH, side * TW), dt),
+                           k)
             y[s:e] = yt[:, :, :OH, :OW]
 
     run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
@@ -505,23 +537,22 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
         V = saved.pop(("wino_V", s, e), None) if saved is not None else None
         if V is None:                # not kept (or sliced differently): recompute it
             V = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
-                                _tiles(C, T, dt, "wino_V"), k)
+                                scratch("wino_V", (36, C, T), dt, spread=True), k)
         g = dout[s:e]
         if not even:                 # odd sizes: zeros past the edge, in whole tiles
             g = scratch("wino_y", (e - s, F, 4 * TH, 4 * TW), dt)
             g[...] = 0
             g[:, :, :OH, :OW] = dout[s:e]
         db = np.zeros(F)
-        dM = output_grad_transform(g, TH, TW, _tiles(F, T, dt, "wino_M"), db, k, mask[s:e],
-                                   masked)
-        dU = np.matmul(dM[:, :F, :T], V[:, :C, :T].transpose(0, 2, 1))     # (36, F, C)
+        dM = output_grad_transform(g, TH, TW, scratch("wino_M", (36, F, T), dt, spread=True), db,
+                                   k, mask[s:e], masked)
+        dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (36, F, C)
         if need_dx:
-            # V is no longer needed: dV takes its place
-            np.matmul(UT, dM[:, :F, :T], out=V[:, :C, :T])
+            dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
             if direct:
-                input_grad_transform(V, TH, TW, dx[s:e], k)
+                input_grad_transform(dV, TH, TW, dx[s:e], k)
             else:
-                dxp = input_grad_transform(V, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt),
+                dxp = input_grad_transform(dV, TH, TW, scratch("wino_dxp", (e - s, C, HP, WP), dt),
                                            k)
                 crop_planes(dxp, pad, dx[s:e])
         return dU, db
