@@ -488,42 +488,43 @@ def read_checkpoint(path):
     check.that(out is None or isinstance(out, str), "'out' is not a path")
     ckpt["train_seconds"] = check.number(ckpt.get("train_seconds", 0.0), "train_seconds", 0)
     check.int(ckpt.setdefault("side_by_side", 1), "side_by_side", 1)
-    _check_position(check, ckpt, arrays, "", ckpt["epochs"], "")
+    _check_position(check, ckpt, arrays, "", ckpt["epochs"])
     running = ckpt.setdefault("running", [])
     check.that(isinstance(running, list), "'running' is not a list")
     for entry in running:
         check.dict(entry, "running", ("member",))
         k = check.int(entry["member"], "running.member", 0)
-        _check_position(check, entry, arrays, f"running.m{k}.", ckpt["epochs"],
-                        f"running.m{k}.")
+        _check_position(check, entry, arrays, f"running.m{k}.", ckpt["epochs"])
     return arrays, saved, ckpt
 
 
-def _check_position(check, entry, arrays, prefix, epochs, name):
-    """Check one network's position (see ``_position``) in a checkpoint's description."""
-    check.dict(entry, name or "checkpoint", ("state", "history", "optimizer", "rng",
+def _check_position(check, entry, arrays, prefix, epochs):
+    """Check one network's position (see ``_position``) in a checkpoint's description: the
+    file's own network (``prefix`` "") or one that trained beside it ("running.m<k>.", the
+    prefix of its arrays and of its names in the messages)."""
+    check.dict(entry, prefix or "checkpoint", ("state", "history", "optimizer", "rng",
                                             "layer_rngs"))
     state = entry["state"]
-    check.dict(state, f"{name}state", ("epoch", "step"))
-    check.int(state["epoch"], f"{name}state.epoch", 0, epochs)
-    check.int(state["step"], f"{name}state.step", 0)
+    check.dict(state, f"{prefix}state", ("epoch", "step"))
+    check.int(state["epoch"], f"{prefix}state.epoch", 0, epochs)
+    check.int(state["step"], f"{prefix}state.step", 0)
     if state["step"] > 0:
-        check.dict(state, f"{name}state", ("sum_loss", "correct", "seen"))
-        check.number(state["sum_loss"], f"{name}state.sum_loss", 0)
-        check.int(state["correct"], f"{name}state.correct", 0, state["seen"])
-        check.int(state["seen"], f"{name}state.seen", 0)
+        check.dict(state, f"{prefix}state", ("sum_loss", "correct", "seen"))
+        check.number(state["sum_loss"], f"{prefix}state.sum_loss", 0)
+        check.int(state["correct"], f"{prefix}state.correct", 0, state["seen"])
+        check.int(state["seen"], f"{prefix}state.seen", 0)
         check.that(f"{prefix}fit.order" in arrays, "the shuffled order of the epoch is missing")
     history = entry["history"]
-    check.dict(history, f"{name}history", ())
+    check.dict(history, f"{prefix}history", ())
     for key, values in history.items():
-        check.that(isinstance(values, list), f"{name}history '{key}' is not a list")
+        check.that(isinstance(values, list), f"{prefix}history '{key}' is not a list")
         for value in values:
-            check.number(value, f"{name}history '{key}'")
-    check.dict(entry["optimizer"], f"{name}optimizer", ("steps", "lr"))
-    check.int(entry["optimizer"]["steps"], f"{name}optimizer.steps", 0)
-    check.number(entry["optimizer"]["lr"], f"{name}optimizer.lr", 0)
-    check.dict(entry["rng"], f"{name}rng", ())
-    check.dict(entry["layer_rngs"], f"{name}layer_rngs", ())
+            check.number(value, f"{prefix}history '{key}'")
+    check.dict(entry["optimizer"], f"{prefix}optimizer", ("steps", "lr"))
+    check.int(entry["optimizer"]["steps"], f"{prefix}optimizer.steps", 0)
+    check.number(entry["optimizer"]["lr"], f"{prefix}optimizer.lr", 0)
+    check.dict(entry["rng"], f"{prefix}rng", ())
+    check.dict(entry["layer_rngs"], f"{prefix}layer_rngs", ())
     if f"{prefix}fit.order" in arrays:
         order = arrays[f"{prefix}fit.order"]
         check.that(order.ndim == 1 and np.issubdtype(order.dtype, np.integer),
