@@ -275,7 +275,7 @@ def test_filter_transforms_are_remembered_for_each_network_of_an_ensemble(monkey
 def test_tile_arrays_are_contiguous_with_matrices_an_odd_number_of_cache_lines_apart(rows, T):
     from tinynet.ops.fast.winograd import _tiles
 
-    tiles = _tiles(rows, T, np.float32)
+    tiles = _tiles("test_tiles", rows, T, np.float32)
     assert tiles.flags.c_contiguous                       # so the kernels' loops vectorise
     assert tiles.shape[0] == 36 and tiles.shape[1] > rows and tiles.shape[2] >= T
     # the 36 matrices start an odd number of 64-byte lines apart: 36 different cache sets

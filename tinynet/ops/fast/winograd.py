@@ -185,7 +185,7 @@ def input_transform(xp, TH, TW, V, k):
     return V
 
 
-def _tiles(rows, T, dtype, name=None):
+def _tiles(name, rows, T, dtype):
     """An array for the forward's M, the 36 (rows, T) matrices of a slice's tiles, inside a
     contiguous (36, rows + spare, width >= T) array whose spare rows and columns neither the
     product nor the output kernels touch. Contiguous, because Numba compiles a
@@ -194,12 +194,12 @@ def _tiles(rows, T, dtype, name=None):
     bytes apart (64*144*4 is), every stream lands on the same cache sets and they evict
     each other (``spread_empty`` says by how much). Here they lie an odd number of cache
     lines apart, so 36 streams use 36 different sets: rows of an odd number of lines, an
-    odd number of rows. ``name``: a scratch buffer of this thread, else a new array."""
+    odd number of rows. A scratch buffer of this thread (see ``scratch``)."""
     line = 64 // np.dtype(dtype).itemsize             # values in a cache line
     lines = -(-T // line)
     width = (lines + 1 - lines % 2) * line
     shape = (36, rows + 1 + rows % 2, width)
-    return scratch(name, shape, dtype) if name else np.empty(shape, dtype)
+    return scratch(name, shape, dtype)
 
 
 # The two output kernels below work one filter at a time on all T tiles of a slice, with t
@@ -502,7 +502,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
         else:                        # kept for the backward, under the slice it is for
             V = saved[("wino_V", s, e)] = spread_empty((36, C, T), dt)
         input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, V, k)
-        M = _tiles(F, T, dt, "wino_M_out")
+        M = _tiles("wino_M_out", F, T, dt)
         np.matmul(U, V, out=M[:, :F, :T])
         if even:
             transform(M, b, TH, TW, y[s:e], k)
