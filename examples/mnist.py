@@ -158,10 +158,11 @@ def training_plan(model, epochs, out):
 # -- training ------------------------------------------------------------------------------
 
 def train(args):
-    info = None
+    info = resumed = None
     if args.resume:
         # The checkpoint knows which recipe it trains and where the model was to be saved.
-        _, _, info = recipes.read_checkpoint(args.resume)
+        resumed = recipes.read_checkpoint(args.resume)
+        info = resumed[2]
         if args.model is not None and args.model != info["recipe"]:
             raise UsageError(f"{args.resume} continues the training of --model "
                              f"{info['recipe']}, not {args.model}")
@@ -193,7 +194,8 @@ def train(args):
               f"{epochs_text(args.epochs or recipe.epochs)}, batch {recipe.batch_size}")
     try:
         model = recipes.run(args.model, mnist, seed=args.seed or 0, epochs=args.epochs,
-                              resume=args.resume, checkpoint_path=checkpoint, out=out)
+                              resume=args.resume, checkpoint_path=checkpoint, out=out,
+                              resumed=resumed)
     except KeyboardInterrupt as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # stopping already: no more tracebacks
         where = f"; resume with --resume {checkpoint}" if checkpoint.exists() else ""

@@ -199,17 +199,18 @@ def prepare(recipe, data, seed=0):
 
 
 def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
-        checkpoint_path=None, out=None):
+        checkpoint_path=None, out=None, resumed=None):
     """Train a recipe on ``data = (x_train, y_train, x_test, y_test)`` (uint8 MNIST arrays).
 
     Returns the trained model (a ``Sequential``, or an ``Ensemble`` for a recipe with several
     members) with its history, test accuracy, recipe and training time (``train_seconds``,
     every run of a resumed training added up) in ``model.metadata``. The test set is
     evaluated once, at the end, unless the recipe watches it (no ``validation`` split).
-    With ``resume`` (a checkpoint path) the run continues from it. On Ctrl-C or SIGTERM, when
-    ``checkpoint_path`` is given, the state at the last finished step is written there
-    (with ``out``, where the finished model is meant to go) before the ``KeyboardInterrupt``
-    propagates.
+    With ``resume`` (a checkpoint path) the run continues from it (``resumed``: its
+    ``read_checkpoint``, when the caller has read it already, so it is not read twice). On
+    Ctrl-C or SIGTERM, when ``checkpoint_path`` is given, the state at the last finished step
+    is written there (with ``out``, where the finished model is meant to go) before the
+    ``KeyboardInterrupt`` propagates.
 
     An ensemble's networks train side by side, one per core (``side_by_side_for``): two
     networks each on one core get through more images a second than one network on two
@@ -219,7 +220,9 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
     """
     start = time.monotonic()
     recipe = RECIPES[recipe_name]
-    checkpoint = read_checkpoint(resume) if resume is not None else None   # read once
+    checkpoint = resumed
+    if checkpoint is None and resume is not None:
+        checkpoint = read_checkpoint(resume)                     # read once, used throughout
     ckpt = checkpoint[2] if checkpoint is not None else None
     if ckpt is not None:
         seed, epochs = ckpt["seed"], ckpt["epochs"]
