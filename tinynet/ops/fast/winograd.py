@@ -145,8 +145,8 @@ def _col(A, i, step, c, t):
 @njit(cache=True)
 def _b_col(V, j, c, t, k):
     """_b of column j of the 6x6 stored as V[6i + j, c, t]."""
-    return _b(V[j, c, t], V[6 + j, c, t], V[12 + j, c, t], V[18 + j, c, t], V[24 + j, c, t],
-              V[30 + j, c, t], k)
+    v = _col(V, j, 6, c, t)
+    return _b(v[0], v[1], v[2], v[3], v[4], v[5], k)
 
 
 @njit(cache=True, nogil=True)
