@@ -80,3 +80,17 @@ def test_batchnorm_relu_and_max_pool_fused_gradients_match(rng, backend):
     assert model._fused == {2, 3}               # ReLU and max-pool ran inside the BatchNorm
     assert max(e for k, e in errors.items() if k != "0.b") < 1e-6
     assert np.abs(model.layers[0].grads["b"]).max() < 1e-12
+
+
+def test_conv_relu_and_max_pool_fused_gradients_match(rng, backend):
+    """In training Sequential also runs a Conv2D, its ReLU and a 2x2 max-pool as one op
+    (the Winograd path with 8 input channels, im2col with 2); the pooled maxima's positions
+    are all the backward keeps. Odd planes drop their last row and column, as the pool
+    does. The gradients stay exact."""
+    for channels, size in ((8, (7, 6)), (2, (5, 4))):
+        model = Sequential([Conv2D(channels, 3, 3, padding=1, rng=rng), ReLU(), MaxPool2D(2),
+                            Flatten(), Dense(3 * (size[0] // 2) * (size[1] // 2), 3, rng=rng)])
+        x = rng.standard_normal((3, channels) + size)
+        errors = check_model(model, x, np.array([0, 2, 1]))
+        assert model._fused == {1, 2}           # ReLU and max-pool ran inside the Conv2D
+        assert len(errors) == 5 and max(errors.values()) < 1e-6

@@ -196,6 +196,54 @@ def test_fused_pool_agrees_with_conv_then_pool(case, relu):
         assert rel(backend.conv2d_forward(x, W, b, 1, pad, relu, pool=True), want) < 2e-5
 
 
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 11, 9, 3, 1), (2, 8, 13, 13, 2, 1),
+                                  (2, 2, 9, 8, 4, 1), (9, 32, 26, 26, 64, 0)],
+                         ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_pool_in_training_agrees_with_conv_then_pool(case, relu):
+    """In training (``saved``) pool=True keeps where each maximum was, and the backward,
+    given the pooled gradient and output, equals the three ops' backwards in turn, on the
+    Winograd path (whose kernel routes each window's gradient inside its tile) and the
+    im2col path, odd sizes included; the backward takes what it kept from ``saved``."""
+    x, W, b, pad = _inputs(case, np.float32)
+    y = ref.conv2d_forward(x, W, b, 1, pad, relu)
+    pooled, arg = ref.maxpool_forward(y, 2, 2, 2)
+    g = _r(pooled.shape, 3)
+    dy = ref.maxpool_backward(g, arg, y.shape)
+    want = ref.conv2d_backward(dy, x, W, 1, pad, True, relu_out=y if relu else None)
+    for backend in (ref, fast):
+        saved = {}
+        out = backend.conv2d_forward(x, W, b, 1, pad, relu, pool=True, saved=saved)
+        assert rel(out, pooled) < 2e-5
+        grads = backend.conv2d_backward(g, x, W, 1, pad, True, out if relu else None, saved)
+        for a, c in zip(grads, want):
+            assert rel(a, c) < 2e-5
+        assert not saved                          # everything kept was used, and let go
+
+
+def test_examples_cnn_training_is_the_same_fused():
+    """PyTorch's example network trains through the fused Conv2D + ReLU + max-pool: the same
+    logits and gradients as layer by layer (dropout off, so both see the same function)."""
+    from tinynet import networks
+    from tinynet.losses import softmax_cross_entropy
+
+    model = networks.torch_example_cnn(np.random.default_rng(0))
+    for layer in model.layers:
+        if hasattr(layer, "p"):
+            layer.p = 0.0
+    x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
+    labels = np.arange(5)
+    out = {}
+    for fuse in (False, True):
+        model.fuse = fuse
+        logits = model.forward(x, training=True)
+        model.backward(softmax_cross_entropy(logits, labels)[1])
+        out[fuse] = [logits] + [model.layers[i].grads["W"].copy() for i in (0, 2)]
+    assert model._fused == {1, 3, 4}              # both ReLUs, and the max-pool after conv2
+    for a, c in zip(out[True], out[False]):
+        assert rel(a, c) < 1e-4
+
+
 def test_examples_cnn_inference_is_the_same_fused():
     from tinynet import networks
 

@@ -48,10 +48,10 @@ class Sequential:
         self.layers[0].needs_input_grad = False
         self.metadata = dict(metadata or {})
 
-    #: Compute a Conv2D and the ReLU after it (and at inference a BatchNorm between them and
-    #: a 2x2 max-pool after them) as one op, and a BatchNorm and the ReLU after it (training,
-    #: where the BatchNorm cannot be folded; with a 2x2 max-pool after them, that too),
-    #: saving passes over memory; the same math. False: every layer on its own.
+    #: Compute a Conv2D and the ReLU after it (with a 2x2 max-pool after them, that too; at
+    #: inference also a BatchNorm between them) as one op, and a BatchNorm and the ReLU after
+    #: it (training, where the BatchNorm cannot be folded; with a 2x2 max-pool after them,
+    #: that too), saving passes over memory; the same math. False: every layer on its own.
     fuse = True
 
     def forward(self, x, training=False):
@@ -67,8 +67,9 @@ class Sequential:
                 if relu:
                     skip.add(j)                 # its backward is part of the Conv2D's
                     j += 1
-                pool = relu and not training and _pool2x2(layers, j)
+                pool = relu and _pool2x2(layers, j)
                 if pool:
+                    skip.add(j)                 # and so is the max-pool's
                     j += 1
                 x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
             elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \

@@ -88,9 +88,10 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False, relu=False, bn=None, pool=False):
         """``relu``, ``bn`` and ``pool`` are for ``Sequential``, which fuses a following ReLU
-        (and, at inference, a BatchNorm before it and a 2x2 max-pool after it) into this
+        (and a 2x2 max-pool after it, and at inference a BatchNorm before it) into this
         layer's op: y = max(conv(x) + b, 0), with the BatchNorm folded into W and b
-        (``BatchNorm.fold``). Same math, fewer passes over memory."""
+        (``BatchNorm.fold``), pooled. Same math, fewer passes over memory; in training the
+        op keeps where each pooled maximum was, for the backward."""
         self._check_input(x)
         W, b = self.params["W"], self.params["b"]
         if bn is not None:

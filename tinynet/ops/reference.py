@@ -178,9 +178,10 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     im2col, K = C*kh*kw, P = OH*OW; the (F, P) result is already NCHW.
     ``relu``: return max(y, 0) instead, a following ReLU applied in the same op (the fast
     backend does it while y is still in cache); ``pool``: then a 2x2, stride-2 max-pool too
-    (inference: nothing is kept for a backward).
+    (see ``pool_fused``).
     ``saved``: a dict (training), where a backend may keep intermediate results for
-    conv2d_backward, which gets the same dict; this backend keeps nothing and recomputes.
+    conv2d_backward, which gets the same dict; this backend keeps only where each pooled
+    maximum was, and recomputes the rest.
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
@@ -189,7 +190,28 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     y = W.reshape(F, -1) @ cols + b[:, None]                   # (F, K) @ (N, K, P) -> (N, F, P)
     y = y.reshape(N, F, OH, OW)
     y = np.maximum(y, 0) if relu else y
-    return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
+    return pool_fused(y, saved) if pool else y
+
+
+def pool_fused(y, saved):
+    """The 2x2, stride-2 max-pool a convolution ends with when ``pool=True``. In training
+    (``saved`` a dict) the argmax goes into saved["pool"] for ``unpool_fused``; the unpooled
+    y is not kept: the backward needs only where each maximum was."""
+    out, arg = maxpool_forward(y, 2, 2, 2, need_arg=saved is not None)
+    if saved is not None:
+        saved["pool"] = (arg, y.shape)
+    return out
+
+
+def unpool_fused(dout, relu_out, saved):
+    """dL/dy of a convolution whose forward ended in ``pool_fused``, from the pooled output's
+    gradient dout: first the fused ReLU's gate, on the pooled values (each is the ReLU's
+    output at its window's maximum, the one input that gets a gradient), then the pool's
+    routing to the maxima (maxpool_backward)."""
+    if relu_out is not None:
+        dout = relu_backward(dout, relu_out)
+    arg, shape = saved.pop("pool")
+    return maxpool_backward(dout, arg, shape)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
@@ -202,9 +224,12 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=
 
     ``relu_out``: the output of a forward with ``relu=True``; dout is then the gradient of
     max(y, 0), and G = dout * [relu_out > 0] (relu_backward) comes first. ``saved``: the
-    forward's (see conv2d_forward).
+    forward's (see conv2d_forward); after a forward with ``pool=True``, dout and relu_out
+    are the pooled ones, and ``unpool_fused`` takes them back to y's shape first.
     Returns (dx, dW, db); dx is None when ``need_dx`` is false.
     """
+    if saved and "pool" in saved:
+        dout, relu_out = unpool_fused(dout, relu_out, saved), None
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape
@@ -272,7 +297,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
     y = Y.transpose(0, 1, 2, 4, 3, 5).reshape(N, F, 4 * TH, 4 * TW)
     y = y[:, :, :H + 2 * pad - 2, :Wd + 2 * pad - 2] + b[:, None, None]
     y = np.maximum(y, 0) if relu else y
-    return maxpool_forward(y, 2, 2, 2, need_arg=False)[0] if pool else y
+    return pool_fused(y, saved) if pool else y
 
 
 def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved=None):
@@ -287,6 +312,8 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
     ``relu_out`` and ``saved`` as in conv2d_backward. Returns (dx, dW, db); dx is None when
     ``need_dx`` is false.
     """
+    if saved and "pool" in saved:
+        dout, relu_out = unpool_fused(dout, relu_out, saved), None
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)
     N, C, H, Wd = x.shape

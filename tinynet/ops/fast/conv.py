@@ -23,7 +23,7 @@ from numba import njit
 
 from ..reference import conv_output_size
 from .elementwise import relu_backward
-from .pool import maxpool_forward
+from .pool import maxpool_backward, maxpool_forward
 from .scheduler import chunk_for, run_chunks, scratch
 from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
 
@@ -156,9 +156,12 @@ def col2im(dcols, kh, kw, stride, pad, dx):
 def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
-    if pool:
-        return maxpool_forward(conv2d_forward(x, W, b, stride, pad, relu), 2, 2, 2,
-                               need_arg=False)[0]
+    if pool:             # (as reference.pool_fused: the argmax is kept for training)
+        y = conv2d_forward(x, W, b, stride, pad, relu)
+        out, arg = maxpool_forward(y, 2, 2, 2, need_arg=saved is not None)
+        if saved is not None:
+            saved["pool"] = (arg, y.shape)
+        return out
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -180,6 +183,11 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out, saved)
+    if saved and "pool" in saved:    # (as reference.unpool_fused)
+        if relu_out is not None:
+            dout = relu_backward(dout, relu_out)
+        arg, shape = saved.pop("pool")
+        dout, relu_out = maxpool_backward(dout, arg, shape), None
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape

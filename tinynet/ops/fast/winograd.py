@@ -106,6 +106,20 @@ def _max4(a, b, c, d):
 
 
 @njit(cache=True)
+def _argmax4(a, b, c, d):
+    """(the largest of four values, its position 0-3), ties to the earlier one. Written as
+    selects, not branches: on real data a branch here is mispredicted often."""
+    first = a >= b
+    third = c >= d
+    ab = a if first else b
+    cd = c if third else d
+    left = ab >= cd
+    # the position from the comparisons, in int8 arithmetic: 3x faster than selecting
+    # among constants
+    return (ab if left else cd), (np.int8(1 - first) if left else np.int8(3 - third))
+
+
+@njit(cache=True)
 def _floor(z, lo):
     """max(z, lo), written so that a NaN passes through, as in np.maximum."""
     return lo if z < lo else z
@@ -290,17 +304,85 @@ def output_transform_pool(M, b, TH, TW, y, k):
             P[2, 0, t] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
             P[3, 0, t] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
         for n in range(N):                  # each tile's 2x2 to its place in the plane
-            out = y[n, f]
-            for th in range(TH):
-                p0 = out[2 * th]
-                p1 = out[2 * th + 1]
-                for tw in range(TW):
-                    t = (n * TH + th) * TW + tw
-                    p0[2 * tw] = P[0, 0, t]
-                    p0[2 * tw + 1] = P[1, 0, t]
-                    p1[2 * tw] = P[2, 0, t]
-                    p1[2 * tw + 1] = P[3, 0, t]
+            _scatter_pooled(P, n, TH, TW, y[n, f])
     return y
+
+
+@njit(cache=True, nogil=True)
+def output_transform_pool_where(M, b, TH, TW, y, where, k):
+    """:func:`output_transform_pool` for training: also where each maximum was, into
+    ``where`` (int8, y's shape), as 2*row + column inside its window, ties to the first (the
+    max-pool's argmax), for :func:`pooled_grad_transform`. The positions take a second loop
+    over the tiles, which recomputes the rows of A^T M A: with their stores in the first
+    loop, LLVM did not vectorise it, and the kernel took 3x as long as with two loops (100
+    against 30-37 microseconds per image of conv2 in the examples CNN, one core). The
+    loops are written out, as in the kernel above, rather than sharing a helper that
+    returns a tile's rows: with one (even inlined by Numba) they ran 2-3x slower."""
+    N, F = y.shape[0], y.shape[1]
+    T = N * TH * TW
+    lo = k[4]
+    S = np.empty((24, 1, T), y.dtype)
+    P = np.empty((4, 1, T), y.dtype)
+    A = np.empty((4, 1, T), np.int8)        # where the maximum of P[q, 0, t] was
+    for f in range(F):
+        bias = b[f]
+        _output_rows(M, f, T, k, S)
+        for t in range(T):
+            s = _col(S, 0, 1, 0, t)
+            r0 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 6, 1, 0, t)
+            r1 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 12, 1, 0, t)
+            r2 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 18, 1, 0, t)
+            r3 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            P[0, 0, t] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
+            P[1, 0, t] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
+            P[2, 0, t] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
+            P[3, 0, t] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+        for t in range(T):
+            s = _col(S, 0, 1, 0, t)
+            r0 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 6, 1, 0, t)
+            r1 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 12, 1, 0, t)
+            r2 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            s = _col(S, 18, 1, 0, t)
+            r3 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
+            A[0, 0, t] = _argmax4(r0[0], r0[1], r1[0], r1[1])[1]
+            A[1, 0, t] = _argmax4(r0[2], r0[3], r1[2], r1[3])[1]
+            A[2, 0, t] = _argmax4(r2[0], r2[1], r3[0], r3[1])[1]
+            A[3, 0, t] = _argmax4(r2[2], r2[3], r3[2], r3[3])[1]
+        for n in range(N):
+            _scatter_pooled(P, n, TH, TW, y[n, f])
+            _scatter_pooled(A, n, TH, TW, where[n, f])
+    return y
+
+
+@njit(cache=True)
+def _scatter_pooled(P, n, TH, TW, out):
+    """out (2TH, 2TW) of image n = its tiles' 2x2 blocks: (p, q) of tile t is P[2p + q, 0, t]."""
+    for th in range(TH):
+        p0 = out[2 * th]
+        p1 = out[2 * th + 1]
+        for tw in range(TW):
+            t = (n * TH + th) * TW + tw
+            p0[2 * tw] = P[0, 0, t]
+            p0[2 * tw + 1] = P[1, 0, t]
+            p1[2 * tw] = P[2, 0, t]
+            p1[2 * tw + 1] = P[3, 0, t]
+
+
+@njit(cache=True)
+def _put_rows(dM, f, t, u0, u1, u2, u3, k):
+    """dM[:, f, t] = (A dY) A^T, given u0..u3, the four columns of A dY (6 values each):
+    row r of the result is _a of row r of A dY."""
+    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
+    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
+    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
+    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
+    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
+    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
 
 
 @njit(cache=True, nogil=True)
@@ -334,16 +416,61 @@ def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
                     u1 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 1, masked, k)
                     u2 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 2, masked, k)
                     u3 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 3, masked, k)
-                    # ... then times A^T: row r of the result is _a of row r of A dY
-                    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
-                    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
-                    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
-                    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
-                    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
-                    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
+                    _put_rows(dM, f, t, u0, u1, u2, u3, k)
                     # row 1 of A is all ones: u[b][1] is the sum of column b of dY, and
                     # their sum the tile's, for dL/db
                     total += (u0[1] + u1[1]) + (u2[1] + u3[1])
+            db[f] += total
+    return dM
+
+
+@njit(cache=True)
+def _routed(g, at, i):
+    """g if the window's maximum is at position i, else 0."""
+    return g if at == i else g * 0
+
+
+@njit(cache=True, nogil=True)
+def pooled_grad_transform(dp, where, TH, TW, dM, db, k, mask, masked):
+    """:func:`output_grad_transform` after a forward that ended in the fused 2x2 max-pool
+    (``output_transform_pool`` with ``keep``): dp (n, F, 2TH, 2TW) is the pooled output's
+    gradient, and each tile's 4x4 dY is zero but for the maximum of each of its four
+    windows (``where``), which gets its window's dp; gated by ``mask`` > 0 (the pooled
+    output) when ``masked``, the fused ReLU."""
+    N, F = dp.shape[0], dp.shape[1]
+    for n in range(N):
+        for f in range(F):
+            g = dp[n, f]
+            m = mask[n, f] if masked else g
+            w = where[n, f]
+            total = 0.0
+            for th in range(TH):
+                base = (n * TH + th) * TW
+                g0 = g[2 * th]
+                g1 = g[2 * th + 1]
+                m0 = m[2 * th]
+                m1 = m[2 * th + 1]
+                w0 = w[2 * th]
+                w1 = w[2 * th + 1]
+                for tw in range(TW):
+                    t = base + tw
+                    q = 2 * tw
+                    # the four windows' gradients (top left, top right, bottom left, bottom
+                    # right) and where each maximum was
+                    tl, tr = _gate(g0[q], m0[q], masked), _gate(g0[q + 1], m0[q + 1], masked)
+                    bl, br = _gate(g1[q], m1[q], masked), _gate(g1[q + 1], m1[q + 1], masked)
+                    atl, atr, abl, abr = w0[q], w0[q + 1], w1[q], w1[q + 1]
+                    # A dY, column by column (rows 0-1 of dY belong to the top windows)
+                    u0 = _a(_routed(tl, atl, 0), _routed(tl, atl, 2), _routed(bl, abl, 0),
+                            _routed(bl, abl, 2), k)
+                    u1 = _a(_routed(tl, atl, 1), _routed(tl, atl, 3), _routed(bl, abl, 1),
+                            _routed(bl, abl, 3), k)
+                    u2 = _a(_routed(tr, atr, 0), _routed(tr, atr, 2), _routed(br, abr, 0),
+                            _routed(br, abr, 2), k)
+                    u3 = _a(_routed(tr, atr, 1), _routed(tr, atr, 3), _routed(br, abr, 1),
+                            _routed(br, abr, 3), k)
+                    _put_rows(dM, f, t, u0, u1, u2, u3, k)
+                    total += (tl + tr) + (bl + br)
             db[f] += total
     return dM
 
@@ -493,7 +620,16 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
         even = OH == 4 * TH and OW == 4 * TW
     y = np.empty((N, F, OH, OW), dtype=dt)
     side = 2 if pool else 4
-    transform = output_transform_pool if pool else output_transform
+    keep = pool and saved is not None    # training: where each pooled maximum was, too
+    if keep:
+        where = saved["wino_pool"] = np.empty((N, F, 2 * TH, 2 * TW), np.int8)
+
+    def transform(M, s, e, out):
+        if keep:
+            return output_transform_pool_where(M, b, TH, TW, out, where[s:e], k)
+        if pool:
+            return output_transform_pool(M, b, TH, TW, out, k)
+        return output_transform(M, b, TH, TW, out, k)
 
     def part(s, e):
         T = (e - s) * TH * TW
@@ -505,10 +641,9 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
         M = _tiles("wino_M_out", F, T, dt)
         np.matmul(U, V, out=M[:, :F, :T])
         if even:
-            transform(M, b, TH, TW, y[s:e], k)
+            transform(M, s, e, y[s:e])
         else:                        # odd sizes: whole tiles into scratch, then crop
-            yt = transform(M, b, TH, TW, scratch("wino_y", (e - s, F, side * TH, side * TW), dt),
-                           k)
+            yt = transform(M, s, e, scratch("wino_y", (e - s, F, side * TH, side * TW), dt))
             y[s:e] = yt[:, :, :OH, :OW]
 
     run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
@@ -526,7 +661,10 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
     k = np.array(CONSTANTS, dtype=dt)
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
-    even = OH == 4 * TH and OW == 4 * TW
+    # after a forward with the fused max-pool, dout and relu_out are the pooled ones
+    where = saved.pop("wino_pool", None) if saved is not None else None
+    side = 4 if where is None else 2
+    even = dout.shape[2] == side * TH and dout.shape[3] == side * TW
     masked = relu_out is not None
     if masked and not even:      # odd sizes: the mask on its own pass, then padding below
         dout, masked = relu_backward(dout, relu_out), False
@@ -540,12 +678,15 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
                                 scratch("wino_V", (36, C, T), dt, spread=True), k)
         g = dout[s:e]
         if not even:                 # odd sizes: zeros past the edge, in whole tiles
-            g = scratch("wino_y", (e - s, F, 4 * TH, 4 * TW), dt)
+            g = scratch("wino_y", (e - s, F, side * TH, side * TW), dt)
             g[...] = 0
-            g[:, :, :OH, :OW] = dout[s:e]
+            g[:, :, :dout.shape[2], :dout.shape[3]] = dout[s:e]
         db = np.zeros(F)
-        dM = output_grad_transform(g, TH, TW, scratch("wino_M", (36, F, T), dt, spread=True), db,
-                                   k, mask[s:e], masked)
+        dM = scratch("wino_M", (36, F, T), dt, spread=True)
+        if where is None:
+            output_grad_transform(g, TH, TW, dM, db, k, mask[s:e], masked)
+        else:
+            pooled_grad_transform(g, where[s:e], TH, TW, dM, db, k, mask[s:e], masked)
         dU = np.matmul(dM, V.transpose(0, 2, 1))                     # (36, F, C)
         if need_dx:
             dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
