@@ -3,12 +3,18 @@
 The math is ``dense_forward`` / ``dense_backward`` in ``tinynet/ops/reference.py``. Small
 products (the MLP's 32x784 @ 784x128) run as one call on a 1-thread BLAS: waking a second
 thread costs more than the work it would take over. Large ones (the CNN's 9216 -> 128 layer)
-are cut into row blocks, one ordinary BLAS call per worker.
+are cut into blocks, one ordinary BLAS call per worker and product. Backward by input
+features (rows of W): worker i computes both dW's rows and dx's columns of its block,
+reading only its own share of W and x. Forward by output features (columns of W) when the
+batch is smaller than the outputs, else by images. Measured on the examples CNN's
+9216 -> 128 layer, two threads, against cutting by images throughout, as before: at batch 64
+forward 1.68-1.84 -> 1.43-1.56 ms and backward 3.62-3.84 -> 3.19-3.35 ms (best of 20, two
+runs); at an inference batch of 1,000 cutting W made the forward slower (12.5 -> 15.3 ms).
 """
 
 import numpy as np
 
-from .scheduler import chunks, run_chunks, single_blas, workers
+from .scheduler import run_chunks, single_blas, workers
 
 # Products smaller than this many multiply-adds run as one BLAS call.
 SPLIT_MACS = 1 << 22
@@ -23,12 +29,20 @@ def dense_forward(x, W, b):
         with single_blas():
             return x @ W + b
     y = np.empty((x.shape[0], W.shape[1]), dtype=np.result_type(x, W))
+    if x.shape[0] < W.shape[1]:
+        # fewer images than outputs: cut W, whose share each worker then reads once
+        def columns(s, e):               # y[:, s:e] = x W[:, s:e] + b[s:e]
+            np.matmul(x, W[:, s:e], out=y[:, s:e])
+            y[:, s:e] += b[s:e]
 
-    def rows(s, e):                      # y[s:e] = x[s:e] W + b
-        np.matmul(x[s:e], W, out=y[s:e])
-        y[s:e] += b
+        run_chunks(columns, W.shape[1], -(-W.shape[1] // workers()))
+    else:
+        # (an inference batch) cut x instead
+        def rows(s, e):                  # y[s:e] = x[s:e] W + b
+            np.matmul(x[s:e], W, out=y[s:e])
+            y[s:e] += b
 
-    run_chunks(rows, x.shape[0], -(-x.shape[0] // workers()))
+        run_chunks(rows, x.shape[0], -(-x.shape[0] // workers()))
     return y
 
 
@@ -37,19 +51,14 @@ def dense_backward(dout, x, W, need_dx=True):
     if not _split(x.shape[0], *W.shape):
         with single_blas():
             return (dout @ W.T if need_dx else None), x.T @ dout, db
-    # dW by blocks of rows (input features), dx by blocks of rows (images): worker i does
-    # dW block i and dx block i (there are never more image blocks than feature blocks).
+    # worker i: rows s:e of dW (input features s:e) and the same columns of dx
     dW = np.empty(W.shape, dtype=np.result_type(x, dout))
     dx = np.empty(x.shape, dtype=np.result_type(dout, W)) if need_dx else None
-    cols = chunks(W.shape[0], -(-W.shape[0] // workers()))
-    rows = chunks(x.shape[0], -(-x.shape[0] // len(cols)))
 
-    def part(i, _):
-        s, e = cols[i]
+    def features(s, e):
         np.matmul(x[:, s:e].T, dout, out=dW[s:e])
-        if dx is not None and i < len(rows):
-            r0, r1 = rows[i]
-            np.matmul(dout[r0:r1], W.T, out=dx[r0:r1])
+        if dx is not None:
+            np.matmul(dout, W[s:e].T, out=dx[:, s:e])
 
-    run_chunks(part, len(cols), 1)
+    run_chunks(features, W.shape[0], -(-W.shape[0] // workers()))
     return dx, dW, db
