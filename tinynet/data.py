@@ -17,8 +17,6 @@ import math
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 import zlib
 
 import numpy as np
@@ -267,6 +265,8 @@ def _download(folder, mirrors, checksums, timeout, quiet, stems):
             mirrors.insert(0, os.environ["TINYNET_MNIST_MIRROR"])
     checksums = checksums or MNIST_SHA256
     os.makedirs(folder, exist_ok=True)
+    import urllib.error  # here, not at the top: it costs every `import tinynet` 25 ms
+
     for stem in (stems or MNIST_FILES.values()):
         target = os.path.join(folder, stem + ".gz")
         if os.path.isfile(target):
@@ -292,6 +292,8 @@ def _download(folder, mirrors, checksums, timeout, quiet, stems):
 
 
 def _fetch(url, timeout, quiet):
+    import urllib.request
+
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0)
         buffer = io.BytesIO()
