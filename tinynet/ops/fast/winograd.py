@@ -108,14 +108,15 @@ def _max4(a, b, c, d):
 @njit(cache=True)
 def _argmax4(a, b, c, d):
     """(the largest of four values, its position 0-3), ties to the earlier one. Written as
-    selects, not branches: on real data a branch here is mispredicted often."""
+    selects, not branches, as ``pool.larger`` is."""
     first = a >= b
     third = c >= d
     ab = a if first else b
     cd = c if third else d
     left = ab >= cd
-    # the position from the comparisons, in int8 arithmetic: 3x faster than selecting
-    # among constants
+    # the position from the comparisons, in int8 arithmetic: about 2x faster than selecting
+    # among constants, in a test kernel that pooled conv2 of the examples CNN (45-48 against
+    # 94-107 microseconds per image, one core)
     return (ab if left else cd), (np.int8(1 - first) if left else np.int8(3 - third))
 
 
