@@ -193,25 +193,27 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     return pool_fused(y, saved) if pool else y
 
 
-def pool_fused(y, saved):
+def pool_fused(y, saved, maxpool=None):
     """The 2x2, stride-2 max-pool a convolution ends with when ``pool=True``. In training
     (``saved`` a dict) the argmax goes into saved["pool"] for ``unpool_fused``; the unpooled
-    y is not kept: the backward needs only where each maximum was."""
-    out, arg = maxpool_forward(y, 2, 2, 2, need_arg=saved is not None)
+    y is not kept: the backward needs only where each maximum was. ``maxpool``: the
+    max-pool op (this module's by default; the fast backend passes its own)."""
+    out, arg = (maxpool or maxpool_forward)(y, 2, 2, 2, need_arg=saved is not None)
     if saved is not None:
         saved["pool"] = (arg, y.shape)
     return out
 
 
-def unpool_fused(dout, relu_out, saved):
+def unpool_fused(dout, relu_out, saved, relu_grad=None, maxpool_grad=None):
     """dL/dy of a convolution whose forward ended in ``pool_fused``, from the pooled output's
     gradient dout: first the fused ReLU's gate, on the pooled values (each is the ReLU's
     output at its window's maximum, the one input that gets a gradient), then the pool's
-    routing to the maxima (maxpool_backward)."""
+    routing to the maxima (maxpool_backward). ``relu_grad``, ``maxpool_grad``: those two
+    ops, as for ``pool_fused``."""
     if relu_out is not None:
-        dout = relu_backward(dout, relu_out)
+        dout = (relu_grad or relu_backward)(dout, relu_out)
     arg, shape = saved.pop("pool")
-    return maxpool_backward(dout, arg, shape)
+    return (maxpool_grad or maxpool_backward)(dout, arg, shape)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):

@@ -21,11 +21,11 @@ on two threads, as ``benchmarks/profile_conv.py`` measures them):
 import numpy as np
 from numba import njit
 
-from ..reference import conv_output_size
+from ..reference import conv_output_size, pool_fused, unpool_fused
 from .elementwise import relu_backward
 from .pool import maxpool_backward, maxpool_forward
 from .scheduler import chunk_for, run_chunks, scratch
-from .winograd import conv2d_winograd_backward, conv2d_winograd_forward
+from .winograd import _padded, conv2d_winograd_backward, conv2d_winograd_forward
 
 # Work on slices of about this many bytes of ``cols`` at a time, one slice per worker
 # thread, so that the im2col copy is still in the core's cache when the product reads it.
@@ -44,22 +44,6 @@ WINOGRAD_MIN_CHANNELS = 8
 def _winograd(W, stride):
     F, C, kh, kw = W.shape
     return kh == 3 and kw == 3 and stride == 1 and C >= WINOGRAD_MIN_CHANNELS
-
-
-def _padded(x, pad):
-    """``x`` (N, C, H, W) with ``pad`` zeros on each side of H and W, in a scratch buffer (x
-    itself when pad is 0). NumPy, not a kernel: this is a small copy next to ``cols``, and
-    it costs no compilation when no layer pads (the fast recipe's network)."""
-    if pad == 0:
-        return x
-    N, C, H, W = x.shape
-    xp = scratch("conv_xp", (N, C, H + 2 * pad, W + 2 * pad), x.dtype)
-    xp[:, :, :pad] = 0
-    xp[:, :, H + pad:] = 0
-    xp[:, :, :, :pad] = 0
-    xp[:, :, :, W + pad:] = 0
-    xp[:, :, pad:H + pad, pad:W + pad] = x
-    return xp
 
 
 @njit(cache=True, nogil=True)
@@ -86,8 +70,10 @@ def im2col(x, kh, kw, stride, pad, cols):
     """Fill ``cols`` (N, C*kh*kw, OH*OW) from ``x`` (N, C, H, W); returns ``cols``.
 
     With padding, the input is first copied into a zero-padded buffer (small next to
-    ``cols``), so the copy loops never test bounds."""
-    return _im2col(_padded(x, pad), kh, kw, stride, cols)
+    ``cols``), so the copy loops never test bounds: ``winograd._padded``, whose kernel is
+    compiled only when a layer pads (the fast recipe's network does not)."""
+    N, C, H, W = x.shape
+    return _im2col(_padded(x, pad, H + 2 * pad, W + 2 * pad, "conv_xp"), kh, kw, stride, cols)
 
 
 @njit(cache=True, nogil=True)
@@ -161,12 +147,8 @@ def col2im(dcols, kh, kw, stride, pad, dx):
 def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
-    if pool:             # (as reference.pool_fused: the argmax is kept for training)
-        y = conv2d_forward(x, W, b, stride, pad, relu)
-        out, arg = maxpool_forward(y, 2, 2, 2, need_arg=saved is not None)
-        if saved is not None:
-            saved["pool"] = (arg, y.shape)
-        return out
+    if pool:
+        return pool_fused(conv2d_forward(x, W, b, stride, pad, relu), saved, maxpool_forward)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -188,11 +170,9 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out, saved)
-    if saved and "pool" in saved:    # (as reference.unpool_fused)
-        if relu_out is not None:
-            dout = relu_backward(dout, relu_out)
-        arg, shape = saved.pop("pool")
-        dout, relu_out = maxpool_backward(dout, arg, shape), None
+    if saved and "pool" in saved:
+        dout = unpool_fused(dout, relu_out, saved, relu_backward, maxpool_backward)
+        relu_out = None
     if relu_out is not None:
         dout = relu_backward(dout, relu_out)
     F, C, kh, kw = W.shape

@@ -594,7 +594,9 @@ def _geometry(x_shape, pad):
 
 
 def _padded(x, pad, HP, WP, name):
-    """x itself when it already covers whole tiles, else a zero-padded copy (scratch)."""
+    """x (n, C, H, W) with ``pad`` zeros before and zeros after up to (HP, WP), in a scratch
+    buffer named ``name``: here whole tiles, for conv.im2col just the padding. x itself when
+    there is nothing to add (pad_planes then never compiles)."""
     N, C, H, W = x.shape
     if pad == 0 and H == HP and W == WP:
         return x
