@@ -68,8 +68,8 @@ def test_conv_first_layer_skips_input_grad(backend):
     layer.needs_input_grad = False
     layer.forward(x, training=True)
     assert layer.backward(np.ones_like(y)) is None
-    for k in ("W", "b"):
-        np.testing.assert_array_equal(layer.grads[k], full_grads[k])
+    for k in ("W", "b"):        # equal up to rounding: the fast backend sums them another way
+        np.testing.assert_allclose(layer.grads[k], full_grads[k], rtol=1e-5)
     errors = check_layer(layer, _x((2, 1, 6, 6)))
     assert "x" not in errors and max(errors.values()) < TOL
 

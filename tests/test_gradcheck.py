@@ -94,3 +94,18 @@ def test_conv_relu_and_max_pool_fused_gradients_match(rng, backend):
         errors = check_model(model, x, np.array([0, 2, 1]))
         assert model._fused == {1, 2}           # ReLU and max-pool ran inside the Conv2D
         assert len(errors) == 5 and max(errors.values()) < 1e-6
+
+
+def test_first_layer_conv_relu_and_pool_gradients_match_without_input_grad(rng, backend):
+    """A first layer, which skips dL/dx, takes its weight and bias gradients by taps in the
+    fast backend (one pass with the ReLU's mask: ``conv.weight_grad_by_taps``), padded or
+    not, with its ReLU and max-pool fused or on their own. The gradients stay exact."""
+    for padding, pool in ((0, True), (1, False)):
+        tail = [MaxPool2D(2)] if pool else []
+        side = (6 + 2 * padding - 2) // (2 if pool else 1)
+        model = Sequential([Conv2D(1, 3, 3, padding=padding, rng=rng), ReLU(), *tail,
+                            Flatten(), Dense(3 * side * side, 3, rng=rng)])
+        errors = check_model(model, rng.standard_normal((3, 1, 6, 6)), np.array([0, 2, 1]),
+                             input_grad=False)
+        assert sorted(errors) == ["0.W", "0.b", f"{3 + pool}.W", f"{3 + pool}.b"]
+        assert max(errors.values()) < 1e-6

@@ -93,6 +93,31 @@ def test_conv2d_agrees(case):
                 close(a, c, 2e-5)
 
 
+# (N, C, H, W, F, k, pad): a first layer (no dL/dx) with few taps takes dL/dW and dL/db by
+# taps; with 4 channels of 3x3 (36 taps) it is over BY_TAPS_MAX and takes the products
+@pytest.mark.parametrize("case", [(3, 1, 9, 8, 4, 3, 0), (70, 1, 28, 28, 6, 3, 1),
+                                  (5, 3, 7, 9, 4, 3, 2), (9, 1, 12, 12, 5, 5, 0),
+                                  (4, 4, 8, 8, 3, 3, 1)], ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("relu", [True, False])
+def test_first_layer_weight_gradient_agrees(case, relu, monkeypatch):
+    from tinynet.ops.fast import conv
+
+    N, C, H, W, F, k, p = case
+    x, Wt, b = _r((N, C, H, W)), _r((F, C, k, k), 1), _r(F, 2)
+    y = ref.conv2d_forward(x, Wt, b, 1, p, relu)
+    g = _r(y.shape, 3)
+    taps = []
+    real = conv.weight_grad_by_taps
+    monkeypatch.setattr(conv, "weight_grad_by_taps", lambda *a: taps.append(1) or real(*a))
+    got = fast.conv2d_backward(g, x, Wt, 1, p, False, y if relu else None)
+    want = ref.conv2d_backward(g, x, Wt, 1, p, False, y if relu else None)
+    assert got[0] is None and want[0] is None
+    close(got[1], want[1], 2e-5)
+    close(got[2], want[2], 2e-5)
+    assert got[1].dtype == got[2].dtype == F32
+    assert bool(taps) == (C * k * k <= conv.BY_TAPS_MAX)
+
+
 def test_conv2d_reference_matches_the_definition():
     x, Wt, b = _r((2, 2, 7, 6), dtype=np.float64), _r((3, 2, 3, 3), 1, np.float64), _r(3, 2)
     y = ref.conv2d_forward(x, Wt, b, 2, 1)

@@ -102,10 +102,12 @@ def check_layer(layer, x, seed=0, eps=1e-6, training=True):
     return errors
 
 
-def check_model(model, x, y, seed=0, eps=1e-6, training=True):
+def check_model(model, x, y, seed=0, eps=1e-6, training=True, input_grad=True):
     """Gradient check of a whole ``Sequential`` model under softmax cross-entropy.
 
-    Returns ``{"x": err, "<layer index>.<param name>": err, ...}``.
+    Returns ``{"x": err, "<layer index>.<param name>": err, ...}``. ``input_grad=False``
+    leaves out "x" and runs the backward as training does, the first layer skipping dL/dx
+    (which can take another route to its parameters' gradients).
     """
     from .losses import softmax_cross_entropy
 
@@ -126,12 +128,12 @@ def check_model(model, x, y, seed=0, eps=1e-6, training=True):
     _, dlogits = softmax_cross_entropy(model.forward(x, training=training), y)
     first = model.layers[0]
     keep = first.needs_input_grad
-    first.needs_input_grad = True
+    first.needs_input_grad = input_grad
     try:
         dx = model.backward(dlogits)
     finally:
         first.needs_input_grad = keep
-    errors = {"x": relative_error(dx, numeric_gradient(loss, x, eps))}
+    errors = {"x": relative_error(dx, numeric_gradient(loss, x, eps))} if input_grad else {}
     analytic = {
         f"{i}.{name}": layer.grads[name].copy()
         for i, layer in enumerate(model.layers)
