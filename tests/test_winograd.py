@@ -80,12 +80,13 @@ def test_fast_kernels_agree_with_the_twin(case, dtype, tol):
 @pytest.mark.parametrize("case", [CASES[1], CASES[7], CASES[8]], ids=[IDS[1], IDS[7], IDS[8]])
 def test_training_keeps_the_input_tiles_for_backward_and_gets_the_same_gradients(case):
     """With ``saved`` (a training step) the fast forward keeps each slice's transformed input
-    tiles V, the backward uses them instead of transforming x again, and lets them go: the
-    gradients are those of a backward that recomputes V."""
+    tiles V (as V^T, for the backward's product), the backward uses them instead of
+    transforming x again, and lets them go: the gradients are those of a backward that
+    recomputes V."""
     x, W, b, pad = _inputs(case, np.float32)
     saved = {}
     y = fast.conv2d_winograd_forward(x, W, b, pad, saved=saved)
-    assert saved and all(key[0] == "wino_V" for key in saved)
+    assert saved and all(key[0] == "wino_Vt" for key in saved)
     np.testing.assert_array_equal(y, fast.conv2d_winograd_forward(x, W, b, pad))
     g = _r(y.shape, 3)
     recomputed = fast.conv2d_winograd_backward(g, x, W, pad)
@@ -95,6 +96,15 @@ def test_training_keeps_the_input_tiles_for_backward_and_gets_the_same_gradients
     for a, c in zip(kept[1:], recomputed[1:]):
         np.testing.assert_array_equal(a, c)
     np.testing.assert_array_equal(kept[0], recomputed[0])      # dx does not depend on x
+
+
+def test_transpose_tiles_is_numpys_transpose():
+    from tinynet.ops.fast.scheduler import spread_empty
+
+    V = spread_empty((36, 5, 7), np.float32)             # as the forward's scratch V
+    V[...] = _r((36, 5, 7), 0)
+    Vt = fast.winograd.transpose_tiles(V, spread_empty((36, 7, 5), np.float32))
+    np.testing.assert_array_equal(Vt, V.transpose(0, 2, 1))
 
 
 def test_float32_error_stays_at_rounding_level():
