@@ -480,9 +480,17 @@ def test_an_unknown_backend_name_is_an_error_at_import():
 
 # -- the fast backend's scheduler -----------------------------------------------------------
 
-def test_run_chunks_covers_every_slice_in_order():
-    out = scheduler.run_chunks(lambda s, e: (s, e), 10, 3)
+def test_run_chunks_covers_every_slice_in_order_and_halves_the_last_ones():
+    with scheduler.threads(1):
+        out = scheduler.run_chunks(lambda s, e: (s, e), 10, 3)
     assert out == scheduler.chunks(10, 3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    with scheduler.threads(2):       # two slices a worker: the last two cut in two
+        out = scheduler.run_chunks(lambda s, e: (s, e), 10, 3)
+    assert out == [(0, 3), (3, 6), (6, 8), (8, 9), (9, 10)]
+    with scheduler.threads(3):       # fewer than two slices a worker: left as they are
+        assert scheduler.run_chunks(lambda s, e: (s, e), 10, 3) == scheduler.chunks(10, 3)
+    assert scheduler.tapered(16, 4, 2) == [(0, 4), (4, 8), (8, 10), (10, 12), (12, 14),
+                                           (14, 16)]
 
 
 def test_workers_default_to_the_available_cores_and_follow_tinynet_threads(monkeypatch):

@@ -209,9 +209,28 @@ def chunks(n, chunk):
     return [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
 
+def tapered(n, chunk, count):
+    """``chunks(n, chunk)`` with the last ``count`` slices cut in two, when there are at least
+    two slices per worker: the workers then finish within half a slice of each other. With
+    equal slices the last one often ran alone while the other core waited: for conv2 of the
+    examples CNN (batch 64, 16 slices of 4 images, 2 threads) 1.75 ms of idle core time in
+    the forward and 1.75 in the backward, a step of about 12 + 16 ms; cutting the last two
+    made the pair 5% faster (24.1 -> 22.7 ms, medians of 6 alternating processes)."""
+    ranges = chunks(n, chunk)
+    if count <= 1 or len(ranges) < 2 * count or int(chunk) < 2:
+        return ranges
+    head = ranges[:-count]
+    tail = []
+    for s, e in ranges[-count:]:
+        m = (s + e + 1) // 2
+        tail += [(s, m), (m, e)] if e - s >= 2 else [(s, e)]
+    return head + tail
+
+
 def run_chunks(fn, n, chunk):
-    """``[fn(s, e) for s, e in chunks(n, chunk)]``, computed by ``workers()`` threads with
-    the BLAS on one thread. A call made from inside a worker runs serially in that worker.
+    """``[fn(s, e) for s, e in tapered(n, chunk, workers())]``, computed by ``workers()``
+    threads with the BLAS on one thread. A call made from inside a worker runs serially in
+    that worker.
 
     The calling thread is one of the workers, and every worker takes the next slice not yet
     taken until none is left. So a call wakes ``workers() - 1`` pool threads, however many
@@ -221,8 +240,8 @@ def run_chunks(fn, n, chunk):
     computes a slice does not change its result, and results come back in slice order."""
     if not _malloc_tuned:
         tune_malloc()
-    ranges = chunks(n, chunk)
     count = workers()
+    ranges = tapered(n, chunk, count)
     with single_blas():
         if len(ranges) <= 1 or count <= 1 or getattr(_local, "inside", False):
             return [fn(s, e) for s, e in ranges]
