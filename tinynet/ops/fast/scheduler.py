@@ -214,8 +214,8 @@ def tapered(n, chunk, count):
     two slices per worker: the workers then finish within half a slice of each other. With
     equal slices the last one often ran alone while the other core waited: for conv2 of the
     examples CNN (batch 64, 16 slices of 4 images, 2 threads) 1.75 ms of idle core time in
-    the forward and 1.75 in the backward, a step of about 12 + 16 ms; cutting the last two
-    made the pair 5% faster (24.1 -> 22.7 ms, medians of 6 alternating processes)."""
+    the forward and 1.75 in the backward, which take about 12 and 16 ms; cutting the last two
+    made forward + backward 5% faster (24.1 -> 22.7 ms, medians of 6 alternating processes)."""
     ranges = chunks(n, chunk)
     if count <= 1 or len(ranges) < 2 * count or int(chunk) < 2:
         return ranges
