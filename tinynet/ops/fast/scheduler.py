@@ -325,7 +325,8 @@ def spread_empty(shape, dtype):
     step = inner + 64 // dtype.itemsize
     flat = np.empty(shape[0] * step, dtype=dtype)
     strides = (step * dtype.itemsize,) + np.empty(shape[1:], dtype=dtype).strides
-    return np.lib.stride_tricks.as_strided(flat, shape, strides)
+    # np.ndarray over the buffer: np.lib.stride_tricks.as_strided took 25 us a call here
+    return np.ndarray(shape, dtype, buffer=flat, strides=strides)
 
 
 def scratch(name, shape, dtype, spread=False):
