@@ -256,11 +256,8 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=
 
     chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     parts = run_chunks(part, N, chunk)
-    dW, db = parts[0]
-    for p in parts[1:]:             # in slice order, so the sum never depends on timing
-        dW = dW + p[0]
-        db = db + p[1]
-    return dx, dW.reshape(W.shape), db
+    dW = sum(p[0] for p in parts)   # in slice order, so the sum never depends on timing
+    return dx, dW.reshape(W.shape), sum(p[1] for p in parts)
 
 
 def _weight_grad_by_taps(dout, x, W, pad, relu_out):
@@ -283,8 +280,4 @@ def _weight_grad_by_taps(dout, x, W, pad, relu_out):
 
     parts = run_chunks(part, N, chunk_for(N, (C * HP * WP + 2 * G[0].size) * dt.itemsize,
                                           CHUNK_BYTES))
-    dW, db = parts[0]
-    for p in parts[1:]:
-        dW = dW + p[0]
-        db = db + p[1]
-    return dW.astype(dt), db.astype(dt)
+    return sum(p[0] for p in parts).astype(dt), sum(p[1] for p in parts).astype(dt)

@@ -778,8 +778,7 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
         return _filter_grad(dU), db
 
     parts = run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
-    dW, db = parts[0][0].astype(np.float64), parts[0][1]
-    for p in parts[1:]:              # in slice order, so the sum never depends on timing
-        dW += p[0]
-        db = db + p[1]
+    # in slice order, so the sum never depends on timing; dW's in float64
+    dW = sum((p[0] for p in parts), np.zeros((9, F * C)))
+    db = sum(p[1] for p in parts)
     return dx, dW.reshape(3, 3, F, C).transpose(2, 3, 0, 1).astype(dt), db.astype(dt)
