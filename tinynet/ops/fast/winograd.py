@@ -778,7 +778,8 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
         return _filter_grad(dU), db
 
     parts = run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
-    # in slice order, so the sum never depends on timing; dW's in float64
-    dW = sum((p[0] for p in parts), np.zeros((9, F * C)))
+    dW = np.zeros((9, F * C))        # float64; in place (a new array per slice was 0.1 ms
+    for p in parts:                  # more), in slice order so the sum never depends on
+        dW += p[0]                   # timing
     db = sum(p[1] for p in parts)
     return dx, dW.reshape(3, 3, F, C).transpose(2, 3, 0, 1).astype(dt), db.astype(dt)
