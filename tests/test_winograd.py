@@ -98,13 +98,48 @@ def test_training_keeps_the_input_tiles_for_backward_and_gets_the_same_gradients
     np.testing.assert_array_equal(kept[0], recomputed[0])      # dx does not depend on x
 
 
-def test_transpose_tiles_is_numpys_transpose():
-    from tinynet.ops.fast.scheduler import spread_empty
+def _tiles_of(xp, TH, TW):
+    """(T, C, 6, 6): the overlapping 6x6 tiles of xp (n, C, HP, WP), t = (n, th, tw)."""
+    return np.stack([xp[n, :, 4 * th:4 * th + 6, 4 * tw:4 * tw + 6] for n in range(len(xp))
+                     for th in range(TH) for tw in range(TW)])
 
-    V = spread_empty((36, 5, 7), np.float32)             # as the forward's scratch V
-    V[...] = _r((36, 5, 7), 0)
-    Vt = fast.winograd.transpose_tiles(V, spread_empty((36, 7, 5), np.float32))
-    np.testing.assert_array_equal(Vt, V.transpose(0, 2, 1))
+
+@pytest.mark.parametrize("n, C, TH, TW", [(2, 3, 2, 3), (1, 32, 6, 6), (3, 1, 1, 1)])
+def test_input_transform_writes_each_tiles_bt_d_b_channels_last(n, C, TH, TW):
+    xp = _r((n, C, 4 * TH + 2, 4 * TW + 2), 0, np.float64)
+    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    Vt = fast.winograd.input_transform(xp, TH, TW, np.empty((36, n * TH * TW, C)), k)
+    BT = ref.WINOGRAD_BT
+    want = np.einsum("ia,tcab,jb->ijtc", BT, _tiles_of(xp, TH, TW), BT).reshape(36, -1, C)
+    np.testing.assert_allclose(Vt, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_output_kernels_give_a_t_m_a_plus_bias_then_the_pooled_maxima_and_where(relu):
+    n, F, TH, TW = 2, 5, 2, 3
+    T = n * TH * TW
+    Mt, b = _r((36, T, F), 0, np.float64), _r(F, 1, np.float64)
+    k = np.array(fast.winograd.CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), np.float64)
+    AT = ref.WINOGRAD_AT
+    tiles = np.einsum("ai,tfij,ej->tfae", AT, Mt.reshape(6, 6, T, F).transpose(2, 3, 0, 1), AT)
+    planes = tiles.reshape(n, TH, TW, F, 4, 4).transpose(0, 3, 1, 4, 2, 5)
+    lin = planes.reshape(n, F, 4 * TH, 4 * TW) + b[:, None, None]
+    want = np.maximum(lin, 0) if relu else lin
+    y = fast.winograd.output_transform(Mt, b, TH, TW, np.empty(want.shape), k)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+    def windows(a):                                       # (n, F, 2TH, 2TW, 4)
+        a = a.reshape(n, F, 2 * TH, 2, 2 * TW, 2).transpose(0, 1, 2, 4, 3, 5)
+        return a.reshape(n, F, 2 * TH, 2 * TW, 4)
+
+    shape = (n, F, 2 * TH, 2 * TW)
+    pooled = fast.winograd.output_transform_pool(Mt, b, TH, TW, np.empty(shape), k)
+    np.testing.assert_allclose(pooled, windows(want).max(axis=-1), rtol=1e-12, atol=1e-12)
+    where = np.empty(shape, np.int8)
+    again = fast.winograd.output_transform_pool_where(Mt, b, TH, TW, np.empty(shape), where, k)
+    np.testing.assert_array_equal(again, pooled)
+    # the max-pool's argmax, of the values before the ReLU (which keeps their order)
+    np.testing.assert_array_equal(where, windows(lin).argmax(axis=-1))
 
 
 def test_float32_error_stays_at_rounding_level():
@@ -327,14 +362,3 @@ def test_filter_transforms_are_remembered_for_each_network_of_an_ensemble(monkey
     banks[2] += 1.0                                     # an optimizer step changes W in place
     np.testing.assert_array_equal(winograd.transformed_filters(banks[2]), real(banks[2]))
     assert len(calls) == 6
-
-
-@pytest.mark.parametrize("rows, T", [(32, 144), (64, 144), (64, 64), (1, 1024), (3, 5), (7, 16)])
-def test_tile_arrays_are_contiguous_with_matrices_an_odd_number_of_cache_lines_apart(rows, T):
-    from tinynet.ops.fast.winograd import _tiles
-
-    tiles = _tiles("test_tiles", rows, T, np.float32)
-    assert tiles.flags.c_contiguous                       # so the kernels' loops vectorise
-    assert tiles.shape[0] == 36 and tiles.shape[1] > rows and tiles.shape[2] >= T
-    # the 36 matrices start an odd number of 64-byte lines apart: 36 different cache sets
-    assert tiles.strides[0] % 64 == 0 and (tiles.strides[0] // 64) % 2 == 1

@@ -13,16 +13,20 @@ image forward, 0.35 against 0.49 backward, one core). Its float32 error is a few
 of the direct product (tests/test_winograd.py bounds it).
 
 Layout: a slice of n images has T = n*TH*TW tiles, t = (image, tile row, tile column).
-Per slice the kernels fill V (36, C, T) (entry ij of each input tile's B^T d B), the BLAS
-computes M[ij] = U[ij] @ V[ij] as one stacked (36, F, C) @ (36, C, T) product, and the
-output kernel turns M (36, F, T) (laid out by ``_tiles``) into y. Backward reuses the
-layout: dM from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products,
-and the adjoint of the input transform adds dV back into the overlapping input tiles. In
-training (``saved``, a dict the layer passes to both directions) the forward keeps each
-slice's V there for the backward, transposed (``transpose_tiles``): writing V once and
-reading it back was cheaper than recomputing it from x (conv backward of the shipped CNN,
-batch 128: 33.7 -> 27.1, 16.1 -> 13.2 and 12.0 -> 10.5 ms, for 31 MB kept from forward to
-backward). V itself, forward and inference, goes into a reused scratch buffer.
+Forward, per slice: the input kernel fills V^T (36, T, C) (entry ij of each input tile's
+B^T d B, channels last), the BLAS computes M^T[ij] = V^T[ij] @ U^T[ij] as one stacked
+(36, T, C) @ (36, C, F) product, and the output kernel turns M^T (36, T, F) into y. With
+the channels, then the filters, last, the transforms vectorise over them (a tile row is only
+six tiles wide); the forward of conv2 in the examples CNN went from 12.4 to 10.7 ms (batch
+64, two threads; 19.4 to 14.5 on one), against V (36, C, T) and M (36, F, T) before, with
+the transforms going tile by tile or filter by filter. Backward, per slice: dM (36, F, T)
+from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products, and the
+adjoint of the input transform adds dV back into the overlapping input tiles. In training
+(``saved``, a dict the layer passes to both directions) the forward keeps each slice's V^T
+there for the backward: writing it once and reading it back was cheaper than recomputing it
+from x (conv backward of the shipped CNN, batch 128: 33.7 -> 27.1, 16.1 -> 13.2 and 12.0 ->
+10.5 ms, for 31 MB kept from forward to backward). At inference it goes into a reused
+scratch buffer.
 
 Each worker thread runs one slice's whole pipeline on a 1-thread BLAS, so the transform
 arrays (about ``CHUNK_BYTES``) stay in its cache between the kernels and the products.
@@ -36,7 +40,7 @@ from numba import njit
 
 from ..reference import WINOGRAD_G
 from .elementwise import relu_backward
-from .scheduler import chunk_for, run_chunks, scratch, spread_empty
+from .scheduler import chunk_for, run_chunks, scratch
 
 # The transforms' coefficients, passed in the data's dtype, and the lower bound of outputs.
 CONSTANTS = (2, 4, 5, 8, -np.inf)
@@ -162,233 +166,211 @@ def _b_col(V, j, c, t, k):
     return _b(v[0], v[1], v[2], v[3], v[4], v[5], k)
 
 
+@njit(cache=True, inline="always")
+def _values(k):
+    """The constants of ``k`` as a tuple: values, which no store can change, so LLVM keeps
+    them in registers; read from the array inside a loop that stores to another array,
+    they stopped it vectorising (the array might alias the output)."""
+    return (k[0], k[1], k[2], k[3], k[4])
+
+
 @njit(cache=True, nogil=True)
-def input_transform(xp, TH, TW, V, k):
-    """V[6i+j, c, t] = (B^T d B)[i, j] for the 6x6 tile d of image plane xp[n, c] that starts
-    at (4*th, 4*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 4TH+2, >= 4TW+2)."""
+def input_transform(xp, TH, TW, Vt, k):
+    """Vt[6i+j, t, c] = (B^T d B)[i, j] for the 6x6 tile d of image plane xp[n, c] that starts
+    at (4*th, 4*tw), t = (n*TH + th)*TW + tw. xp (n, C, >= 4TH+2, >= 4TW+2); Vt (36, T, C):
+    the tiles' values with the channels last, as the products want them (see
+    ``conv2d_winograd_forward``).
+
+    Two passes per row of tiles, each a loop along memory that LLVM turns into vector
+    instructions: B^T down the columns of six image rows, a channel at a time, along the
+    row (into Q[i, w, c], channels last), then B along each tile's six columns of Q, all
+    channels at once. Per image of conv2 in the examples CNN (one core), 43 against 110
+    microseconds for the kernel before, which went tile by tile in scalar instructions
+    (the image's rows are only six tiles wide, too few to vectorise over) and wrote V
+    (36, C, T), then transposed it for the backward."""
     N, C = xp.shape[0], xp.shape[1]
+    WP = 4 * TW + 2
+    k = _values(k)
+    Q = np.empty((6, WP, C), xp.dtype)
     for n in range(N):
-        for c in range(C):
-            plane = xp[n, c]
-            for th in range(TH):
-                r0 = plane[4 * th]
-                r1 = plane[4 * th + 1]
-                r2 = plane[4 * th + 2]
-                r3 = plane[4 * th + 3]
-                r4 = plane[4 * th + 4]
-                r5 = plane[4 * th + 5]
-                base = (n * TH + th) * TW
-                for tw in range(TW):
-                    w = 4 * tw
-                    t = base + tw
-                    # B^T d, column by column: q[j] is column j of B^T d
-                    q0 = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
-                    q1 = _bt(r0[w + 1], r1[w + 1], r2[w + 1], r3[w + 1], r4[w + 1], r5[w + 1], k)
-                    q2 = _bt(r0[w + 2], r1[w + 2], r2[w + 2], r3[w + 2], r4[w + 2], r5[w + 2], k)
-                    q3 = _bt(r0[w + 3], r1[w + 3], r2[w + 3], r3[w + 3], r4[w + 3], r5[w + 3], k)
-                    q4 = _bt(r0[w + 4], r1[w + 4], r2[w + 4], r3[w + 4], r4[w + 4], r5[w + 4], k)
-                    q5 = _bt(r0[w + 5], r1[w + 5], r2[w + 5], r3[w + 5], r4[w + 5], r5[w + 5], k)
-                    # ... then times B: row i of the result is _bt of row i of B^T d
-                    _put(V, 0, c, t, _bt(q0[0], q1[0], q2[0], q3[0], q4[0], q5[0], k))
-                    _put(V, 6, c, t, _bt(q0[1], q1[1], q2[1], q3[1], q4[1], q5[1], k))
-                    _put(V, 12, c, t, _bt(q0[2], q1[2], q2[2], q3[2], q4[2], q5[2], k))
-                    _put(V, 18, c, t, _bt(q0[3], q1[3], q2[3], q3[3], q4[3], q5[3], k))
-                    _put(V, 24, c, t, _bt(q0[4], q1[4], q2[4], q3[4], q4[4], q5[4], k))
-                    _put(V, 30, c, t, _bt(q0[5], q1[5], q2[5], q3[5], q4[5], q5[5], k))
-    return V
-
-
-@njit(cache=True, nogil=True)
-def transpose_tiles(V, Vt):
-    """Vt[ij, t, c] = V[ij, c, t] (``V.transpose(0, 2, 1)`` written out); returns ``Vt``.
-
-    Training keeps each slice's V for the backward's dU = dM V^T. Kept as V^T, that is an
-    ordinary product of row-major matrices, which OpenBLAS computed 1.5x faster than the
-    same product with V^T as a transposed view (69, copy included, against 46 GFLOP/s, one
-    core, a slice of conv2 in the examples CNN); the copy is made while V is in cache. In
-    that conv2's training step (batch 64, one thread) the dU products went from 8.3-9.0 to
-    4.4-5.3 ms, for 2.0-2.4 ms of copying."""
-    S, C, T = V.shape
-    for s in range(S):
-        for t in range(T):
-            row = Vt[s, t]
-            for c in range(C):
-                row[c] = V[s, c, t]
+        for th in range(TH):
+            h = 4 * th
+            for c in range(C):             # B^T d down the columns of rows h..h+5
+                plane = xp[n, c]
+                r0 = plane[h]
+                r1 = plane[h + 1]
+                r2 = plane[h + 2]
+                r3 = plane[h + 3]
+                r4 = plane[h + 4]
+                r5 = plane[h + 5]
+                for w in range(WP):
+                    q = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
+                    Q[0, w, c] = q[0]
+                    Q[1, w, c] = q[1]
+                    Q[2, w, c] = q[2]
+                    Q[3, w, c] = q[3]
+                    Q[4, w, c] = q[4]
+                    Q[5, w, c] = q[5]
+            for tw in range(TW):           # ... then times B: row i of each tile's B^T d
+                t = (n * TH + th) * TW + tw
+                w = 4 * tw
+                for i in range(6):
+                    for c in range(C):
+                        v = _bt(Q[i, w, c], Q[i, w + 1, c], Q[i, w + 2, c], Q[i, w + 3, c],
+                                Q[i, w + 4, c], Q[i, w + 5, c], k)
+                        Vt[6 * i, t, c] = v[0]
+                        Vt[6 * i + 1, t, c] = v[1]
+                        Vt[6 * i + 2, t, c] = v[2]
+                        Vt[6 * i + 3, t, c] = v[3]
+                        Vt[6 * i + 4, t, c] = v[4]
+                        Vt[6 * i + 5, t, c] = v[5]
     return Vt
 
 
-def _tiles(name, rows, T, dtype):
-    """An array for the forward's M, the 36 (rows, T) matrices of a slice's tiles, inside a
-    contiguous (36, rows + spare, width >= T) array whose spare rows and columns neither the
-    product nor the output kernels touch. Contiguous, because Numba compiles a
-    strided array to code for any strides, whose loops do not vectorise. The spare, because
-    the kernels stream through all 36 matrices at once: when they lie a multiple of 4096
-    bytes apart (64*144*4 is), every stream lands on the same cache sets and they evict
-    each other (``spread_empty`` says by how much). Here they lie an odd number of cache
-    lines apart, so 36 streams use 36 different sets: rows of an odd number of lines, an
-    odd number of rows. A scratch buffer of this thread (see ``scratch``)."""
-    line = 64 // np.dtype(dtype).itemsize             # values in a cache line
-    lines = -(-T // line)
-    width = (lines + 1 - lines % 2) * line
-    shape = (36, rows + 1 + rows % 2, width)
-    return scratch(name, shape, dtype)
+# The three output kernels below take the products' M^T (36, T, F), a tile's values with
+# the filters last, and work a tile at a time with the filters innermost: A^T down the
+# tile's six columns into S (``_columns``), then along its rows (``_row``), each a loop over
+# F values side by side, which LLVM turns into vector instructions; only the last step, to
+# the image planes (n, F, ...), stores value by value. Per image of conv2 in the examples
+# CNN (one core), the output transform with the fused 2x2 max-pool and its positions took
+# 27 against 53 microseconds for the kernel before, which went a filter at a time over M
+# (36, F, T); and the product, (T, C) @ (C, F) instead of (F, C) @ (C, T), 50 against 60.
 
-
-# The two output kernels below work one filter at a time on all T tiles of a slice, with t
-# innermost: each step of the 1-D transforms then reads and writes rows of T values side by
-# side, which LLVM turns into vector instructions; only the last pass, from the tiles to the
-# image, goes tile by tile (a tile's values are four apart in an image row). The kernels
-# before went tile by tile throughout, on a strided M, in scalar instructions. Per image of
-# conv2 in the examples CNN (slices of four images, one core, both versions alternating in
-# one process) the output transform went from 69 to 37 microseconds, and with the fused
-# 2x2 max-pool from 62 to 19. The same treatment did not pay for the other three kernels,
-# whose tile-by-tile pass is most of their work: the input transform and both adjoints
-# measured as fast or slower, so they stay as they were.
-
-@njit(cache=True, nogil=True)
-def _output_rows(M, f, T, k, S):
-    """S[6a + j, 0, t] = (A^T M)[a, j] for the 6x6 M[:, f, t] of every tile t."""
+@njit(cache=True, inline="always")
+def _columns(Mt, t, k, S):
+    """S[a, j, f] = (A^T M)[a, j] for the 6x6 M of tile t, filter f (Mt[6i + j, t, f])."""
     for j in range(6):
-        for t in range(T):
-            m = _col(M, j, 6, f, t)
-            s = _at(m[0], m[1], m[2], m[3], m[4], m[5], k)
-            S[j, 0, t] = s[0]
-            S[6 + j, 0, t] = s[1]
-            S[12 + j, 0, t] = s[2]
-            S[18 + j, 0, t] = s[3]
+        for f in range(S.shape[2]):
+            s = _at(Mt[j, t, f], Mt[6 + j, t, f], Mt[12 + j, t, f], Mt[18 + j, t, f],
+                    Mt[24 + j, t, f], Mt[30 + j, t, f], k)
+            S[0, j, f] = s[0]
+            S[1, j, f] = s[1]
+            S[2, j, f] = s[2]
+            S[3, j, f] = s[3]
+
+
+@njit(cache=True, inline="always")
+def _row(S, a, f, k):
+    """Row a of the tile's 4x4 output for filter f: (A^T M A)[a, :] from S."""
+    return _at(S[a, 0, f], S[a, 1, f], S[a, 2, f], S[a, 3, f], S[a, 4, f], S[a, 5, f], k)
 
 
 @njit(cache=True, nogil=True)
-def output_transform(M, b, TH, TW, y, k):
-    """y[n, f, 4th + a, 4tw + e] = (A^T M[:, f, t] A)[a, e] + b[f] for each tile t of image n,
-    the 36 entries of M read as a 6x6. y (n, F, 4TH, 4TW): whole tiles (the caller crops odd
-    sizes), so the loop has no edge cases. Values below k[4] become k[4]: 0 for a fused
-    ReLU, -inf for none."""
+def output_transform(Mt, b, TH, TW, y, k):
+    """y[n, f, 4th + a, 4tw + e] = (A^T M A)[a, e] + b[f] for each tile t of image n, M the
+    6x6 of Mt[:, t, f] (entry 6i + j at row i, column j). y (n, F, 4TH, 4TW): whole tiles
+    (the caller crops odd sizes), so the loop has no edge cases. Values below k[4] become
+    k[4]: 0 for a fused ReLU, -inf for none."""
     N, F = y.shape[0], y.shape[1]
-    T = N * TH * TW
     lo = k[4]
-    S = np.empty((24, 1, T), y.dtype)
-    Y = np.empty((16, 1, T), y.dtype)       # output (a, e) of tile t at [4a + e, 0, t]
-    for f in range(F):
-        bias = b[f]
-        _output_rows(M, f, T, k, S)
-        for a in range(4):                  # ... times A: row a of A^T M, all tiles at once
-            for t in range(T):
-                s = _col(S, 6 * a, 1, 0, t)
-                v = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-                Y[4 * a, 0, t] = _floor(v[0] + bias, lo)
-                Y[4 * a + 1, 0, t] = _floor(v[1] + bias, lo)
-                Y[4 * a + 2, 0, t] = _floor(v[2] + bias, lo)
-                Y[4 * a + 3, 0, t] = _floor(v[3] + bias, lo)
-        for n in range(N):                  # each tile's 4x4 to its place in the plane
-            out = y[n, f]
-            for th in range(TH):
-                for a in range(4):
-                    row = out[4 * th + a]
-                    for tw in range(TW):
-                        t = (n * TH + th) * TW + tw
-                        row[4 * tw] = Y[4 * a, 0, t]
-                        row[4 * tw + 1] = Y[4 * a + 1, 0, t]
-                        row[4 * tw + 2] = Y[4 * a + 2, 0, t]
-                        row[4 * tw + 3] = Y[4 * a + 3, 0, t]
+    k = _values(k)
+    S = np.empty((4, 6, F), y.dtype)
+    Y = np.empty((16, F), y.dtype)          # output (a, e) of the tile at [4a + e]
+    for n in range(N):
+        for th in range(TH):
+            for tw in range(TW):
+                _columns(Mt, (n * TH + th) * TW + tw, k, S)
+                for f in range(F):
+                    bias = b[f]
+                    for a in range(4):
+                        r = _row(S, a, f, k)
+                        Y[4 * a, f] = _floor(r[0] + bias, lo)
+                        Y[4 * a + 1, f] = _floor(r[1] + bias, lo)
+                        Y[4 * a + 2, f] = _floor(r[2] + bias, lo)
+                        Y[4 * a + 3, f] = _floor(r[3] + bias, lo)
+                for f in range(F):          # the tile's 4x4 to its place in each plane
+                    out = y[n, f]
+                    for a in range(4):
+                        row = out[4 * th + a]
+                        row[4 * tw] = Y[4 * a, f]
+                        row[4 * tw + 1] = Y[4 * a + 1, f]
+                        row[4 * tw + 2] = Y[4 * a + 2, f]
+                        row[4 * tw + 3] = Y[4 * a + 3, f]
     return y
 
 
+@njit(cache=True, inline="always")
+def _put_pooled(out, n, f, th, tw, v0, v1, v2, v3):
+    """A tile's 2x2 of pooled values (or positions) to its place in plane (n, f) of ``out``
+    (indexed whole: a view of the plane per store was 2x slower)."""
+    out[n, f, 2 * th, 2 * tw] = v0
+    out[n, f, 2 * th, 2 * tw + 1] = v1
+    out[n, f, 2 * th + 1, 2 * tw] = v2
+    out[n, f, 2 * th + 1, 2 * tw + 1] = v3
+
+
 @njit(cache=True, nogil=True)
-def output_transform_pool(M, b, TH, TW, y, k):
+def output_transform_pool(Mt, b, TH, TW, y, k):
     """:func:`output_transform` followed by a 2x2, stride-2 max-pool, into y (n, F, 2TH, 2TW):
     the pooling windows never straddle two 4x4 tiles, so each tile gives its 2x2 of maxima
     without the full-size output ever being written."""
     N, F = y.shape[0], y.shape[1]
-    T = N * TH * TW
     lo = k[4]
-    S = np.empty((24, 1, T), y.dtype)
-    P = np.empty((4, 1, T), y.dtype)        # pooled (p, q) of tile t at [2p + q, 0, t]
-    for f in range(F):
-        bias = b[f]
-        _output_rows(M, f, T, k, S)
-        for t in range(T):
-            s = _col(S, 0, 1, 0, t)
-            r0 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 6, 1, 0, t)
-            r1 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 12, 1, 0, t)
-            r2 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 18, 1, 0, t)
-            r3 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            # max then bias and floor: both are monotone, so the order is free
-            P[0, 0, t] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
-            P[1, 0, t] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
-            P[2, 0, t] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
-            P[3, 0, t] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
-        for n in range(N):                  # each tile's 2x2 to its place in the plane
-            _scatter_pooled(P, n, TH, TW, y[n, f])
+    k = _values(k)
+    S = np.empty((4, 6, F), y.dtype)
+    P = np.empty((4, F), y.dtype)           # pooled (p, q) of the tile at [2p + q]
+    for n in range(N):
+        for th in range(TH):
+            for tw in range(TW):
+                _columns(Mt, (n * TH + th) * TW + tw, k, S)
+                for f in range(F):
+                    r0 = _row(S, 0, f, k)
+                    r1 = _row(S, 1, f, k)
+                    r2 = _row(S, 2, f, k)
+                    r3 = _row(S, 3, f, k)
+                    # max then bias and floor: both are monotone, so the order is free
+                    bias = b[f]
+                    P[0, f] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
+                    P[1, f] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
+                    P[2, f] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
+                    P[3, f] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+                for f in range(F):
+                    _put_pooled(y, n, f, th, tw, P[0, f], P[1, f], P[2, f], P[3, f])
     return y
 
 
 @njit(cache=True, nogil=True)
-def output_transform_pool_where(M, b, TH, TW, y, where, k):
+def output_transform_pool_where(Mt, b, TH, TW, y, where, k):
     """:func:`output_transform_pool` for training: also where each maximum was, into
     ``where`` (int8, y's shape), as 2*row + column inside its window, ties to the first (the
-    max-pool's argmax), for :func:`pooled_grad_transform`. The positions take a second loop
-    over the tiles, which recomputes the rows of A^T M A: with their stores in the first
-    loop, LLVM did not vectorise it, and the kernel took 3x as long as with two loops (100
-    against 30-37 microseconds per image of conv2 in the examples CNN, one core). The
-    loops are written out, as in the kernel above, rather than sharing a helper that
-    returns a tile's rows: with one (even inlined by Numba) they ran 2-3x slower."""
+    max-pool's argmax), for :func:`pooled_grad_transform`. The positions take a loop of
+    their own, which recomputes the tile's rows: with their stores in the maxima's loop,
+    LLVM did not vectorise it (in the kernel before this one: 3x slower)."""
     N, F = y.shape[0], y.shape[1]
-    T = N * TH * TW
     lo = k[4]
-    S = np.empty((24, 1, T), y.dtype)
-    P = np.empty((4, 1, T), y.dtype)
-    A = np.empty((4, 1, T), np.int8)        # where the maximum of P[q, 0, t] was
-    for f in range(F):
-        bias = b[f]
-        _output_rows(M, f, T, k, S)
-        for t in range(T):
-            s = _col(S, 0, 1, 0, t)
-            r0 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 6, 1, 0, t)
-            r1 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 12, 1, 0, t)
-            r2 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 18, 1, 0, t)
-            r3 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            P[0, 0, t] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
-            P[1, 0, t] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
-            P[2, 0, t] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
-            P[3, 0, t] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
-        for t in range(T):
-            s = _col(S, 0, 1, 0, t)
-            r0 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 6, 1, 0, t)
-            r1 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 12, 1, 0, t)
-            r2 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            s = _col(S, 18, 1, 0, t)
-            r3 = _at(s[0], s[1], s[2], s[3], s[4], s[5], k)
-            A[0, 0, t] = _argmax4(r0[0], r0[1], r1[0], r1[1])
-            A[1, 0, t] = _argmax4(r0[2], r0[3], r1[2], r1[3])
-            A[2, 0, t] = _argmax4(r2[0], r2[1], r3[0], r3[1])
-            A[3, 0, t] = _argmax4(r2[2], r2[3], r3[2], r3[3])
-        for n in range(N):
-            _scatter_pooled(P, n, TH, TW, y[n, f])
-            _scatter_pooled(A, n, TH, TW, where[n, f])
+    k = _values(k)
+    S = np.empty((4, 6, F), y.dtype)
+    P = np.empty((4, F), y.dtype)
+    A = np.empty((4, F), y.dtype)           # where the maximum of P[q] was, as a float
+    for n in range(N):
+        for th in range(TH):
+            for tw in range(TW):
+                _columns(Mt, (n * TH + th) * TW + tw, k, S)
+                for f in range(F):
+                    r0 = _row(S, 0, f, k)
+                    r1 = _row(S, 1, f, k)
+                    r2 = _row(S, 2, f, k)
+                    r3 = _row(S, 3, f, k)
+                    # max then bias and floor: both are monotone, so the order is free
+                    bias = b[f]
+                    P[0, f] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
+                    P[1, f] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
+                    P[2, f] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
+                    P[3, f] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+                for f in range(F):
+                    r0 = _row(S, 0, f, k)
+                    r1 = _row(S, 1, f, k)
+                    r2 = _row(S, 2, f, k)
+                    r3 = _row(S, 3, f, k)
+                    A[0, f] = _argmax4(r0[0], r0[1], r1[0], r1[1])
+                    A[1, f] = _argmax4(r0[2], r0[3], r1[2], r1[3])
+                    A[2, f] = _argmax4(r2[0], r2[1], r3[0], r3[1])
+                    A[3, f] = _argmax4(r2[2], r2[3], r3[2], r3[3])
+                for f in range(F):
+                    _put_pooled(y, n, f, th, tw, P[0, f], P[1, f], P[2, f], P[3, f])
+                    _put_pooled(where, n, f, th, tw, np.int8(A[0, f]), np.int8(A[1, f]),
+                                np.int8(A[2, f]), np.int8(A[3, f]))
     return y
-
-
-@njit(cache=True)
-def _scatter_pooled(P, n, TH, TW, out):
-    """out (2TH, 2TW) of image n = its tiles' 2x2 blocks: (p, q) of tile t is P[2p + q, 0, t]."""
-    for th in range(TH):
-        p0 = out[2 * th]
-        p1 = out[2 * th + 1]
-        for tw in range(TW):
-            t = (n * TH + th) * TW + tw
-            p0[2 * tw] = P[0, 0, t]
-            p0[2 * tw + 1] = P[1, 0, t]
-            p1[2 * tw] = P[2, 0, t]
-            p1[2 * tw + 1] = P[3, 0, t]
 
 
 @njit(cache=True, nogil=True)
@@ -621,8 +603,9 @@ def _padded(x, pad, HP, WP, name):
 
 
 def filter_transform(W):
-    """U (36, F, C): entry (i, j) of G W[f, c] G^T for every filter pair (f, c), computed in
-    float64 (G holds sixths and twenty-fourths) and rounded once."""
+    """U^T (36, C, F): entry (i, j) of G W[f, c] G^T at [6i + j, c, f] for every filter pair
+    (f, c), computed in float64 (G holds sixths and twenty-fourths) and rounded once. Both
+    products take U transposed: the forward's M^T = V^T U^T, the backward's dV = U^T dM."""
     F, C = W.shape[:2]
     # two plain matrix products (G @ W @ G.T over the (F, C) stack was 0.5 ms for conv2 of
     # the examples CNN: NumPy loops over 2048 tiny products)
@@ -630,7 +613,7 @@ def filter_transform(W):
     WG = WG.reshape(F * C, 3, 6).transpose(1, 0, 2).reshape(3, -1)        # (3, FC*6)
     U = WINOGRAD_G @ WG                                                   # (6, FC*6)
     U = U.reshape(6, F * C, 6).transpose(0, 2, 1).reshape(36, F, C)       # entry 6i + j
-    return np.ascontiguousarray(U, dtype=W.dtype)
+    return np.ascontiguousarray(U.transpose(0, 2, 1), dtype=W.dtype)
 
 
 # The backward's G^T dU G, as one product: column 6i + j, row 3a + b holds G[i, a] G[j, b],
@@ -647,7 +630,7 @@ def _filter_grad(dU):
     return FILTER_GRAD.astype(dU.dtype) @ dU.reshape(36, -1)
 
 
-_transformed = OrderedDict()        # (W's shape and dtype) -> [(copy of W, U), ...]
+_transformed = OrderedDict()        # (W's shape and dtype) -> [(copy of W, U^T), ...]
 _transformed_lock = threading.Lock()
 TRANSFORMED_KEPT = 8                # filter shapes remembered
 TRANSFORMED_PER_SHAPE = 8           # filter banks of one shape: an ensemble's members share it
@@ -689,7 +672,7 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
     x = np.ascontiguousarray(x, dtype=dt)
     N = x.shape[0]
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
-    U = transformed_filters(W)
+    UT = transformed_filters(W)
     k = np.array(CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), dtype=dt)
     b = np.ascontiguousarray(b, dtype=dt)
     if pool:
@@ -712,16 +695,16 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
 
     def part(s, e):
         T = (e - s) * TH * TW
-        V = scratch("wino_V", (36, C, T), dt, spread=True)
-        input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, V, k)
-        if saved is not None:        # kept for the backward, under the slice it is for
-            saved[("wino_Vt", s, e)] = transpose_tiles(V, spread_empty((36, T, C), dt))
-        M = _tiles("wino_M_out", F, T, dt)
-        np.matmul(U, V, out=M[:, :F, :T])
+        # kept for the backward (under the slice it is for) in training, else scratch
+        Vt = np.empty((36, T, C), dt) if saved is not None else scratch("wino_Vt", (36, T, C), dt)
+        input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, Vt, k)
+        if saved is not None:
+            saved[("wino_Vt", s, e)] = Vt
+        Mt = np.matmul(Vt, UT, out=scratch("wino_Mt", (36, T, F), dt))     # M^T, per entry
         if even:
-            transform(M, s, e, y[s:e])
+            transform(Mt, s, e, y[s:e])
         else:                        # odd sizes: whole tiles into scratch, then crop
-            yt = transform(M, s, e, scratch("wino_y", (e - s, F, side * TH, side * TW), dt))
+            yt = transform(Mt, s, e, scratch("wino_y", (e - s, F, side * TH, side * TW), dt))
             y[s:e] = yt[:, :, :OH, :OW]
 
     run_chunks(part, N, _chunk(N, C, F, TH, TW, dt.itemsize))
@@ -735,7 +718,7 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
     dout = np.ascontiguousarray(dout, dtype=dt)
     N, _, H, Wd = x.shape
     OH, OW, TH, TW, HP, WP = _geometry(x.shape, pad)
-    UT = np.ascontiguousarray(transformed_filters(W).transpose(0, 2, 1)) if need_dx else None
+    UT = transformed_filters(W) if need_dx else None
     k = np.array(CONSTANTS, dtype=dt)
     dx = np.empty(x.shape, dtype=dt) if need_dx else None
     direct = pad == 0 and H == HP and Wd == WP       # dx needs no cropping
@@ -751,10 +734,9 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
     def part(s, e):
         T = (e - s) * TH * TW
         Vt = saved.pop(("wino_Vt", s, e), None) if saved is not None else None
-        V = scratch("wino_V", (36, C, T), dt, spread=True)
         if Vt is None:               # not kept (or sliced differently): recompute it
-            input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW, V, k)
-            Vt = transpose_tiles(V, scratch("wino_Vt", (36, T, C), dt, spread=True))
+            Vt = input_transform(_padded(x[s:e], pad, HP, WP, "wino_xp"), TH, TW,
+                                 scratch("wino_Vt", (36, T, C), dt), k)
         g = dout[s:e]
         if not even:                 # odd sizes: zeros past the edge, in whole tiles
             g = scratch("wino_y", (e - s, F, side * TH, side * TW), dt)
@@ -768,7 +750,7 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
             pooled_grad_transform(g, where[s:e], TH, TW, dM, db, k, mask[s:e], masked)
         dU = np.matmul(dM, Vt)                                       # (36, F, C)
         if need_dx:
-            dV = np.matmul(UT, dM, out=V)                            # V is no longer needed
+            dV = np.matmul(UT, dM, out=scratch("wino_dV", (36, C, T), dt, spread=True))
             if direct:
                 input_grad_transform(dV, TH, TW, dx[s:e], k)
             else:
