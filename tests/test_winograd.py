@@ -142,6 +142,28 @@ def test_output_kernels_give_a_t_m_a_plus_bias_then_the_pooled_maxima_and_where(
     np.testing.assert_array_equal(where, windows(lin).argmax(axis=-1))
 
 
+def test_output_grad_kernels_give_a_dy_a_t_six_entries_at_a_time():
+    """The backward's first kernel writes A dY (24 values a tile, row 6s + i for column s,
+    column f*T + t); grad_rows makes entries 6i..6i+5 of dM = A dY A^T from it."""
+    n, F, TH, TW = 2, 3, 2, 3
+    T = n * TH * TW
+    dy = _r((n, F, 4 * TH, 4 * TW), 0, np.float64)
+    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    Z, db = np.full((24, F * T + 3), np.nan), np.zeros(F)
+    fast.winograd.output_grad_transform(dy, TH, TW, Z, db, k, dy, False)
+    tiles = dy.reshape(n, F, TH, 4, TW, 4).transpose(1, 0, 2, 4, 3, 5).reshape(F, T, 4, 4)
+    A = ref.WINOGRAD_AT.T
+    np.testing.assert_allclose(Z[:, :F * T].reshape(4, 6, F, T),
+                               np.einsum("ia,ftas->sift", A, tiles), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12)
+    want = np.einsum("ia,ftas,js->ijft", A, tiles, A).reshape(36, F, T)
+    D = np.full((6, F * T + 3), np.nan)
+    for i in range(6):
+        fast.winograd.grad_rows(Z, i, F * T, D, k)
+        np.testing.assert_allclose(D[:, :F * T].reshape(6, F, T), want[6 * i:6 * i + 6],
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_float32_error_stays_at_rounding_level():
     """Winograd transforms with coefficients up to 8 (and G's sixths) before multiplying;
     in float32 its error must stay within a few units of rounding of the float64 direct

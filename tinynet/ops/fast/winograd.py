@@ -143,13 +143,14 @@ def _a_column(g0, g1, g2, g3, m0, m1, m2, m3, j, masked, k):
 
 
 @njit(cache=True)
-def _put(V, i, c, t, v):
-    V[i, c, t] = v[0]
-    V[i + 1, c, t] = v[1]
-    V[i + 2, c, t] = v[2]
-    V[i + 3, c, t] = v[3]
-    V[i + 4, c, t] = v[4]
-    V[i + 5, c, t] = v[5]
+def _put_column(Z, row, p, v):
+    """Z[row + i, p] = v[i] for the six values of v."""
+    Z[row, p] = v[0]
+    Z[row + 1, p] = v[1]
+    Z[row + 2, p] = v[2]
+    Z[row + 3, p] = v[3]
+    Z[row + 4, p] = v[4]
+    Z[row + 5, p] = v[5]
 
 
 @njit(cache=True)
@@ -374,12 +375,14 @@ def output_transform_pool_where(Mt, b, TH, TW, y, where, k):
 
 
 @njit(cache=True, nogil=True)
-def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
-    """dM[:, f, t] = A dY A^T (36 entries) from dY, the 4x4 of dy (n, F, 4TH, 4TW) at tile t
-    (the caller pads odd sizes with zeros): the adjoint of :func:`output_transform`. Also
-    db[f] += sum of dY[:, f] (float64), while the values pass by. ``masked``: dY is dy where
-    ``mask`` (the forward's output, shape of dy) is positive, else 0 (a fused ReLU)."""
+def output_grad_transform(dy, TH, TW, Z, db, k, mask, masked):
+    """Z[6s + i, f*T + t] = (A dY)[i, s], dY the 4x4 of dy (n, F, 4TH, 4TW) at tile t (the
+    caller pads odd sizes with zeros): the first half of the adjoint of
+    :func:`output_transform`, dM = (A dY) A^T; ``grad_rows`` does the second. Also db[f] +=
+    sum of dY[:, f] (float64), while the values pass by. ``masked``: dY is dy where ``mask``
+    (the forward's output, shape of dy) is positive, else 0 (a fused ReLU)."""
     N, F = dy.shape[0], dy.shape[1]
+    T = N * TH * TW
     for n in range(N):
         for f in range(F):
             g = dy[n, f]
@@ -404,18 +407,16 @@ def output_grad_transform(dy, TH, TW, dM, db, k, mask, masked):
                     u1 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 1, masked, k)
                     u2 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 2, masked, k)
                     u3 = _a_column(g0, g1, g2, g3, m0, m1, m2, m3, w + 3, masked, k)
-                    # ... then times A^T: row r of the result is _a of row r of A dY
-                    _put(dM, 0, f, t, _a(u0[0], u1[0], u2[0], u3[0], k))
-                    _put(dM, 6, f, t, _a(u0[1], u1[1], u2[1], u3[1], k))
-                    _put(dM, 12, f, t, _a(u0[2], u1[2], u2[2], u3[2], k))
-                    _put(dM, 18, f, t, _a(u0[3], u1[3], u2[3], u3[3], k))
-                    _put(dM, 24, f, t, _a(u0[4], u1[4], u2[4], u3[4], k))
-                    _put(dM, 30, f, t, _a(u0[5], u1[5], u2[5], u3[5], k))
+                    p = f * T + t
+                    _put_column(Z, 0, p, u0)
+                    _put_column(Z, 6, p, u1)
+                    _put_column(Z, 12, p, u2)
+                    _put_column(Z, 18, p, u3)
                     # row 1 of A is all ones: u[b][1] is the sum of column b of dY, and
                     # their sum the tile's, for dL/db
                     total += (u0[1] + u1[1]) + (u2[1] + u3[1])
             db[f] += total
-    return dM
+    return Z
 
 
 @njit(cache=True)
@@ -425,41 +426,60 @@ def _routed(g, at, i):
 
 
 @njit(cache=True, nogil=True)
-def _pooled_column(G, A, w, upper, lower, k, U, row, T):
-    """U[row + i, 0, t] = (A y)[i] for every tile t, y the column of dY that crosses
+def _pooled_column(G, A, w, upper, lower, k, Z, row, T, off):
+    """Z[row + i, off + t] = (A y)[i] for every tile t, y the column of dY that crosses
     windows w (top) and w + 2 (bottom) at positions ``upper`` and ``lower`` of each: zero
     but where a window's maximum is."""
+    z0 = Z[row, off:off + T]
+    z1 = Z[row + 1, off:off + T]
+    z2 = Z[row + 2, off:off + T]
+    z3 = Z[row + 3, off:off + T]
+    z4 = Z[row + 4, off:off + T]
+    z5 = Z[row + 5, off:off + T]
     for t in range(T):
         u = _a(_routed(G[w, 0, t], A[w, 0, t], upper), _routed(G[w, 0, t], A[w, 0, t], lower),
                _routed(G[w + 2, 0, t], A[w + 2, 0, t], upper),
                _routed(G[w + 2, 0, t], A[w + 2, 0, t], lower), k)
-        U[row, 0, t] = u[0]
-        U[row + 1, 0, t] = u[1]
-        U[row + 2, 0, t] = u[2]
-        U[row + 3, 0, t] = u[3]
-        U[row + 4, 0, t] = u[4]
-        U[row + 5, 0, t] = u[5]
+        z0[t] = u[0]
+        z1[t] = u[1]
+        z2[t] = u[2]
+        z3[t] = u[3]
+        z4[t] = u[4]
+        z5[t] = u[5]
 
 
 @njit(cache=True, nogil=True)
-def pooled_grad_transform(dp, where, TH, TW, dM, db, k, mask, masked):
+def grad_rows(Z, i, n, D, k):
+    """D[j, p] = entry 6i + j of dM = (A dY) A^T for the first n columns p = f*T + t, from
+    row i of A dY held in Z as ``output_grad_transform`` writes it: one flat loop, in
+    vector instructions."""
+    for p in range(n):
+        v = _a(Z[i, p], Z[6 + i, p], Z[12 + i, p], Z[18 + i, p], k)
+        D[0, p] = v[0]
+        D[1, p] = v[1]
+        D[2, p] = v[2]
+        D[3, p] = v[3]
+        D[4, p] = v[4]
+        D[5, p] = v[5]
+
+
+@njit(cache=True, nogil=True)
+def pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked):
     """:func:`output_grad_transform` after a forward that ended in the fused 2x2 max-pool
     (``output_transform_pool_where``): dp (n, F, 2TH, 2TW) is the pooled output's gradient,
     and each tile's 4x4 dY is zero but for the maximum of each of its four windows
     (``where``), which gets its window's dp; gated by ``mask`` > 0 (the pooled output) when
     ``masked``, the fused ReLU.
 
-    Like the forward's output kernels, one filter at a time on all T tiles: a pass tile by
-    tile gathers each window's gradient and position (8 values a tile, against 36 stored
-    per tile before), then A dY and (A dY) A^T go over all tiles at once, t innermost, in
+    One filter at a time on all T tiles: a pass tile by tile gathers each window's gradient
+    and position (8 values a tile), then A dY goes over all tiles at once, t innermost, in
     vector instructions (conv2 of the examples CNN, one core: 71-76 against 94-100
-    microseconds per image for the tile-by-tile kernel)."""
+    microseconds per image for a tile-by-tile kernel, when it still wrote dM itself)."""
     N, F = dp.shape[0], dp.shape[1]
     T = N * TH * TW
     G = np.empty((4, 1, T), dp.dtype)       # window q's gated gradient, in tile t
     A = np.empty((4, 1, T), dp.dtype)       # ... where its maximum was (as a value of dp's
-    U = np.empty((24, 1, T), dp.dtype)      # dtype: int8 mixed in kept LLVM from
-    pos = np.arange(4).astype(dp.dtype)     # vectorising); U: A dY, column s at [6s + i]
+    pos = np.arange(4).astype(dp.dtype)     # dtype: int8 mixed in kept LLVM from vectorising)
     for f in range(F):
         total = 0.0
         for n in range(N):
@@ -493,31 +513,12 @@ def pooled_grad_transform(dp, where, TH, TW, dM, db, k, mask, masked):
         # A dY, column by column: columns 0-1 lie in windows 0 (top) and 2 (bottom), 2-3
         # in windows 1 and 3; column s holds positions s % 2 (a window's upper row) and
         # 2 + s % 2 (its lower row)
-        _pooled_column(G, A, 0, pos[0], pos[2], k, U, 0, T)
-        _pooled_column(G, A, 0, pos[1], pos[3], k, U, 6, T)
-        _pooled_column(G, A, 1, pos[0], pos[2], k, U, 12, T)
-        _pooled_column(G, A, 1, pos[1], pos[3], k, U, 18, T)
-        # ... then times A^T: row i of the result is _a of row i of A dY
-        for i in range(6):
-            r0 = dM[6 * i, f]
-            r1 = dM[6 * i + 1, f]
-            r2 = dM[6 * i + 2, f]
-            r3 = dM[6 * i + 3, f]
-            r4 = dM[6 * i + 4, f]
-            r5 = dM[6 * i + 5, f]
-            u0 = U[i, 0]
-            u1 = U[6 + i, 0]
-            u2 = U[12 + i, 0]
-            u3 = U[18 + i, 0]
-            for t in range(T):
-                v = _a(u0[t], u1[t], u2[t], u3[t], k)
-                r0[t] = v[0]
-                r1[t] = v[1]
-                r2[t] = v[2]
-                r3[t] = v[3]
-                r4[t] = v[4]
-                r5[t] = v[5]
-    return dM
+        off = f * T
+        _pooled_column(G, A, 0, pos[0], pos[2], k, Z, 0, T, off)
+        _pooled_column(G, A, 0, pos[1], pos[3], k, Z, 6, T, off)
+        _pooled_column(G, A, 1, pos[0], pos[2], k, Z, 12, T, off)
+        _pooled_column(G, A, 1, pos[1], pos[3], k, Z, 18, T, off)
+    return Z
 
 
 @njit(cache=True, nogil=True)
@@ -743,14 +744,29 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
             g[...] = 0
             g[:, :, :dout.shape[2], :dout.shape[3]] = dout[s:e]
         db = np.zeros(F)
-        dM = scratch("wino_M", (36, F, T), dt, spread=True)
+        # dM = (A dY) A^T, 36 (F, T) matrices, 1.3 MB for a slice of conv2 in the examples
+        # CNN: written whole and read by both products, it went out of the L2 cache. So the
+        # kernel writes A dY (24 values a tile) and dM is made and used 6 matrices at a time
+        FT = F * T
+        # a cache line spare after each row: rows of 36 KB (a multiple of 4096 bytes) would
+        # put the kernels' streams through several rows at once on the same cache sets
+        spare = 64 // dt.itemsize
+        Z = scratch("wino_Z", (24, FT + spare), dt)
         if where is None:
-            output_grad_transform(g, TH, TW, dM, db, k, mask[s:e], masked)
+            output_grad_transform(g, TH, TW, Z, db, k, mask[s:e], masked)
         else:
-            pooled_grad_transform(g, where[s:e], TH, TW, dM, db, k, mask[s:e], masked)
-        dU = np.matmul(dM, Vt)                                       # (36, F, C)
+            pooled_grad_transform(g, where[s:e], TH, TW, Z, db, k, mask[s:e], masked)
+        D = scratch("wino_dM", (6, FT + spare), dt)
+        dM = D[:, :FT].reshape(6, F, T)             # entries 6i..6i+5 of dM, in turn
+        dU = np.empty((36, F, C), dt)
+        dV = scratch("wino_dV", (36, C, T), dt, spread=True) if need_dx else None
+        for i in range(6):
+            rows = slice(6 * i, 6 * i + 6)
+            grad_rows(Z, i, FT, D, k)
+            np.matmul(dM, Vt[rows], out=dU[rows])                    # (6, F, C)
+            if need_dx:
+                np.matmul(UT[rows], dM, out=dV[rows])                # (6, C, T)
         if need_dx:
-            dV = np.matmul(UT, dM, out=scratch("wino_dV", (36, C, T), dt, spread=True))
             if direct:
                 input_grad_transform(dV, TH, TW, dx[s:e], k)
             else:
