@@ -154,6 +154,12 @@ def _put_column(Z, row, p, v):
 
 
 @njit(cache=True, inline="always")
+def _six_rows(plane, h):
+    """Rows h..h+5 of an image plane: the rows of a row of 6x6 tiles."""
+    return plane[h], plane[h + 1], plane[h + 2], plane[h + 3], plane[h + 4], plane[h + 5]
+
+
+@njit(cache=True, inline="always")
 def _values(k):
     """The constants of ``k`` as a tuple: values, which no store can change, so LLVM keeps
     them in registers; read from the array inside a loop that stores to another array,
@@ -184,12 +190,7 @@ def input_transform(xp, TH, TW, Vt, k):
             h = 4 * th
             for c in range(C):             # B^T d down the columns of rows h..h+5
                 plane = xp[n, c]
-                r0 = plane[h]
-                r1 = plane[h + 1]
-                r2 = plane[h + 2]
-                r3 = plane[h + 3]
-                r4 = plane[h + 4]
-                r5 = plane[h + 5]
+                r0, r1, r2, r3, r4, r5 = _six_rows(plane, h)
                 for w in range(WP):
                     q = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
                     Q[0, w, c] = q[0]
@@ -277,6 +278,22 @@ def output_transform(Mt, b, TH, TW, y, k):
 
 
 @njit(cache=True, inline="always")
+def _pool_tile(S, b, lo, k, P):
+    """P[2p + q, f]: the tile's 2x2 maxima (window row p, column q) for every filter f, plus
+    b[f], floored at lo. Max then bias and floor: both are monotone, so the order is free."""
+    for f in range(P.shape[1]):
+        r0 = _row(S, 0, f, k)
+        r1 = _row(S, 1, f, k)
+        r2 = _row(S, 2, f, k)
+        r3 = _row(S, 3, f, k)
+        bias = b[f]
+        P[0, f] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
+        P[1, f] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
+        P[2, f] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
+        P[3, f] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+
+
+@njit(cache=True, inline="always")
 def _put_pooled(out, n, f, th, tw, v0, v1, v2, v3):
     """A tile's 2x2 of pooled values (or positions) to its place in plane (n, f) of ``out``
     (indexed whole: a view of the plane per store was 2x slower)."""
@@ -300,17 +317,7 @@ def output_transform_pool(Mt, b, TH, TW, y, k):
         for th in range(TH):
             for tw in range(TW):
                 _columns(Mt, (n * TH + th) * TW + tw, k, S)
-                for f in range(F):
-                    r0 = _row(S, 0, f, k)
-                    r1 = _row(S, 1, f, k)
-                    r2 = _row(S, 2, f, k)
-                    r3 = _row(S, 3, f, k)
-                    # max then bias and floor: both are monotone, so the order is free
-                    bias = b[f]
-                    P[0, f] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
-                    P[1, f] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
-                    P[2, f] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
-                    P[3, f] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+                _pool_tile(S, b, lo, k, P)
                 for f in range(F):
                     _put_pooled(y, n, f, th, tw, P[0, f], P[1, f], P[2, f], P[3, f])
     return y
@@ -333,17 +340,7 @@ def output_transform_pool_where(Mt, b, TH, TW, y, where, k):
         for th in range(TH):
             for tw in range(TW):
                 _columns(Mt, (n * TH + th) * TW + tw, k, S)
-                for f in range(F):
-                    r0 = _row(S, 0, f, k)
-                    r1 = _row(S, 1, f, k)
-                    r2 = _row(S, 2, f, k)
-                    r3 = _row(S, 3, f, k)
-                    # max then bias and floor: both are monotone, so the order is free
-                    bias = b[f]
-                    P[0, f] = _floor(_max4(r0[0], r0[1], r1[0], r1[1]) + bias, lo)
-                    P[1, f] = _floor(_max4(r0[2], r0[3], r1[2], r1[3]) + bias, lo)
-                    P[2, f] = _floor(_max4(r2[0], r2[1], r3[0], r3[1]) + bias, lo)
-                    P[3, f] = _floor(_max4(r2[2], r2[3], r3[2], r3[3]) + bias, lo)
+                _pool_tile(S, b, lo, k, P)
                 for f in range(F):
                     r0 = _row(S, 0, f, k)
                     r1 = _row(S, 1, f, k)
@@ -538,12 +535,7 @@ def input_grad_transform(R, TH, TW, dxp, k):
             plane[:, :] = 0
             for th in range(TH):
                 h = 4 * th
-                r0 = plane[h]
-                r1 = plane[h + 1]
-                r2 = plane[h + 2]
-                r3 = plane[h + 3]
-                r4 = plane[h + 4]
-                r5 = plane[h + 5]
+                r0, r1, r2, r3, r4, r5 = _six_rows(plane, h)
                 for tw in range(TW):
                     p = c * T + (n * TH + th) * TW + tw
                     w = 4 * tw
