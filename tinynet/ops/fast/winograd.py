@@ -19,9 +19,12 @@ B^T d B, channels last), the BLAS computes M^T[ij] = V^T[ij] @ U^T[ij] as one st
 the channels, then the filters, last, the transforms vectorise over them (a tile row is only
 six tiles wide); the forward of conv2 in the examples CNN went from 12.4 to 10.7 ms (batch
 64, two threads; 19.4 to 14.5 on one), against V (36, C, T) and M (36, F, T) before, with
-the transforms going tile by tile or filter by filter. Backward, per slice: dM (36, F, T)
-from dout, then dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T), each 36 products, and the
-adjoint of the input transform adds dV back into the overlapping input tiles. In training
+the transforms going tile by tile or filter by filter. Backward, per slice: A dY (24 values
+a tile) from dout, then dM = (A dY) A^T six of its 36 (F, T) matrices at a time, each six
+used at once by dU = dM @ V^T (F, C) and dV = U^T @ dM (C, T) and dV by the first half of
+the adjoint of the input transform (dV B^T); the second half adds B (dV B^T) back into the
+overlapping input tiles. Six matrices of dM stay in the L2 cache; all 36 (1.3 MB for conv2
+of the examples CNN) did not. In training
 (``saved``, a dict the layer passes to both directions) the forward keeps each slice's V^T
 there for the backward: writing it once and reading it back was cheaper than recomputing it
 from x (conv backward of the shipped CNN, batch 128: 33.7 -> 27.1, 16.1 -> 13.2 and 12.0 ->
@@ -177,10 +180,11 @@ def input_transform(xp, TH, TW, Vt, k):
     Two passes per row of tiles, each a loop along memory that LLVM turns into vector
     instructions: B^T down the columns of six image rows, a channel at a time, along the
     row (into Q[i, w, c], channels last), then B along each tile's six columns of Q, all
-    channels at once. Per image of conv2 in the examples CNN (one core), 43 against 110
-    microseconds for the kernel before, which went tile by tile in scalar instructions
-    (the image's rows are only six tiles wide, too few to vectorise over) and wrote V
-    (36, C, T), then transposed it for the backward."""
+    channels at once. It is no faster than the kernel before, which went tile by tile in
+    scalar instructions and wrote V (36, C, T) (conv2 of the examples CNN, one core, both in
+    one process: 46 against 51 microseconds per image with the input in cache, 68 against 59
+    streaming it from memory), but training needs V^T, which that one then had to copy
+    (65-81 microseconds with the copy)."""
     N, C = xp.shape[0], xp.shape[1]
     WP = 4 * TW + 2
     k = _values(k)
