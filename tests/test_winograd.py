@@ -164,6 +164,33 @@ def test_output_grad_kernels_give_a_dy_a_t_six_entries_at_a_time():
                                    rtol=1e-12, atol=1e-12)
 
 
+def test_input_grad_kernels_add_b_dv_b_t_into_the_overlapping_tiles():
+    """grad_times_bt takes dV B^T six entries (one row of each 6x6) at a time, as the
+    backward calls it after each product; input_grad_transform adds B (dV B^T) into each
+    tile's place: together, the adjoint of input_transform."""
+    n, C, TH, TW = 2, 3, 2, 3
+    T = n * TH * TW
+    dV = _r((36, C, T), 0, np.float64)
+    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    R = np.full((36, C * T + 5), np.nan)
+    for i in range(6):
+        rows = np.ascontiguousarray(dV[6 * i:6 * i + 6].reshape(6, C * T))
+        fast.winograd.grad_times_bt(rows, C * T, R, i, k)
+    B = ref.WINOGRAD_BT.T
+    tiles = dV.reshape(6, 6, C, T).transpose(2, 3, 0, 1)                 # (C, T, 6, 6)
+    np.testing.assert_allclose(R[:, :C * T].reshape(6, 6, C, T),
+                               np.einsum("ctij,sj->isct", tiles, B), rtol=1e-12, atol=1e-12)
+    dx = fast.winograd.input_grad_transform(R, TH, TW, np.full((n, C, 4 * TH + 2, 4 * TW + 2),
+                                                               np.nan), k)
+    want = np.zeros(dx.shape)
+    placed = np.einsum("ri,ctij,sj->ctrs", B, tiles, B).reshape(C, n, TH, TW, 6, 6)
+    for th in range(TH):
+        for tw in range(TW):
+            tile = placed[:, :, th, tw].transpose(1, 0, 2, 3)               # (n, C, 6, 6)
+            want[:, :, 4 * th:4 * th + 6, 4 * tw:4 * tw + 6] += tile
+    np.testing.assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
+
+
 def test_float32_error_stays_at_rounding_level():
     """Winograd transforms with coefficients up to 8 (and G's sixths) before multiplying;
     in float32 its error must stay within a few units of rounding of the float64 direct
