@@ -164,6 +164,32 @@ def test_output_grad_kernels_give_a_dy_a_t_six_entries_at_a_time():
                                    rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_pooled_grad_kernel_routes_each_window_to_its_maximum(masked):
+    """After the fused 2x2 max-pool, each tile's dY is zero but at its four windows' maxima
+    (``where``), which get the pooled gradient (gated by the pooled output > 0 with the
+    fused ReLU); the kernel writes A dY as output_grad_transform does, and db."""
+    n, F, TH, TW = 2, 3, 2, 3
+    T = n * TH * TW
+    dp = _r((n, F, 2 * TH, 2 * TW), 0, np.float64)
+    mask = np.maximum(_r(dp.shape, 1, np.float64), 0)
+    where = np.random.default_rng(2).integers(0, 4, dp.shape).astype(np.int8)
+    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    Z, db = np.full((24, F * T + 3), np.nan), np.zeros(F)
+    fast.winograd.pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked)
+    g = np.where(mask > 0, dp, 0) if masked else dp
+    dy = np.zeros((n, F, 4 * TH, 4 * TW))                 # each window's gradient at its max
+    for p in range(2 * TH):
+        for q in range(2 * TW):
+            r, c = 2 * p + where[:, :, p, q] // 2, 2 * q + where[:, :, p, q] % 2
+            for a in range(n):
+                dy[a, np.arange(F), r[a], c[a]] = g[a, :, p, q]
+    want_Z, want_db = np.full_like(Z, np.nan), np.zeros(F)
+    fast.winograd.output_grad_transform(dy, TH, TW, want_Z, want_db, k, dy, False)
+    np.testing.assert_allclose(Z[:, :F * T], want_Z[:, :F * T], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, g.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
 def test_input_grad_kernels_add_b_dv_b_t_into_the_overlapping_tiles():
     """grad_times_bt takes dV B^T six entries (one row of each 6x6) at a time, as the
     backward calls it after each product; input_grad_transform adds B (dV B^T) into each
