@@ -25,7 +25,6 @@ import contextlib
 import ctypes
 import glob
 import itertools
-import math
 import os
 import threading
 from collections import OrderedDict
@@ -314,35 +313,29 @@ def map_flat(kernel, n, *arrays, minimum=1 << 16):
 SCRATCH_PER_THREAD = 32      # buffers each thread keeps, least recently used dropped first
 
 
-def spread_empty(shape, dtype):
-    """An array of ``shape`` whose sub-arrays along the first axis start 64 bytes more than
-    a whole sub-array apart. Kernels that stream through all of them at once (Winograd's 16
-    matrices) would otherwise, whenever a sub-array's size is a multiple of 4096 bytes (e.g.
-    32*576*4), have every stream on the same cache sets, evicting each other: measured 3-5x
-    slower."""
-    dtype = np.dtype(dtype)
-    inner = math.prod(shape[1:])
-    step = inner + 64 // dtype.itemsize
-    flat = np.empty(shape[0] * step, dtype=dtype)
-    strides = (step * dtype.itemsize,) + np.empty(shape[1:], dtype=dtype).strides
-    # np.ndarray over the buffer: np.lib.stride_tricks.as_strided took 25 us a call here
-    return np.ndarray(shape, dtype, buffer=flat, strides=strides)
-
-
-def scratch(name, shape, dtype, spread=False):
+def scratch(name, shape, dtype):
     """A reusable buffer (contents undefined) for this thread, keyed by name, shape and
     dtype, so layers of different shapes (four convolutions in the shipped CNN) each keep
-    their own instead of reallocating each other's on every call. ``spread``: sub-arrays
-    along the first axis apart by a little more than their size (see ``spread_empty``)."""
+    their own instead of reallocating each other's on every call."""
     store = getattr(_local, "scratch", None)
     if store is None:
         store = _local.scratch = OrderedDict()
-    key = (name, tuple(shape), dtype, spread)
+    key = (name, tuple(shape), dtype)
     buf = store.get(key)
     if buf is None:
-        buf = store[key] = spread_empty(shape, dtype) if spread else np.empty(shape, dtype=dtype)
+        buf = store[key] = np.empty(shape, dtype=dtype)
         if len(store) > SCRATCH_PER_THREAD:
             store.popitem(last=False)
     else:
         store.move_to_end(key)
     return buf
+
+
+def row_scratch(name, rows, n, dtype):
+    """``scratch`` of (rows, n + a cache line): C-contiguous rows of n values, each a cache
+    line longer than it needs. Kernels that stream through several rows at once would
+    otherwise, whenever n values are a multiple of 4096 bytes (a 64 x 144 float32 matrix is
+    nine), have every stream on the same cache sets, evicting each other (measured 3-5x
+    slower with 16 streams). Contiguous, so Numba compiles them for unit strides, which
+    vectorise (an array strided to the same effect did not). Use ``[:, :n]``."""
+    return scratch(name, (rows, n + 64 // np.dtype(dtype).itemsize), dtype)

@@ -43,7 +43,7 @@ from numba import njit
 
 from ..reference import WINOGRAD_G
 from .elementwise import relu_backward
-from .scheduler import chunk_for, run_chunks, scratch
+from .scheduler import chunk_for, row_scratch, run_chunks, scratch
 
 # The transforms' coefficients, passed in the data's dtype, and the lower bound of outputs.
 CONSTANTS = (2, 4, 5, 8, -np.inf)
@@ -747,22 +747,19 @@ def conv2d_winograd_backward(dout, x, W, pad, need_dx=True, relu_out=None, saved
         # CNN: written whole and read by both products, it went out of the L2 cache. So the
         # kernel writes A dY (24 values a tile) and dM is made and used 6 matrices at a time
         FT = F * T
-        # a cache line spare after each row: rows of 36 KB (a multiple of 4096 bytes) would
-        # put the kernels' streams through several rows at once on the same cache sets
-        spare = 64 // dt.itemsize
-        Z = scratch("wino_Z", (24, FT + spare), dt)
+        Z = row_scratch("wino_Z", 24, FT, dt)
         if where is None:
             output_grad_transform(g, TH, TW, Z, db, k, mask[s:e], masked)
         else:
             pooled_grad_transform(g, where[s:e], TH, TW, Z, db, k, mask[s:e], masked)
-        D = scratch("wino_dM", (6, FT + spare), dt)
+        D = row_scratch("wino_dM", 6, FT, dt)
         dM = D[:, :FT].reshape(6, F, T)             # entries 6i..6i+5 of dM, in turn
         dU = np.empty((36, F, C), dt)
         if need_dx:
             CT = C * T
-            Dv = scratch("wino_dV", (6, CT + spare), dt)
+            Dv = row_scratch("wino_dV", 6, CT, dt)
             dV = Dv[:, :CT].reshape(6, C, T)        # entries 6i..6i+5 of dV, in turn
-            R = scratch("wino_R", (36, CT + spare), dt)
+            R = row_scratch("wino_R", 36, CT, dt)
         for i in range(6):
             rows = slice(6 * i, 6 * i + 6)
             grad_rows(Z, i, FT, D, k)
