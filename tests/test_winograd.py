@@ -107,7 +107,7 @@ def _tiles_of(xp, TH, TW):
 @pytest.mark.parametrize("n, C, TH, TW", [(2, 3, 2, 3), (1, 32, 6, 6), (3, 1, 1, 1)])
 def test_input_transform_writes_each_tiles_bt_d_b_channels_last(n, C, TH, TW):
     xp = _r((n, C, 4 * TH + 2, 4 * TW + 2), 0, np.float64)
-    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    k = fast.winograd.constants(np.float64)
     Vt = fast.winograd.input_transform(xp, TH, TW, np.empty((36, n * TH * TW, C)), k)
     BT = ref.WINOGRAD_BT
     want = np.einsum("ia,tcab,jb->ijtc", BT, _tiles_of(xp, TH, TW), BT).reshape(36, -1, C)
@@ -119,7 +119,7 @@ def test_output_kernels_give_a_t_m_a_plus_bias_then_the_pooled_maxima_and_where(
     n, F, TH, TW = 2, 5, 2, 3
     T = n * TH * TW
     Mt, b = _r((36, T, F), 0, np.float64), _r(F, 1, np.float64)
-    k = np.array(fast.winograd.CONSTANTS[:4] + ((0,) if relu else (-np.inf,)), np.float64)
+    k = fast.winograd.constants(np.float64, 0 if relu else -np.inf)
     AT = ref.WINOGRAD_AT
     tiles = np.einsum("ai,tfij,ej->tfae", AT, Mt.reshape(6, 6, T, F).transpose(2, 3, 0, 1), AT)
     planes = tiles.reshape(n, TH, TW, F, 4, 4).transpose(0, 3, 1, 4, 2, 5)
@@ -148,7 +148,7 @@ def test_output_grad_kernels_give_a_dy_a_t_six_entries_at_a_time():
     n, F, TH, TW = 2, 3, 2, 3
     T = n * TH * TW
     dy = _r((n, F, 4 * TH, 4 * TW), 0, np.float64)
-    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    k = fast.winograd.constants(np.float64)
     Z, db = np.full((24, F * T + 3), np.nan), np.zeros(F)
     fast.winograd.output_grad_transform(dy, TH, TW, Z, db, k, dy, False)
     tiles = dy.reshape(n, F, TH, 4, TW, 4).transpose(1, 0, 2, 4, 3, 5).reshape(F, T, 4, 4)
@@ -174,7 +174,7 @@ def test_pooled_grad_kernel_routes_each_window_to_its_maximum(masked):
     dp = _r((n, F, 2 * TH, 2 * TW), 0, np.float64)
     mask = np.maximum(_r(dp.shape, 1, np.float64), 0)
     where = np.random.default_rng(2).integers(0, 4, dp.shape).astype(np.int8)
-    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    k = fast.winograd.constants(np.float64)
     Z, db = np.full((24, F * T + 3), np.nan), np.zeros(F)
     fast.winograd.pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked)
     g = np.where(mask > 0, dp, 0) if masked else dp
@@ -197,7 +197,7 @@ def test_input_grad_kernels_add_b_dv_b_t_into_the_overlapping_tiles():
     n, C, TH, TW = 2, 3, 2, 3
     T = n * TH * TW
     dV = _r((36, C, T), 0, np.float64)
-    k = np.array(fast.winograd.CONSTANTS, np.float64)
+    k = fast.winograd.constants(np.float64)
     R = np.full((36, C * T + 5), np.nan)
     for i in range(6):
         rows = np.ascontiguousarray(dV[6 * i:6 * i + 6].reshape(6, C * T))
