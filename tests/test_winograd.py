@@ -133,10 +133,11 @@ def test_output_kernels_give_a_t_m_a_plus_bias_then_the_pooled_maxima_and_where(
         return a.reshape(n, F, 2 * TH, 2 * TW, 4)
 
     shape = (n, F, 2 * TH, 2 * TW)
-    pooled = fast.winograd.output_transform_pool(Mt, b, TH, TW, np.empty(shape), k)
+    y = np.empty(shape)
+    pooled = fast.winograd.output_transform_pool(Mt, b, TH, TW, y, k, y, False)
     np.testing.assert_allclose(pooled, windows(want).max(axis=-1), rtol=1e-12, atol=1e-12)
     where = np.empty(shape, np.int8)
-    again = fast.winograd.output_transform_pool_where(Mt, b, TH, TW, np.empty(shape), where, k)
+    again = fast.winograd.output_transform_pool(Mt, b, TH, TW, np.empty(shape), k, where, True)
     np.testing.assert_array_equal(again, pooled)
     # the max-pool's argmax, of the values before the ReLU (which keeps their order)
     np.testing.assert_array_equal(where, windows(lin).argmax(axis=-1))

@@ -308,14 +308,20 @@ def _put_pooled(out, n, f, th, tw, v0, v1, v2, v3):
 
 
 @njit(cache=True, nogil=True)
-def output_transform_pool(Mt, b, TH, TW, y, k):
+def output_transform_pool(Mt, b, TH, TW, y, k, where, positions):
     """:func:`output_transform` followed by a 2x2, stride-2 max-pool, into y (n, F, 2TH, 2TW):
     the pooling windows never straddle two 4x4 tiles, so each tile gives its 2x2 of maxima
-    without the full-size output ever being written."""
+    without the full-size output ever being written. With ``positions`` (training), also
+    where each maximum was, into ``where`` (int8, y's shape), as 2*row + column inside its
+    window, ties to the first (the max-pool's argmax), for :func:`pooled_grad_transform`;
+    without, ``where`` is not touched (pass y). The positions take a loop of their own,
+    which recomputes the tile's rows: with their stores in the maxima's loop, LLVM did not
+    vectorise it (in an earlier kernel: 3x slower)."""
     N, F = y.shape[0], y.shape[1]
     lo = k[4]
     S = np.empty((4, 6, F), y.dtype)
     P = np.empty((4, F), y.dtype)           # pooled (p, q) of the tile at [2p + q]
+    A = np.empty((4, F), y.dtype)           # where the maximum of P[q] was, as a float
     for n in range(N):
         for th in range(TH):
             for tw in range(TW):
@@ -323,26 +329,8 @@ def output_transform_pool(Mt, b, TH, TW, y, k):
                 _pool_tile(S, b, lo, k, P)
                 for f in range(F):
                     _put_pooled(y, n, f, th, tw, P[0, f], P[1, f], P[2, f], P[3, f])
-    return y
-
-
-@njit(cache=True, nogil=True)
-def output_transform_pool_where(Mt, b, TH, TW, y, where, k):
-    """:func:`output_transform_pool` for training: also where each maximum was, into
-    ``where`` (int8, y's shape), as 2*row + column inside its window, ties to the first (the
-    max-pool's argmax), for :func:`pooled_grad_transform`. The positions take a loop of
-    their own, which recomputes the tile's rows: with their stores in the maxima's loop,
-    LLVM did not vectorise it (in the kernel before this one: 3x slower)."""
-    N, F = y.shape[0], y.shape[1]
-    lo = k[4]
-    S = np.empty((4, 6, F), y.dtype)
-    P = np.empty((4, F), y.dtype)
-    A = np.empty((4, F), y.dtype)           # where the maximum of P[q] was, as a float
-    for n in range(N):
-        for th in range(TH):
-            for tw in range(TW):
-                _columns(Mt, (n * TH + th) * TW + tw, k, S)
-                _pool_tile(S, b, lo, k, P)
+                if not positions:
+                    continue
                 for f in range(F):
                     r0 = _row(S, 0, f, k)
                     r1 = _row(S, 1, f, k)
@@ -353,7 +341,6 @@ def output_transform_pool_where(Mt, b, TH, TW, y, where, k):
                     A[2, f] = _argmax4(r2[0], r2[1], r3[0], r3[1])
                     A[3, f] = _argmax4(r2[2], r2[3], r3[2], r3[3])
                 for f in range(F):
-                    _put_pooled(y, n, f, th, tw, P[0, f], P[1, f], P[2, f], P[3, f])
                     _put_pooled(where, n, f, th, tw, np.int8(A[0, f]), np.int8(A[1, f]),
                                 np.int8(A[2, f]), np.int8(A[3, f]))
     return y
@@ -451,7 +438,7 @@ def grad_rows(Z, i, n, D, k):
 @njit(cache=True, nogil=True)
 def pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked):
     """:func:`output_grad_transform` after a forward that ended in the fused 2x2 max-pool
-    (``output_transform_pool_where``): dp (n, F, 2TH, 2TW) is the pooled output's gradient,
+    (``output_transform_pool`` with positions): dp (n, F, 2TH, 2TW) is the pooled output's gradient,
     and each tile's 4x4 dY is zero but for the maximum of each of its four windows
     (``where``), which gets its window's dp; gated by ``mask`` > 0 (the pooled output) when
     ``masked``, the fused ReLU.
@@ -685,10 +672,8 @@ def conv2d_winograd_forward(x, W, b, pad, relu=False, pool=False, saved=None):
         where = saved["wino_pool"] = np.empty((N, F, 2 * TH, 2 * TW), np.int8)
 
     def transform(M, s, e, out):
-        if keep:
-            return output_transform_pool_where(M, b, TH, TW, out, where[s:e], k)
         if pool:
-            return output_transform_pool(M, b, TH, TW, out, k)
+            return output_transform_pool(M, b, TH, TW, out, k, where[s:e] if keep else out, keep)
         return output_transform(M, b, TH, TW, out, k)
 
     def part(s, e):
