@@ -409,9 +409,9 @@ def _pooled_column(G, A, w, upper, lower, k, Z, row, T, off):
     z4 = Z[row + 4, off:off + T]
     z5 = Z[row + 5, off:off + T]
     for t in range(T):
-        u = _a(_routed(G[w, 0, t], A[w, 0, t], upper), _routed(G[w, 0, t], A[w, 0, t], lower),
-               _routed(G[w + 2, 0, t], A[w + 2, 0, t], upper),
-               _routed(G[w + 2, 0, t], A[w + 2, 0, t], lower), k)
+        u = _a(_routed(G[w, t], A[w, t], upper), _routed(G[w, t], A[w, t], lower),
+               _routed(G[w + 2, t], A[w + 2, t], upper),
+               _routed(G[w + 2, t], A[w + 2, t], lower), k)
         z0[t] = u[0]
         z1[t] = u[1]
         z2[t] = u[2]
@@ -449,8 +449,8 @@ def pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked):
     microseconds per image for a tile-by-tile kernel, when it still wrote dM itself)."""
     N, F = dp.shape[0], dp.shape[1]
     T = N * TH * TW
-    G = np.empty((4, 1, T), dp.dtype)       # window q's gated gradient, in tile t
-    A = np.empty((4, 1, T), dp.dtype)       # ... where its maximum was (as a value of dp's
+    G = np.empty((4, T), dp.dtype)          # window q's gated gradient, in tile t
+    A = np.empty((4, T), dp.dtype)          # ... where its maximum was (as a value of dp's
     pos = np.arange(4).astype(dp.dtype)     # dtype: int8 mixed in kept LLVM from vectorising)
     for f in range(F):
         total = 0.0
@@ -472,14 +472,14 @@ def pooled_grad_transform(dp, where, TH, TW, Z, db, k, mask, masked):
                     b = _gate(g0[q + 1], m0[q + 1], masked)
                     c = _gate(g1[q], m1[q], masked)
                     d = _gate(g1[q + 1], m1[q + 1], masked)
-                    G[0, 0, t] = a
-                    G[1, 0, t] = b
-                    G[2, 0, t] = c
-                    G[3, 0, t] = d
-                    A[0, 0, t] = w0[q]
-                    A[1, 0, t] = w0[q + 1]
-                    A[2, 0, t] = w1[q]
-                    A[3, 0, t] = w1[q + 1]
+                    G[0, t] = a
+                    G[1, t] = b
+                    G[2, t] = c
+                    G[3, t] = d
+                    A[0, t] = w0[q]
+                    A[1, t] = w0[q + 1]
+                    A[2, t] = w1[q]
+                    A[3, t] = w1[q + 1]
                     total += (a + b) + (c + d)
         db[f] += total
         # A dY, column by column: columns 0-1 lie in windows 0 (top) and 2 (bottom), 2-3
