@@ -220,14 +220,15 @@ def input_transform(xp, TH, TW, Vt, k):
     return Vt
 
 
-# The three output kernels below take the products' M^T (36, T, F), a tile's values with
-# the filters last, and work a tile at a time with the filters innermost: A^T down the
-# tile's six columns into S (``_columns``), then along its rows (``_row``), each a loop over
-# F values side by side, which LLVM turns into vector instructions; only the last step, to
-# the image planes (n, F, ...), stores value by value. Per image of conv2 in the examples
-# CNN (one core), the output transform with the fused 2x2 max-pool and its positions took
-# 27 against 53 microseconds for the kernel before, which went a filter at a time over M
-# (36, F, T); and the product, (T, C) @ (C, F) instead of (F, C) @ (C, T), 50 against 60.
+# The two output kernels below (plain and pooled) take the products' M^T (36, T, F), a
+# tile's values with the filters last, and work a tile at a time with the filters innermost:
+# A^T down the tile's six columns into S (``_columns``), then along its rows (``_row``), each
+# a loop over F values side by side, which LLVM turns into vector instructions; only the
+# last step, to the image planes (n, F, ...), stores value by value. Per image of conv2 in
+# the examples CNN (one core), the output transform with the fused 2x2 max-pool and its
+# positions took 27 against 53 microseconds for the kernel before, which went a filter at a
+# time over M (36, F, T); and the product, (T, C) @ (C, F) instead of (F, C) @ (C, T), 50
+# against 60.
 
 @njit(cache=True, inline="always")
 def _columns(Mt, t, k, S):
