@@ -329,3 +329,13 @@ def test_download_interrupted_by_ctrl_c_keeps_only_complete_files(tmp_path, monk
     finally:
         server.close()
     assert sorted(os.listdir(cache)) == sorted(s + ".gz" for s in data.MNIST_FILES.values())
+
+
+def test_to_float_scales_bytes_to_float32_images_with_a_channel_axis():
+    images = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    x = data.to_float(images)
+    assert x.dtype == np.float32 and x.shape == (1, 1, 16, 16)
+    # bit for bit the float32 division v / 255, so 255 -> exactly 1 and 51 -> 0.2f
+    np.testing.assert_array_equal(x[0, 0], images[0].astype(np.float32) / np.float32(255))
+    assert x[0, 0, 15, 15] == 1.0 and x[0, 0, 3, 3] == np.float32(0.2)
+    assert data.to_float(np.zeros((0, 28, 28), np.uint8)).shape == (0, 1, 28, 28)

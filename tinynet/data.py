@@ -321,8 +321,14 @@ def _fetch(url, timeout, quiet):
 # -- preparing batches -------------------------------------------------------------------
 
 def to_float(images):
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], the layout layers expect."""
-    return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], the layout layers expect.
+
+    One division straight from uint8 into the float32 result: for the training set,
+    ``astype(float32) / 255.0`` (a conversion, then a division into a second 188 MB array)
+    took 0.5-1.1 s here against 0.05 s, with the same values bit for bit."""
+    images = np.asarray(images)
+    out = np.empty(images.shape, dtype=np.float32)
+    return np.divide(images, np.float32(255), out=out, dtype=np.float32)[:, None]
 
 
 __all__ = ["load_mnist", "read_idx", "write_idx", "parse_idx", "find_mnist", "download_mnist",
