@@ -135,6 +135,40 @@ def test_col2im_is_the_adjoint_of_im2col():
     assert np.sum(cols * d) == pytest.approx(np.sum(x * ref.col2im(d, x.shape, 3, 2, 2, 1)))
 
 
+def test_side_by_side_kernels_hold_each_images_cols_and_masked_gradient():
+    """The layout dL/dW's single product reads: row k of ``im2col_side_by_side`` holds tap k
+    of every image (the reference's im2col of image n at n*P), and ``grad_side_by_side``
+    puts dL/dy the same way, zeroed where a fused ReLU's output was not positive, with db."""
+    from tinynet.ops.fast import conv
+    from tinynet.ops.fast.scheduler import row_scratch
+
+    x = _r((3, 2, 7, 8))
+    want = ref.im2col(x, 3, 2, 1, 1)                               # (N, K, P)
+    N, K, P = want.shape
+    rows = row_scratch("test_rows", K, N * P, F32)
+    assert rows.shape[1] > N * P                                   # rows longer than needed
+    conv.im2col_side_by_side(x, 3, 2, 1, 1, rows)
+    for n in range(N):
+        np.testing.assert_array_equal(rows[:, n * P:(n + 1) * P], want[n])
+    G, out = _r((N, 4, P), 1), _r((N, 4, P), 2)
+    for masked in (False, True):
+        G2, db = row_scratch("test_g", 4, N * P, F32), np.zeros(4)
+        conv.grad_side_by_side(G, out, masked, G2, db)
+        Gm = np.where(out > 0, G, 0) if masked else G
+        for n in range(N):
+            np.testing.assert_array_equal(G2[:, n * P:(n + 1) * P], Gm[n])
+        np.testing.assert_allclose(db, Gm.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12)
+
+
+def test_fast_conv2d_backward_with_a_fused_relu_agrees():
+    x, Wt, b = _r((5, 3, 9, 8)), _r((4, 3, 3, 3), 1), _r(4, 2)
+    y = ref.conv2d_forward(x, Wt, b, 2, 1, True)                   # stride 2: im2col
+    g = _r(y.shape, 3)
+    for a, c in zip(ref.conv2d_backward(g, x, Wt, 2, 1, True, y),
+                    fast.conv2d_backward(g, x, Wt, 2, 1, True, y)):
+        close(a, c, 2e-5)
+
+
 def test_fast_conv2d_gives_the_same_result_in_any_number_of_slices(monkeypatch):
     from tinynet.ops.fast import conv
 
