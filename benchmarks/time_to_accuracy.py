@@ -80,8 +80,8 @@ def worker_torch():
     xt = torch.from_numpy(data.to_float(xt))
     y, yt = torch.from_numpy(y.astype(np.int64)), torch.from_numpy(yt.astype(np.int64))
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5), nn.MaxPool2d(2), nn.BatchNorm2d(32), nn.ReLU(),
         nn.Flatten(), nn.Linear(512, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -130,8 +130,8 @@ def worker_keras():
 
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
-        L.Conv2D(16, 5), bn(), L.ReLU(), L.MaxPooling2D(2),
-        L.Conv2D(32, 5), bn(), L.ReLU(), L.MaxPooling2D(2),
+        L.Conv2D(16, 5), L.ReLU(), L.MaxPooling2D(2),
+        L.Conv2D(32, 5), L.MaxPooling2D(2), bn(), L.ReLU(),
         L.Flatten(), L.Dense(128), bn(), L.ReLU(), L.Dense(10),
     ])
     steps = recipe.epochs * -(-len(x) // recipe.batch_size)

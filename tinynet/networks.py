@@ -59,12 +59,18 @@ def cnn(rng=None, classes=10):
 
 
 def small_cnn(rng=None):
-    """A LeNet-sized network for fast training: 5x5 convs with batch norm, each followed by
-    a 2x2 max-pool. 28 -> 24 -> 12 -> 8 -> 4."""
+    """A LeNet-sized network for fast training: two 5x5 convs, each followed by a 2x2
+    max-pool, 28 -> 24 -> 12 -> 8 -> 4. Batch norm only where it is cheap: none after the
+    first conv (16 maps of 24x24, the largest tensor of the network: its batch norm took a
+    sixth of a training step), and after the second one on the pooled 4x4 maps rather than
+    the 8x8 ones (pooling first picks the same maxima whenever the norm's scale is positive).
+    On a validation split, one epoch of the fast recipe reached the same accuracy as with a
+    batch norm after each conv (98.97% against 98.84% at its best learning rate; three seeds
+    each) in 0.8x the time."""
     rng = get_rng(rng)
     return Sequential([
-        Conv2D(1, 16, 5, rng=rng), BatchNorm(16), ReLU(), MaxPool2D(2),
-        Conv2D(16, 32, 5, rng=rng), BatchNorm(32), ReLU(), MaxPool2D(2),
+        Conv2D(1, 16, 5, rng=rng), ReLU(), MaxPool2D(2),
+        Conv2D(16, 32, 5, rng=rng), MaxPool2D(2), BatchNorm(32), ReLU(),
         Flatten(), Dense(32 * 4 * 4, 128, rng=rng), BatchNorm(128), ReLU(),
         Dense(128, 10, init="glorot", rng=rng),
     ])

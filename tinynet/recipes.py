@@ -118,9 +118,9 @@ RECIPES = {
                          augment={"max_shift": 2.0, "max_rotation": 10.0, "scale": (0.9, 1.1)},
                          note="conv net with batch norm, augmentation, AdamW, one-cycle",
                          seconds=619),
-    # The quickest route to 99% we found: a LeNet-sized net, two epochs, one-cycle.
-    "fast": Recipe(model="small_cnn", epochs=2, batch_size=128, lr=6e-3, schedule="one_cycle",
-                   note="small conv net, 2 epochs, Adam, one-cycle", seconds=24),
+    # The quickest route to 99% we found: a LeNet-sized net, one epoch, one-cycle.
+    "fast": Recipe(model="small_cnn", epochs=1, batch_size=128, lr=1e-2, schedule="one_cycle",
+                   note="small conv net, 1 epoch, Adam, one-cycle", seconds=7),
 }
 
 
