@@ -339,3 +339,18 @@ def test_to_float_scales_bytes_to_float32_images_with_a_channel_axis():
     np.testing.assert_array_equal(x[0, 0], images[0].astype(np.float32) / np.float32(255))
     assert x[0, 0, 15, 15] == 1.0 and x[0, 0, 3, 3] == np.float32(0.2)
     assert data.to_float(np.zeros((0, 28, 28), np.uint8)).shape == (0, 1, 28, 28)
+
+
+def test_small_pages_restores_numpys_huge_page_setting():
+    core = getattr(np, "_core", None) or np.core
+    switch = getattr(core.multiarray, "_set_madvise_hugepage", None)
+    if switch is None:
+        pytest.skip("this NumPy has no huge-page switch")
+    for setting in (True, False):
+        switch(setting)
+        with data.small_pages():
+            assert switch(False) is False           # off inside the block
+            block = np.ones((1 << 21,), np.float32)  # 8 MB: NumPy would ask for huge pages
+        assert switch(setting) is setting           # back as it was
+    switch(True)
+    assert block.sum() == 1 << 21
