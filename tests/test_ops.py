@@ -151,13 +151,28 @@ def test_side_by_side_kernels_hold_each_images_cols_and_masked_gradient():
     for n in range(N):
         np.testing.assert_array_equal(rows[:, n * P:(n + 1) * P], want[n])
     G, out = _r((N, 4, P), 1), _r((N, 4, P), 2)
+    nowhere = np.zeros((1, 1, 1), np.int32)
     for masked in (False, True):
         G2, db = row_scratch("test_g", 4, N * P, F32), np.zeros(4)
-        conv.grad_side_by_side(G, out, masked, G2, db)
+        conv.grad_side_by_side(G, out, masked, nowhere, False, P, G2, db)
         Gm = np.where(out > 0, G, 0) if masked else G
         for n in range(N):
             np.testing.assert_array_equal(G2[:, n * P:(n + 1) * P], Gm[n])
         np.testing.assert_allclose(db, Gm.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12)
+    # after a fused 2x2 max-pool: the pooled gradient, routed to where the maxima were
+    OH, OW = 7, 8
+    pooled, arg = ref.maxpool_forward(_r((N, 4, OH, OW), 4), 2, 2, 2)
+    Gp = _r(pooled.shape, 5)
+    for masked in (False, True):
+        G2, db = row_scratch("test_g", 4, N * OH * OW, F32), np.zeros(4)
+        G2[:] = np.nan                                             # every entry is written
+        conv.grad_side_by_side(Gp.reshape(N, 4, -1), pooled.reshape(N, 4, -1), masked,
+                               arg.reshape(N, 4, -1), True, OH * OW, G2, db)
+        Gm = np.where(pooled > 0, Gp, 0) if masked else Gp
+        want = ref.maxpool_backward(Gm, arg, (N, 4, OH, OW)).reshape(N, 4, OH * OW)
+        for n in range(N):
+            np.testing.assert_array_equal(G2[:, n * OH * OW:(n + 1) * OH * OW], want[n])
+        np.testing.assert_allclose(db, Gm.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
 def test_fast_conv2d_backward_with_a_fused_relu_agrees():

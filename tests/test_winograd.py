@@ -365,6 +365,59 @@ def test_examples_cnn_training_is_the_same_fused():
         assert rel(a, c) < 1e-4
 
 
+def test_fast_recipe_cnn_training_is_the_same_fused():
+    """The fast recipe's network fuses each max-pool into the convolution before it, with
+    the ReLU (conv1) and without one (conv2, whose batch norm comes after the pool): the same
+    logits and gradients as layer by layer. Its conv1 takes dL/dW by taps, from the pooled
+    gradient."""
+    from tinynet import networks
+    from tinynet.losses import softmax_cross_entropy
+
+    model = networks.small_cnn(np.random.default_rng(0))
+    x = np.random.default_rng(1).random((6, 1, 28, 28), dtype=np.float32)
+    labels = np.arange(6)
+    out = {}
+    for fuse in (False, True):
+        model.fuse = fuse
+        logits = model.forward(x, training=True)
+        model.backward(softmax_cross_entropy(logits, labels)[1])
+        # (not conv2's dL/db: the batch norm after it cancels any bias, so that one is
+        # zero but for rounding)
+        out[fuse] = [logits, model.layers[0].grads["b"].copy()] + [
+            model.layers[i].grads["W"].copy() for i in (0, 3)]
+    assert {1, 2, 4} <= model._fused              # conv1's ReLU and pool, conv2's pool
+    for a, c in zip(out[True], out[False]):
+        assert rel(a, c) < 1e-4
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("case", [(5, 1, 12, 11, 4, 5, 0), (3, 1, 9, 9, 3, 3, 1)],
+                         ids=lambda c: "x".join(map(str, c)))
+def test_first_layer_weight_gradient_by_taps_from_the_pooled_gradient(case, relu):
+    """A first layer with a fused max-pool: dL/dW and dL/db by taps straight from the
+    pooled gradient and where the maxima were, odd output sizes included."""
+    from tinynet.ops.fast import conv
+
+    N, C, H, Wd, F, k, pad = case
+    assert C * k * k <= conv.BY_TAPS_MAX
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((N, C, H, Wd)).astype(np.float32)
+    W = rng.standard_normal((F, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    y = ref.conv2d_forward(x, W, b, 1, pad, relu)
+    pooled, arg = ref.maxpool_forward(y, 2, 2, 2)
+    g = _r(pooled.shape, 3)
+    want = ref.conv2d_backward(ref.maxpool_backward(g, arg, y.shape), x, W, 1, pad, False,
+                               relu_out=y if relu else None)
+    saved = {}
+    out = fast.conv2d_forward(x, W, b, 1, pad, relu, pool=True, saved=saved)
+    assert rel(out, pooled) < 2e-5
+    got = fast.conv2d_backward(g, x, W, 1, pad, False, out if relu else None, saved)
+    assert got[0] is None and not saved
+    for a, c in zip(got[1:], want[1:]):
+        assert rel(a, c) < 2e-5
+
+
 def test_examples_cnn_inference_is_the_same_fused():
     from tinynet import networks
 

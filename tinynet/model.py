@@ -48,10 +48,11 @@ class Sequential:
         self.layers[0].needs_input_grad = False
         self.metadata = dict(metadata or {})
 
-    #: Compute a Conv2D and the ReLU after it (with a 2x2 max-pool after them, that too; at
-    #: inference also a BatchNorm between them) as one op, and a BatchNorm and the ReLU after
-    #: it (training, where the BatchNorm cannot be folded; with a 2x2 max-pool after them,
-    #: that too), saving passes over memory; the same math. False: every layer on its own.
+    #: Compute a Conv2D and the ReLU after it (with a 2x2 max-pool after them, or straight
+    #: after the Conv2D, that too; at inference also a BatchNorm between them) as one op,
+    #: and a BatchNorm and the ReLU after it (training, where the BatchNorm cannot be
+    #: folded; with a 2x2 max-pool after them, that too), saving passes over memory; the
+    #: same math. False: every layer on its own.
     fuse = True
 
     def forward(self, x, training=False):
@@ -67,7 +68,7 @@ class Sequential:
                 if relu:
                     skip.add(j)                 # its backward is part of the Conv2D's
                     j += 1
-                pool = relu and _pool2x2(layers, j)
+                pool = _pool2x2(layers, j)
                 if pool:
                     skip.add(j)                 # and so is the max-pool's
                     j += 1

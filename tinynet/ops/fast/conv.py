@@ -28,9 +28,8 @@ on two threads, as ``benchmarks/profile_conv.py`` measures them):
 import numpy as np
 from numba import njit
 
-from ..reference import conv_output_size, pool_fused, unpool_fused
-from .elementwise import relu_backward
-from .pool import maxpool_backward, maxpool_forward
+from ..reference import conv_output_size
+from .pool import larger
 from .scheduler import chunk_for, row_scratch, run_chunks, scratch
 from .winograd import _padded, conv2d_winograd_backward, conv2d_winograd_forward
 
@@ -80,6 +79,37 @@ def add_bias(y, b, relu):
     return y
 
 
+@njit(cache=True, nogil=True)
+def bias_pool(y, OW, b, relu, out, arg):
+    """out[n, f, ph, pw] = max of the 2x2 window (2ph.., 2pw..) of y[n, f] + b[f], then
+    max(., 0) when ``relu``; arg = where that maximum was, as the flat index oh*OW + ow
+    (ties to the first in row-major order, as ``pool._maxpool2x2_forward``). ``y`` is
+    (N, F, OH*OW), the slice's product; an odd last row or column is dropped. The bias and
+    the ReLU's floor are added after the maximum, not before (the same values: rounding
+    and the floor keep the order), so this is conv -> ReLU -> pool in one pass over y,
+    which is still in cache, instead of two more over the unpooled output."""
+    N, F, P = y.shape
+    PH, PW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for f in range(F):
+            plane = y[n, f]
+            bias = b[f]
+            for ph in range(PH):
+                top = 2 * ph * OW
+                orow = out[n, f, ph]
+                arow = arg[n, f, ph]
+                for pw in range(PW):
+                    at = top + 2 * pw
+                    best, where = plane[at], at
+                    best, where = larger(plane[at + 1], at + 1, best, where)
+                    best, where = larger(plane[at + OW], at + OW, best, where)
+                    best, where = larger(plane[at + OW + 1], at + OW + 1, best, where)
+                    v = best + bias
+                    orow[pw] = 0 if relu and v < 0 else v
+                    arow[pw] = where
+    return out
+
+
 def by_image(rows, n, P):
     """The (n, R, P) view, image by image, of ``rows`` (R, at least n*P) holding the n images
     of a slice side by side in each row (the layout of ``im2col``): what np.matmul needs to
@@ -88,24 +118,38 @@ def by_image(rows, n, P):
 
 
 @njit(cache=True, nogil=True)
-def grad_side_by_side(G, mask, masked, G2, db):
+def grad_side_by_side(G, mask, masked, arg, pooled, P, G2, db):
     """G2[f, n*P + p] = G'[n, f, p], the images of dL/dy side by side in each filter's row
-    (the layout of ``cols``), and db[f] += sum_{n, p} G'[n, f, p] (in float64), in one pass;
-    G' is G, or, when ``masked`` (a fused ReLU), G where mask > 0 and 0 elsewhere. Returns
+    (the layout of ``im2col_side_by_side``), and db[f] += sum_{n, p} G'[n, f, p] (in
+    float64), in one pass; G' is G, or, when ``masked`` (a fused ReLU), G where mask > 0
+    and 0 elsewhere. When ``pooled`` (a fused 2x2 max-pool), G and mask are the pooled
+    ones, (N, F, Q), and G'[n, f, q] goes to position arg[n, f, q] of the P, all others 0:
+    the max-pool's backward, done here instead of in a pass of its own over dL/dy. Returns
     ``G2``, whose rows may be longer than N*P (``row_scratch``)."""
-    N, F, P = G.shape
+    N, F, Q = G.shape
     for f in range(F):
         total = 0.0
         for n in range(N):
             src = G[n, f]
             m = mask[n, f]
             dst = G2[f, n * P:(n + 1) * P]
-            for p in range(P):
-                v = src[p]
-                if masked:
-                    v = v if m[p] > 0 else v * 0
-                dst[p] = v
-                total += v
+            if pooled:
+                at = arg[n, f]
+                for p in range(P):
+                    dst[p] = 0
+                for q in range(Q):
+                    v = src[q]
+                    if masked:
+                        v = v if m[q] > 0 else v * 0
+                    dst[at[q]] = v
+                    total += v
+            else:
+                for p in range(P):
+                    v = src[p]
+                    if masked:
+                        v = v if m[p] > 0 else v * 0
+                    dst[p] = v
+                    total += v
         db[f] += total
     return G2
 
@@ -207,34 +251,51 @@ def col2im(dcols, kh, kw, stride, pad, dx):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def weight_grad_by_taps(G, mask, masked, xp, kh, kw, dW, db):
+def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, dW, db):
     """A stride-1 layer's dW[f, c, i, j] += sum_{oh, ow} G'[n, f, oh, ow] * xp[n, c, oh + i,
     ow + j] and db[f] += sum G'[n, f] (each image's sums added in float64), with G' = G,
     or, when ``masked`` (a fused ReLU), G where mask > 0 and 0 elsewhere; ``xp`` is the input,
     already padded. Each tap's gradient is the correlation of G' with the input shifted by
-    (i, j): the cols formula without the cols copy.
+    (i, j): the cols formula without the cols copy. When ``pooled`` (a fused 2x2 max-pool),
+    G and mask are the pooled ones and each G' value sits at its window's maximum, flat
+    index arg[n, f, ph, pw] = oh*OW + ow, the rest of G' being 0 (the max-pool's backward,
+    without writing the unpooled dL/dy out).
 
     G' goes into a plane as wide as xp's rows, zeros past OW, so that tap (i, j) is one sum
     over a flat run: sum_q g[q] * xflat[q + i*WP + j], long enough for LLVM to vectorise (a
     row of 24-28 outputs was too short for its vector loop). The run stops kw - 1 short of
     the plane's end: those entries of g are zeros of the last row, and xflat ends there."""
-    N, F, OH, OW = G.shape
-    C, WP = xp.shape[1], xp.shape[3]
+    N, F, GH, GW = G.shape
+    C, HP, WP = xp.shape[1], xp.shape[2], xp.shape[3]
+    OH, OW = HP - kh + 1, WP - kw + 1
     g = np.zeros(OH * WP, dtype=G.dtype)
     run = OH * WP - (kw - 1)
     for n in range(N):
         for f in range(F):
             total = G.dtype.type(0)
-            for oh in range(OH):
-                grow = G[n, f, oh]
-                mrow = mask[n, f, oh]
-                gout = g[oh * WP:oh * WP + OW]
-                for ow in range(OW):
-                    v = grow[ow]
-                    if masked:
-                        v = v if mrow[ow] > 0 else v * 0
-                    gout[ow] = v
-                    total += v
+            if pooled:
+                for q in range(OH * WP):
+                    g[q] = 0
+            for gh in range(GH):
+                grow = G[n, f, gh]
+                mrow = mask[n, f, gh]
+                if pooled:
+                    arow = arg[n, f, gh]
+                    for gw in range(GW):
+                        v = grow[gw]
+                        if masked:
+                            v = v if mrow[gw] > 0 else v * 0
+                        oh = arow[gw] // OW
+                        g[oh * WP + arow[gw] - oh * OW] = v
+                        total += v
+                else:
+                    gout = g[gh * WP:gh * WP + GW]
+                    for gw in range(GW):
+                        v = grow[gw]
+                        if masked:
+                            v = v if mrow[gw] > 0 else v * 0
+                        gout[gw] = v
+                        total += v
             db[f] += total
             for c in range(C):
                 xflat = xp[n, c].reshape(-1)
@@ -250,90 +311,104 @@ def weight_grad_by_taps(G, mask, masked, xp, kh, kw, dW, db):
     return dW
 
 
+# the positions argument of the kernels below when no max-pool is fused (never read)
+_NO_POSITIONS = np.zeros((1, 1, 1, 1), np.int32)
+
+
 def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
-    if pool:
-        return pool_fused(conv2d_forward(x, W, b, stride, pad, relu), saved, maxpool_forward)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     K, P = C * kh * kw, OH * OW
     Wm, bias = W.reshape(F, K), np.ascontiguousarray(b, dtype=W.dtype)
-    y = np.empty((N, F, P), dtype=W.dtype)
+    if pool:
+        # the 2x2 max-pool in the pass that adds the bias: the unpooled output is never
+        # written out, and training keeps where each maximum was (as ``pool_fused`` does)
+        y = np.empty((N, F, OH // 2, OW // 2), dtype=W.dtype)
+        arg = np.empty(y.shape, dtype=np.int32)
+        if saved is not None:
+            saved["pool"] = (arg, (N, F, OH, OW))
+    else:
+        y = np.empty((N, F, P), dtype=W.dtype)
 
     def part(s, e):
         cols = im2col(x[s:e], kh, kw, stride, pad, scratch("conv_cols", (e - s, K, P), W.dtype))
-        np.matmul(Wm, cols, out=y[s:e])            # one BLAS call per image
-        add_bias(y[s:e], bias, relu)               # while this slice is in cache
+        if pool:
+            product = scratch("conv_y", (e - s, F, P), W.dtype)
+            np.matmul(Wm, cols, out=product)       # one BLAS call per image
+            bias_pool(product, OW, bias, relu, y[s:e], arg[s:e])
+        else:
+            np.matmul(Wm, cols, out=y[s:e])
+            add_bias(y[s:e], bias, relu)           # while this slice is in cache
 
     chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     run_chunks(part, N, chunk)
-    return y.reshape(N, F, OH, OW)
+    return y if pool else y.reshape(N, F, OH, OW)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
     if _winograd(W, stride):
         return conv2d_winograd_backward(dout, x, W, pad, need_dx, relu_out, saved)
-    if saved and "pool" in saved:
-        dout = unpool_fused(dout, relu_out, saved, relu_backward, maxpool_backward)
-        relu_out = None
     F, C, kh, kw = W.shape
-    if stride == 1 and not need_dx and C * kh * kw <= BY_TAPS_MAX:
-        return (None, *_weight_grad_by_taps(dout, x, W, pad, relu_out))
-    x = np.ascontiguousarray(x, dtype=W.dtype)
-    N, K = x.shape[0], C * kh * kw
-    G = np.ascontiguousarray(dout, dtype=W.dtype).reshape(N, F, -1)   # (N, F, P)
+    dt = W.dtype
+    pooled = bool(saved) and "pool" in saved
+    # dout and relu_out are the pooled ones after a fused max-pool; the kernels route them
+    # to where the maxima were as they read them
+    arg, (N, _, OH, OW) = saved.pop("pool") if pooled else (_NO_POSITIONS, dout.shape)
+    G = np.ascontiguousarray(dout, dtype=dt)
     masked = relu_out is not None
-    mask = np.ascontiguousarray(relu_out, dtype=W.dtype).reshape(G.shape) if masked else G
-    P = G.shape[2]
+    mask = np.ascontiguousarray(relu_out, dtype=dt) if masked else G
+    x = np.ascontiguousarray(x, dtype=dt)
+    if stride == 1 and not need_dx and C * kh * kw <= BY_TAPS_MAX:
+        return (None, *_weight_grad_by_taps(G, mask, masked, arg, pooled, x, W, pad))
+    K, P = C * kh * kw, OH * OW
+    G, mask = G.reshape(N, F, -1), mask.reshape(N, F, -1)     # (N, F, P), pooled (N, F, Q)
+    arg = arg.reshape(arg.shape[0], arg.shape[1], -1)
     Wm = W.reshape(F, K)
-    dx = np.empty(x.shape, dtype=W.dtype) if need_dx else None
+    dx = np.empty(x.shape, dtype=dt) if need_dx else None
 
     def part(s, e):
         n = e - s
         cols = im2col_side_by_side(x[s:e], kh, kw, stride, pad,
-                                   row_scratch("conv_rows", K, n * P, W.dtype))
+                                   row_scratch("conv_rows", K, n * P, dt))
         db = np.zeros(F)
-        G2 = grad_side_by_side(G[s:e], mask[s:e], masked,
-                               row_scratch("conv_g", F, n * P, W.dtype), db)[:, :n * P]
+        G2 = grad_side_by_side(G[s:e], mask[s:e], masked, arg[s:e] if pooled else arg, pooled,
+                               P, row_scratch("conv_g", F, n * P, dt), db)[:, :n * P]
         # this slice's share of dL/dWm = G2 @ cols^T in one product (one per image was 2x
         # slower: a sum of only P = OH*OW terms per call), taken as its transpose cols @ G2^T
         # (K, F), the order the BLAS was faster in (the transposes are views it reads in place)
         dWt = cols[:, :n * P] @ G2.T
         if dx is not None:
             # dcols, though, one product per image: faster than one for the slice
-            dcols = scratch("conv_dcols", (n, K, P), W.dtype)
+            dcols = scratch("conv_dcols", (n, K, P), dt)
             np.matmul(Wm.T, by_image(G2, n, P), out=dcols)
             col2im(dcols, kh, kw, stride, pad, dx[s:e])
         return dWt, db
 
-    chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
+    chunk = min(chunk_for(N, K * P * dt.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     parts = run_chunks(part, N, chunk)
     dWt = sum(p[0] for p in parts)   # in slice order, so the sum never depends on timing
-    db = sum(p[1] for p in parts).astype(W.dtype)
+    db = sum(p[1] for p in parts).astype(dt)
     return dx, np.ascontiguousarray(dWt.T).reshape(W.shape), db
 
 
-def _weight_grad_by_taps(dout, x, W, pad, relu_out):
+def _weight_grad_by_taps(G, mask, masked, arg, pooled, x, W, pad):
     """(dW, db) of a stride-1 convolution by ``weight_grad_by_taps``, slices of the batch
     side by side, their sums added in slice order."""
     F, C, kh, kw = W.shape
     dt = W.dtype
-    x = np.ascontiguousarray(x, dtype=dt)
-    G = np.ascontiguousarray(dout, dtype=dt)
-    masked = relu_out is not None
-    mask = np.ascontiguousarray(relu_out, dtype=dt) if masked else G
     N, _, H, Wd = x.shape
     HP, WP = H + 2 * pad, Wd + 2 * pad
 
     def part(s, e):
         dW, db = np.zeros((F, C, kh, kw)), np.zeros(F)
-        weight_grad_by_taps(G[s:e], mask[s:e], masked, _padded(x[s:e], pad, HP, WP, "conv_xp"),
-                            kh, kw, dW, db)
+        weight_grad_by_taps(G[s:e], mask[s:e], masked, arg[s:e] if pooled else arg, pooled,
+                            _padded(x[s:e], pad, HP, WP, "conv_xp"), kh, kw, dW, db)
         return dW, db
 
-    parts = run_chunks(part, N, chunk_for(N, (C * HP * WP + 2 * G[0].size) * dt.itemsize,
-                                          CHUNK_BYTES))
+    per_image = C * HP * WP + 2 * G[0].size
+    parts = run_chunks(part, N, chunk_for(N, per_image * dt.itemsize, CHUNK_BYTES))
     return sum(p[0] for p in parts).astype(dt), sum(p[1] for p in parts).astype(dt)
