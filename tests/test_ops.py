@@ -44,10 +44,10 @@ def test_every_op_exists_in_both_backends_with_one_signature():
 
 # -- dense ----------------------------------------------------------------------------------
 
-# the last two split over threads: the forward by images, then (fewer images than outputs)
-# by output features
+# the last three split over threads: the forward by input features, then (a batch over
+# SPLIT_INPUTS_MAX_BATCH) by images
 @pytest.mark.parametrize("n, d_in, d_out", [(1, 1, 1), (7, 5, 3), (33, 17, 9),
-                                            (301, 131, 119), (41, 801, 151)])
+                                            (301, 131, 119), (41, 801, 151), (601, 131, 119)])
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_dense_agrees(n, d_in, d_out, need_dx):
     x, W, b, g = _r((n, d_in)), _r((d_in, d_out), 1), _r(d_out, 2), _r((n, d_out), 3)
