@@ -213,22 +213,25 @@ def _im2col(xp, kh, kw, stride, flat, row_step, image_step):
 
 
 @njit(cache=True, nogil=True)
-def col2im(dcols, kh, kw, stride, pad, dx):
+def col2im(dcols, kh, kw, stride, pad, dx, plane):
     """Accumulate ``dcols`` (N, C*kh*kw, OH*OW) into ``dx`` (N, C, H, W); returns ``dx``.
 
     ``dx`` is overwritten. Same loops as
-    :func:`im2col` with += instead of =, into a zero-padded plane whose border (the
-    gradient of the padding) is dropped at the end.
+    :func:`im2col` with += instead of =, into ``plane``, a zero-padded (H + 2 pad, W + 2 pad)
+    buffer whose border (the gradient of the padding) is dropped at the end. (The caller
+    gives the buffer: allocating it here compiled NumPy's np.empty for the kernel, a fifth
+    of a second of a cold start.)
     """
     N, C, H, W = dx.shape
     OH = (H + 2 * pad - kh) // stride + 1
     OW = (W + 2 * pad - kw) // stride + 1
     HP = H + 2 * pad
     WP = W + 2 * pad
-    plane = np.empty((HP, WP), dtype=dx.dtype)
+    flat = plane.reshape(HP * WP)
     for n in range(N):
         for c in range(C):
-            plane[:, :] = 0
+            for q in range(HP * WP):
+                flat[q] = 0
             for i in range(kh):
                 for j in range(kw):
                     row = dcols[n, (c * kh + i) * kw + j]
@@ -251,7 +254,7 @@ def col2im(dcols, kh, kw, stride, pad, dx):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, dW, db):
+def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, g, dW, db):
     """A stride-1 layer's dW[f, c, i, j] += sum_{oh, ow} G'[n, f, oh, ow] * xp[n, c, oh + i,
     ow + j] and db[f] += sum G'[n, f] (each image's sums added in float64), with G' = G,
     or, when ``masked`` (a fused ReLU), G where mask > 0 and 0 elsewhere; ``xp`` is the input,
@@ -264,12 +267,15 @@ def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, dW, db):
     G' goes into a plane as wide as xp's rows, zeros past OW, so that tap (i, j) is one sum
     over a flat run: sum_q g[q] * xflat[q + i*WP + j], long enough for LLVM to vectorise (a
     row of 24-28 outputs was too short for its vector loop). The run stops kw - 1 short of
-    the plane's end: those entries of g are zeros of the last row, and xflat ends there."""
+    the plane's end: those entries of g are zeros of the last row, and xflat ends there.
+    ``g`` is that plane's buffer, OH*WP values (given by the caller: allocating it here
+    compiled NumPy's np.zeros for the kernel, a fifth of a second of a cold start)."""
     N, F, GH, GW = G.shape
     C, HP, WP = xp.shape[1], xp.shape[2], xp.shape[3]
     OH, OW = HP - kh + 1, WP - kw + 1
-    g = np.zeros(OH * WP, dtype=G.dtype)
     run = OH * WP - (kw - 1)
+    for q in range(OH * WP):
+        g[q] = 0
     for n in range(N):
         for f in range(F):
             total = G.dtype.type(0)
@@ -385,7 +391,8 @@ def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=
             # dcols, though, one product per image: faster than one for the slice
             dcols = scratch("conv_dcols", (n, K, P), dt)
             np.matmul(Wm.T, by_image(G2, n, P), out=dcols)
-            col2im(dcols, kh, kw, stride, pad, dx[s:e])
+            col2im(dcols, kh, kw, stride, pad, dx[s:e],
+                   scratch("conv_plane", (x.shape[2] + 2 * pad, x.shape[3] + 2 * pad), dt))
         return dWt, db
 
     chunk = min(chunk_for(N, K * P * dt.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
@@ -406,7 +413,8 @@ def _weight_grad_by_taps(G, mask, masked, arg, pooled, x, W, pad):
     def part(s, e):
         dW, db = np.zeros((F, C, kh, kw)), np.zeros(F)
         weight_grad_by_taps(G[s:e], mask[s:e], masked, arg[s:e] if pooled else arg, pooled,
-                            _padded(x[s:e], pad, HP, WP, "conv_xp"), kh, kw, dW, db)
+                            _padded(x[s:e], pad, HP, WP, "conv_xp"), kh, kw,
+                            scratch("conv_taps_g", ((HP - kh + 1) * WP,), dt), dW, db)
         return dW, db
 
     per_image = C * HP * WP + 2 * G[0].size
