@@ -96,6 +96,19 @@ def test_conv_relu_and_max_pool_fused_gradients_match(rng, backend):
         assert len(errors) == 5 and max(errors.values()) < 1e-6
 
 
+def test_conv_and_max_pool_without_relu_fused_gradients_match(rng, backend):
+    """A 2x2 max-pool straight after a Conv2D (the fast recipe's conv2, whose batch norm comes
+    after the pool) runs inside it too: the Winograd path (8 channels), im2col (2) and a
+    first layer taking dL/dW by taps from the pooled gradient (1, no dL/dx). Exact."""
+    for channels, size, input_grad in ((8, (7, 6), True), (2, (5, 4), True), (1, (6, 7), False)):
+        model = Sequential([Conv2D(channels, 3, 3, padding=1, rng=rng), MaxPool2D(2),
+                            Flatten(), Dense(3 * (size[0] // 2) * (size[1] // 2), 3, rng=rng)])
+        x = rng.standard_normal((3, channels) + size)
+        errors = check_model(model, x, np.array([0, 2, 1]), input_grad=input_grad)
+        assert model._fused == {1}              # the max-pool ran inside the Conv2D
+        assert len(errors) == 4 + input_grad and max(errors.values()) < 1e-6
+
+
 def test_first_layer_conv_relu_and_pool_gradients_match_without_input_grad(rng, backend):
     """A first layer, which skips dL/dx, takes its weight and bias gradients by taps in the
     fast backend (one pass with the ReLU's mask: ``conv.weight_grad_by_taps``), padded or
