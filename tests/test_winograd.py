@@ -418,6 +418,58 @@ def test_first_layer_weight_gradient_by_taps_from_the_pooled_gradient(case, relu
         assert rel(a, c) < 2e-5
 
 
+@pytest.mark.parametrize("case", [(3, 8, 10, 10, 4, 0), (2, 8, 11, 9, 3, 1), (2, 9, 13, 13, 2, 1)],
+                         ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("relu, pool", [(False, False), (True, True)])
+def test_winograd_reads_an_input_laid_out_channels_last_the_same(case, relu, pool):
+    """At inference the Winograd forward reads a channels-last input (a transposed view of an
+    NHWC array) with ``input_transform_last``, padding it itself: the same output, bit for
+    bit, as from the same values in NCHW order; odd sizes and padding included."""
+    x, W, b, pad = _inputs(case, np.float32)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    assert fast.winograd.channels_last(xl.transpose(0, 3, 1, 2)) is not None
+    assert fast.winograd.channels_last(x) is None
+    want = fast.conv2d_winograd_forward(x, W, b, pad, relu, pool)
+    got = fast.conv2d_winograd_forward(xl.transpose(0, 3, 1, 2), W, b, pad, relu, pool)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_input_kernel_for_channels_last_gives_the_same_tiles():
+    x = _r((2, 8, 10, 14), 1)
+    k = fast.winograd.constants(np.float32)
+    want = fast.winograd.input_transform(x, 2, 3, np.empty((36, 12, 8), np.float32), k)
+    got = fast.winograd.input_transform_last(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 2, 3,
+                                             np.empty((36, 12, 8), np.float32), k)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_conv_output_laid_out_channels_last_holds_the_same_values(relu):
+    """``channels_last`` (the im2col path) returns y with the channels innermost in memory:
+    the same values as the reference's, with the bias and ReLU (``add_bias_last``)."""
+    x, W, b = _r((5, 1, 11, 9), 1), _r((8, 1, 3, 3), 2), _r((8,), 3)
+    y = fast.conv2d_forward(x, W, b, 1, 1, relu, channels_last=True)
+    assert y.shape == (5, 8, 11, 9) and y.strides[1] == 4            # channels innermost
+    assert rel(y, ref.conv2d_forward(x, W, b, 1, 1, relu)) < 2e-6
+    assert ref.conv2d_forward(x, W, b, 1, 1, relu, channels_last=True).flags.c_contiguous
+
+
+def test_examples_cnn_inference_hands_conv1_to_conv2_channels_last(monkeypatch):
+    from tinynet import networks
+
+    calls = []
+    real = fast.winograd.input_transform_last
+    monkeypatch.setattr(fast.winograd, "input_transform_last",
+                        lambda *a: calls.append(1) or real(*a))
+    model = networks.torch_example_cnn(np.random.default_rng(0))
+    x = np.random.default_rng(1).random((300, 1, 28, 28), dtype=np.float32)
+    with ops.use("fast"):
+        logits = model.forward(x)
+        assert calls                                 # conv2 read conv1's output so
+        model.fuse = False
+        assert rel(model.forward(x), logits) < 1e-4
+
+
 def test_examples_cnn_inference_is_the_same_fused():
     from tinynet import networks
 

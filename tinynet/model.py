@@ -72,7 +72,11 @@ class Sequential:
                 if pool:
                     skip.add(j)                 # and so is the max-pool's
                     j += 1
-                x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool)
+                # at inference, an output that goes straight into another convolution may
+                # be laid out channels last, which that one reads faster
+                into_conv = not training and j < len(layers) and isinstance(layers[j], Conv2D)
+                x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool,
+                                  channels_last=into_conv)
             elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \
                     and type(layers[j]) is ReLU:
                 skip.add(j)                     # its backward is part of the BatchNorm's

@@ -86,18 +86,21 @@ class Conv2D(Layer):
                              f"({self.kh}, {self.kw}) with padding {self.padding}")
         return oh, ow
 
-    def forward(self, x, training=False, relu=False, bn=None, pool=False):
+    def forward(self, x, training=False, relu=False, bn=None, pool=False, channels_last=False):
         """``relu``, ``bn`` and ``pool`` are for ``Sequential``, which fuses a following ReLU
         (and a 2x2 max-pool after it, and at inference a BatchNorm before it) into this
         layer's op: y = max(conv(x) + b, 0), with the BatchNorm folded into W and b
         (``BatchNorm.fold``), pooled. Same math, fewer passes over memory; in training the
-        op keeps where each pooled maximum was, for the backward."""
+        op keeps where each pooled maximum was, for the backward. ``channels_last``: y goes
+        straight into another Conv2D (a layout hint for the op, see ``ops.conv2d_forward``;
+        the values are the same)."""
         self._check_input(x)
         W, b = self.params["W"], self.params["b"]
         if bn is not None:
             W, b = bn.fold(W, b)
         saved = {} if training else None           # what the backend keeps for backward
-        y = ops.conv2d_forward(x, W, b, self.stride, self.padding, relu, pool, saved)
+        y = ops.conv2d_forward(x, W, b, self.stride, self.padding, relu, pool, saved,
+                               channels_last)
         if training:
             self.cache = (x, y if relu else None, saved)   # y: the fused ReLU's mask
         return y

@@ -170,7 +170,8 @@ def col2im(dcols, x_shape, kh, kw, stride, pad):
     return dxp[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
+                   channels_last=False):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} W[f, c, i, j] * xp[n, c, oh*stride+i, ow*stride+j]
 
     x (N, C, H, W), W (F, C, kh, kw), b (F,)  ->  y (N, F, OH, OW).
@@ -182,6 +183,9 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     ``saved``: a dict (training), where a backend may keep intermediate results for
     conv2d_backward, which gets the same dict; this backend keeps only where each pooled
     maximum was, and recomputes the rest.
+    ``channels_last``: a hint that y goes straight into another convolution, which a backend
+    may read faster with y's values laid out channels last in memory (still the same
+    (N, F, OH, OW) array to anyone reading it); this backend ignores it.
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape

@@ -110,6 +110,20 @@ def bias_pool(y, OW, b, relu, out, arg):
     return out
 
 
+@njit(cache=True, nogil=True)
+def add_bias_last(y, b, relu):
+    """``add_bias`` for y laid out channels last, (N, P, F): y[n, p, :] += b, then max(., 0)
+    when ``relu``, in one pass; returns ``y``."""
+    N, P, F = y.shape
+    for n in range(N):
+        for p in range(P):
+            row = y[n, p]
+            for f in range(F):
+                v = row[f] + b[f]
+                row[f] = 0 if relu and v < 0 else v
+    return y
+
+
 def by_image(rows, n, P):
     """The (n, R, P) view, image by image, of ``rows`` (R, at least n*P) holding the n images
     of a slice side by side in each row (the layout of ``im2col``): what np.matmul needs to
@@ -321,9 +335,12 @@ def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, g, dW, db):
 _NO_POSITIONS = np.zeros((1, 1, 1, 1), np.int32)
 
 
-def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
+def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
+                   channels_last=False):
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
+    if channels_last and not pool:
+        return _conv2d_forward_channels_last(x, W, b, stride, pad, relu)
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -353,6 +370,29 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None):
     chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     run_chunks(part, N, chunk)
     return y if pool else y.reshape(N, F, OH, OW)
+
+
+def _conv2d_forward_channels_last(x, W, b, stride, pad, relu):
+    """conv2d_forward's y, laid out channels last in memory: y (N, F, OH, OW) is a view of a
+    C-contiguous (N, OH, OW, F) array, each image's product taken as cols[n]^T Wm^T (P, F).
+    For a convolution whose output goes straight into a Winograd one, which reads it so
+    faster (``winograd.input_transform_last``); any other reader sees the same values."""
+    F, C, kh, kw = W.shape
+    x = np.ascontiguousarray(x, dtype=W.dtype)
+    N, _, H, Wd = x.shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    K, P = C * kh * kw, OH * OW
+    WmT, bias = W.reshape(F, K).T, np.ascontiguousarray(b, dtype=W.dtype)
+    y = np.empty((N, P, F), dtype=W.dtype)
+
+    def part(s, e):
+        cols = im2col(x[s:e], kh, kw, stride, pad, scratch("conv_cols", (e - s, K, P), W.dtype))
+        np.matmul(cols.transpose(0, 2, 1), WmT, out=y[s:e])    # one BLAS call per image
+        add_bias_last(y[s:e], bias, relu)
+
+    chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
+    run_chunks(part, N, chunk)
+    return y.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
