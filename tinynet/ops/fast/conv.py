@@ -268,67 +268,90 @@ def col2im(dcols, kh, kw, stride, pad, dx, plane):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def weight_grad_by_taps(G, mask, masked, arg, pooled, xp, kh, kw, g, dW, db):
+def weight_grad_by_taps(G, mask, masked, xp, kh, kw, dW, db):
     """A stride-1 layer's dW[f, c, i, j] += sum_{oh, ow} G'[n, f, oh, ow] * xp[n, c, oh + i,
     ow + j] and db[f] += sum G'[n, f] (each image's sums added in float64), with G' = G,
     or, when ``masked`` (a fused ReLU), G where mask > 0 and 0 elsewhere; ``xp`` is the input,
     already padded. Each tap's gradient is the correlation of G' with the input shifted by
-    (i, j): the cols formula without the cols copy. When ``pooled`` (a fused 2x2 max-pool),
-    G and mask are the pooled ones and each G' value sits at its window's maximum, flat
-    index arg[n, f, ph, pw] = oh*OW + ow, the rest of G' being 0 (the max-pool's backward,
-    without writing the unpooled dL/dy out).
+    (i, j): the cols formula without the cols copy (``_correlate_taps``).
 
     G' goes into a plane as wide as xp's rows, zeros past OW, so that tap (i, j) is one sum
     over a flat run: sum_q g[q] * xflat[q + i*WP + j], long enough for LLVM to vectorise (a
-    row of 24-28 outputs was too short for its vector loop). The run stops kw - 1 short of
-    the plane's end: those entries of g are zeros of the last row, and xflat ends there.
-    ``g`` is that plane's buffer, OH*WP values (given by the caller: allocating it here
-    compiled NumPy's np.zeros for the kernel, a fifth of a second of a cold start)."""
-    N, F, GH, GW = G.shape
-    C, HP, WP = xp.shape[1], xp.shape[2], xp.shape[3]
-    OH, OW = HP - kh + 1, WP - kw + 1
-    run = OH * WP - (kw - 1)
-    for q in range(OH * WP):
-        g[q] = 0
+    row of 24-28 outputs was too short for its vector loop)."""
+    N, F, OH, OW = G.shape
+    WP = xp.shape[3]
+    g = np.zeros(OH * WP, dtype=G.dtype)
     for n in range(N):
         for f in range(F):
             total = G.dtype.type(0)
-            if pooled:
-                for q in range(OH * WP):
-                    g[q] = 0
-            for gh in range(GH):
-                grow = G[n, f, gh]
-                mrow = mask[n, f, gh]
-                if pooled:
-                    arow = arg[n, f, gh]
-                    for gw in range(GW):
-                        v = grow[gw]
-                        if masked:
-                            v = v if mrow[gw] > 0 else v * 0
-                        oh = arow[gw] // OW
-                        g[oh * WP + arow[gw] - oh * OW] = v
-                        total += v
-                else:
-                    gout = g[gh * WP:gh * WP + GW]
-                    for gw in range(GW):
-                        v = grow[gw]
-                        if masked:
-                            v = v if mrow[gw] > 0 else v * 0
-                        gout[gw] = v
-                        total += v
+            for oh in range(OH):
+                grow = G[n, f, oh]
+                mrow = mask[n, f, oh]
+                gout = g[oh * WP:oh * WP + OW]
+                for ow in range(OW):
+                    v = grow[ow]
+                    if masked:
+                        v = v if mrow[ow] > 0 else v * 0
+                    gout[ow] = v
+                    total += v
             db[f] += total
-            for c in range(C):
-                xflat = xp[n, c].reshape(-1)
-                for i in range(kh):
-                    for j in range(kw):
-                        # a slice, not xflat[q + shift]: Numba's check for a negative
-                        # index would stop the vectorising (measured 14x slower)
-                        shifted = xflat[i * WP + j:i * WP + j + run]
-                        acc = G.dtype.type(0)
-                        for q in range(run):
-                            acc += g[q] * shifted[q]
-                        dW[f, c, i, j] += acc
+            _correlate_taps(g, xp, n, f, kh, kw, dW)
     return dW
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def weight_grad_by_taps_pooled(G, mask, masked, arg, xp, kh, kw, g, dW, db):
+    """``weight_grad_by_taps`` after a fused 2x2 max-pool: G and mask are the pooled ones, and
+    each G' value sits at its window's maximum, flat index arg[n, f, ph, pw] = oh*OW + ow,
+    the rest of the plane being 0 (the max-pool's backward, without writing the unpooled
+    dL/dy out). A kernel of its own, so that each compiles only when a network needs it.
+    ``g`` (OH*WP values) comes from the caller: allocated here, as the other kernel does,
+    it compiled NumPy's np.zeros for the kernel, a fifth of a second of the fast recipe's
+    cold start. (Given to that kernel, it made it 5-10% slower: LLVM must then allow for
+    g sharing memory with the arrays the kernel reads.)"""
+    N, F, PH, PW = G.shape
+    HP, WP = xp.shape[2], xp.shape[3]
+    OH, OW = HP - kh + 1, WP - kw + 1
+    for n in range(N):
+        for f in range(F):
+            total = G.dtype.type(0)
+            for q in range(OH * WP):
+                g[q] = 0
+            for ph in range(PH):
+                grow = G[n, f, ph]
+                mrow = mask[n, f, ph]
+                arow = arg[n, f, ph]
+                for pw in range(PW):
+                    v = grow[pw]
+                    if masked:
+                        v = v if mrow[pw] > 0 else v * 0
+                    oh = arow[pw] // OW
+                    g[oh * WP + arow[pw] - oh * OW] = v
+                    total += v
+            db[f] += total
+            _correlate_taps(g, xp, n, f, kh, kw, dW)
+    return dW
+
+
+@njit(cache=True, inline="always", fastmath={"reassoc", "contract"})
+def _correlate_taps(g, xp, n, f, kh, kw, dW):
+    """dW[f, c, i, j] += sum_q g[q] * xp[n, c].flat[q + i*WP + j] for every tap: the plane g
+    (G' of image n, filter f, as wide as xp's rows) against the input shifted by (i, j). The
+    run stops kw - 1 short of the plane's end: those entries of g are zeros of its last row,
+    and the input plane ends there."""
+    C, HP, WP = xp.shape[1], xp.shape[2], xp.shape[3]
+    run = (HP - kh + 1) * WP - (kw - 1)
+    for c in range(C):
+        xflat = xp[n, c].reshape(-1)
+        for i in range(kh):
+            for j in range(kw):
+                # a slice, not xflat[q + shift]: Numba's check for a negative index would
+                # stop the vectorising (measured 14x slower)
+                shifted = xflat[i * WP + j:i * WP + j + run]
+                acc = g.dtype.type(0)
+                for q in range(run):
+                    acc += g[q] * shifted[q]
+                dW[f, c, i, j] += acc
 
 
 # the positions argument of the kernels below when no max-pool is fused (never read)
@@ -452,9 +475,13 @@ def _weight_grad_by_taps(G, mask, masked, arg, pooled, x, W, pad):
 
     def part(s, e):
         dW, db = np.zeros((F, C, kh, kw)), np.zeros(F)
-        weight_grad_by_taps(G[s:e], mask[s:e], masked, arg[s:e] if pooled else arg, pooled,
-                            _padded(x[s:e], pad, HP, WP, "conv_xp"), kh, kw,
-                            scratch("conv_taps_g", ((HP - kh + 1) * WP,), dt), dW, db)
+        xp = _padded(x[s:e], pad, HP, WP, "conv_xp")
+        g = scratch("conv_taps_g", ((HP - kh + 1) * WP,), dt)
+        if pooled:
+            weight_grad_by_taps_pooled(G[s:e], mask[s:e], masked, arg[s:e], xp, kh, kw, g, dW,
+                                       db)
+        else:
+            weight_grad_by_taps(G[s:e], mask[s:e], masked, xp, kh, kw, dW, db)
         return dW, db
 
     per_image = C * HP * WP + 2 * G[0].size
