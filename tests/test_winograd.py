@@ -342,26 +342,36 @@ def test_fused_pool_in_training_agrees_with_conv_then_pool(case, relu):
         assert not saved                          # everything kept was used, and let go
 
 
+def _fused_and_layer_by_layer(model, n, grads):
+    """The logits and the named gradients ((layer index, "W" or "b") pairs) of one training
+    step on n random images, with the layers fused and then one by one; and the set of
+    layers that ran inside another's op."""
+    from tinynet.losses import softmax_cross_entropy
+
+    x = np.random.default_rng(1).random((n, 1, 28, 28), dtype=np.float32)
+    out = {}
+    for fuse in (True, False):
+        model.fuse = fuse
+        logits = model.forward(x, training=True)
+        if fuse:
+            fused = set(model._fused)
+        model.backward(softmax_cross_entropy(logits, np.arange(n) % 10)[1])
+        out[fuse] = [logits] + [model.layers[i].grads[k].copy() for i, k in grads]
+    return out[True], out[False], fused
+
+
 def test_examples_cnn_training_is_the_same_fused():
     """PyTorch's example network trains through the fused Conv2D + ReLU + max-pool: the same
     logits and gradients as layer by layer (dropout off, so both see the same function)."""
     from tinynet import networks
-    from tinynet.losses import softmax_cross_entropy
 
     model = networks.torch_example_cnn(np.random.default_rng(0))
     for layer in model.layers:
         if hasattr(layer, "p"):
             layer.p = 0.0
-    x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
-    labels = np.arange(5)
-    out = {}
-    for fuse in (False, True):
-        model.fuse = fuse
-        logits = model.forward(x, training=True)
-        model.backward(softmax_cross_entropy(logits, labels)[1])
-        out[fuse] = [logits] + [model.layers[i].grads["W"].copy() for i in (0, 2)]
-    assert model._fused == {1, 3, 4}              # both ReLUs, and the max-pool after conv2
-    for a, c in zip(out[True], out[False]):
+    fused, plain, which = _fused_and_layer_by_layer(model, 5, [(0, "W"), (2, "W")])
+    assert which == {1, 3, 4}                     # both ReLUs, and the max-pool after conv2
+    for a, c in zip(fused, plain):
         assert rel(a, c) < 1e-4
 
 
@@ -369,24 +379,14 @@ def test_fast_recipe_cnn_training_is_the_same_fused():
     """The fast recipe's network fuses each max-pool into the convolution before it, with
     the ReLU (conv1) and without one (conv2, whose batch norm comes after the pool): the same
     logits and gradients as layer by layer. Its conv1 takes dL/dW by taps, from the pooled
-    gradient."""
+    gradient. (Not conv2's dL/db: the batch norm after it cancels any bias, so that one is
+    zero but for rounding.)"""
     from tinynet import networks
-    from tinynet.losses import softmax_cross_entropy
 
     model = networks.small_cnn(np.random.default_rng(0))
-    x = np.random.default_rng(1).random((6, 1, 28, 28), dtype=np.float32)
-    labels = np.arange(6)
-    out = {}
-    for fuse in (False, True):
-        model.fuse = fuse
-        logits = model.forward(x, training=True)
-        model.backward(softmax_cross_entropy(logits, labels)[1])
-        # (not conv2's dL/db: the batch norm after it cancels any bias, so that one is
-        # zero but for rounding)
-        out[fuse] = [logits, model.layers[0].grads["b"].copy()] + [
-            model.layers[i].grads["W"].copy() for i in (0, 3)]
-    assert {1, 2, 4} <= model._fused              # conv1's ReLU and pool, conv2's pool
-    for a, c in zip(out[True], out[False]):
+    fused, plain, which = _fused_and_layer_by_layer(model, 6, [(0, "W"), (0, "b"), (3, "W")])
+    assert {1, 2, 4} <= which                     # conv1's ReLU and pool, conv2's pool
+    for a, c in zip(fused, plain):
         assert rel(a, c) < 1e-4
 
 

@@ -131,6 +131,13 @@ def by_image(rows, n, P):
     return rows[:, :n * P].reshape(rows.shape[0], n, P).transpose(1, 0, 2)
 
 
+@njit(cache=True, inline="always")
+def _gated(v, m, masked):
+    """v where a fused ReLU let the gradient through (its output m > 0), else 0; v itself
+    when there is no ReLU (``masked`` false). 0 as v * 0, so that a NaN stays a NaN."""
+    return v if not masked or m > 0 else v * 0
+
+
 @njit(cache=True, nogil=True)
 def grad_side_by_side(G, mask, masked, arg, pooled, P, G2, db):
     """G2[f, n*P + p] = G'[n, f, p], the images of dL/dy side by side in each filter's row
@@ -152,16 +159,12 @@ def grad_side_by_side(G, mask, masked, arg, pooled, P, G2, db):
                 for p in range(P):
                     dst[p] = 0
                 for q in range(Q):
-                    v = src[q]
-                    if masked:
-                        v = v if m[q] > 0 else v * 0
+                    v = _gated(src[q], m[q], masked)
                     dst[at[q]] = v
                     total += v
             else:
                 for p in range(P):
-                    v = src[p]
-                    if masked:
-                        v = v if m[p] > 0 else v * 0
+                    v = _gated(src[p], m[p], masked)
                     dst[p] = v
                     total += v
         db[f] += total
@@ -289,9 +292,7 @@ def weight_grad_by_taps(G, mask, masked, xp, kh, kw, dW, db):
                 mrow = mask[n, f, oh]
                 gout = g[oh * WP:oh * WP + OW]
                 for ow in range(OW):
-                    v = grow[ow]
-                    if masked:
-                        v = v if mrow[ow] > 0 else v * 0
+                    v = _gated(grow[ow], mrow[ow], masked)
                     gout[ow] = v
                     total += v
             db[f] += total
@@ -322,9 +323,7 @@ def weight_grad_by_taps_pooled(G, mask, masked, arg, xp, kh, kw, g, dW, db):
                 mrow = mask[n, f, ph]
                 arow = arg[n, f, ph]
                 for pw in range(PW):
-                    v = grow[pw]
-                    if masked:
-                        v = v if mrow[pw] > 0 else v * 0
+                    v = _gated(grow[pw], mrow[pw], masked)
                     oh = arow[pw] // OW
                     g[oh * WP + arow[pw] - oh * OW] = v
                     total += v

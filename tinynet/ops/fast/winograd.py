@@ -173,6 +173,17 @@ def _six_rows(plane, h):
 
 
 @njit(cache=True, inline="always")
+def _put_bt_column(Q, w, c, q):
+    """Q[:, w, c] = q, the six values of B^T d down one column of six image rows."""
+    Q[0, w, c] = q[0]
+    Q[1, w, c] = q[1]
+    Q[2, w, c] = q[2]
+    Q[3, w, c] = q[3]
+    Q[4, w, c] = q[4]
+    Q[5, w, c] = q[5]
+
+
+@njit(cache=True, inline="always")
 def _times_b(Q, t0, TW, Vt, k):
     """The input kernels' second pass: B along each tile's six columns of Q (6, >= 4TW+2, C),
     B^T d of a row of tiles with the channels last, all channels at once, into tiles
@@ -218,13 +229,7 @@ def input_transform(xp, TH, TW, Vt, k):
                 plane = xp[n, c]
                 r0, r1, r2, r3, r4, r5 = _six_rows(plane, h)
                 for w in range(WP):
-                    q = _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k)
-                    Q[0, w, c] = q[0]
-                    Q[1, w, c] = q[1]
-                    Q[2, w, c] = q[2]
-                    Q[3, w, c] = q[3]
-                    Q[4, w, c] = q[4]
-                    Q[5, w, c] = q[5]
+                    _put_bt_column(Q, w, c, _bt(r0[w], r1[w], r2[w], r3[w], r4[w], r5[w], k))
             _times_b(Q, (n * TH + th) * TW, TW, Vt, k)
     return Vt
 
@@ -247,13 +252,7 @@ def input_transform_last(xl, TH, TW, Vt, k):
             for w in range(WP):            # B^T d down the columns of rows h..h+5
                 a0, a1, a2, a3, a4, a5 = r0[w], r1[w], r2[w], r3[w], r4[w], r5[w]
                 for c in range(C):
-                    q = _bt(a0[c], a1[c], a2[c], a3[c], a4[c], a5[c], k)
-                    Q[0, w, c] = q[0]
-                    Q[1, w, c] = q[1]
-                    Q[2, w, c] = q[2]
-                    Q[3, w, c] = q[3]
-                    Q[4, w, c] = q[4]
-                    Q[5, w, c] = q[5]
+                    _put_bt_column(Q, w, c, _bt(a0[c], a1[c], a2[c], a3[c], a4[c], a5[c], k))
             _times_b(Q, (n * TH + th) * TW, TW, Vt, k)
     return Vt
 
