@@ -454,6 +454,33 @@ def test_conv_output_laid_out_channels_last_holds_the_same_values(relu):
     assert ref.conv2d_forward(x, W, b, 1, 1, relu, channels_last=True).flags.c_contiguous
 
 
+def test_only_a_winograd_convolution_asks_for_a_channels_last_input():
+    """The fast backend's Winograd forward reads a channels-last input faster, its im2col path
+    would copy it back; the reference reads every layout alike; and before the kernels are
+    loaded (the NumPy start) nobody asks."""
+    W3, W5 = np.zeros((16, 8, 3, 3), np.float32), np.zeros((16, 8, 5, 5), np.float32)
+    assert fast.conv2d_reads_channels_last(W3, 1, 1)
+    assert not fast.conv2d_reads_channels_last(W5, 1, 0)
+    assert not fast.conv2d_reads_channels_last(W3, 2, 1)               # stride 2: im2col
+    assert not fast.conv2d_reads_channels_last(W3[:, :1], 1, 1)        # one channel: im2col
+    assert not ref.conv2d_reads_channels_last(W3, 1, 1)
+
+
+def test_a_convolution_into_an_im2col_one_keeps_its_output_in_nchw(monkeypatch):
+    from tinynet import Conv2D, Dense, Flatten, ReLU, Sequential
+
+    calls = []
+    real = fast.conv._conv2d_forward_channels_last
+    monkeypatch.setattr(fast.conv, "_conv2d_forward_channels_last",
+                        lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(0)
+    model = Sequential([Conv2D(1, 8, 3, rng=rng), ReLU(), Conv2D(8, 4, 5, rng=rng), Flatten(),
+                        Dense(4 * 6 * 6, 3, rng=rng)])
+    with ops.use("fast"):
+        model.forward(np.random.default_rng(1).random((3, 1, 12, 12), dtype=np.float32))
+    assert not calls                     # the 5x5 convolution reads NCHW: nothing to gain
+
+
 def test_examples_cnn_inference_hands_conv1_to_conv2_channels_last(monkeypatch):
     from tinynet import networks
 

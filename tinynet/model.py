@@ -16,6 +16,7 @@ import zipfile
 
 import numpy as np
 
+from . import ops
 from .errors import ModelFileError
 from .files import atomic_write
 from .layers import LAYER_TYPES, BatchNorm, Conv2D, MaxPool2D, ReLU
@@ -72,11 +73,10 @@ class Sequential:
                 if pool:
                     skip.add(j)                 # and so is the max-pool's
                     j += 1
-                # at inference, an output that goes straight into another convolution may
-                # be laid out channels last, which that one reads faster
-                into_conv = not training and j < len(layers) and isinstance(layers[j], Conv2D)
+                # at inference, an output that goes straight into a convolution that reads
+                # a channels-last input faster is laid out so
                 x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool,
-                                  channels_last=into_conv)
+                                  channels_last=not training and _reads_channels_last(layers, j))
             elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \
                     and type(layers[j]) is ReLU:
                 skip.add(j)                     # its backward is part of the BatchNorm's
@@ -179,6 +179,13 @@ def _pool2x2(layers, j):
     """Whether layers[j] is a 2x2, stride-2 max-pool, the one the fused ops compute."""
     return (j < len(layers) and isinstance(layers[j], MaxPool2D)
             and layers[j].ph == layers[j].pw == layers[j].stride == 2)
+
+
+def _reads_channels_last(layers, j):
+    """Whether layers[j] is a Conv2D whose op reads a channels-last input faster."""
+    conv = layers[j] if j < len(layers) else None
+    return isinstance(conv, Conv2D) and ops.conv2d_reads_channels_last(
+        conv.params["W"], conv.stride, conv.padding)
 
 
 def _grad_getter(layer, name):

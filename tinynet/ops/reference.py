@@ -183,9 +183,10 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
     ``saved``: a dict (training), where a backend may keep intermediate results for
     conv2d_backward, which gets the same dict; this backend keeps only where each pooled
     maximum was, and recomputes the rest.
-    ``channels_last``: a hint that y goes straight into another convolution, which a backend
-    may read faster with y's values laid out channels last in memory (still the same
-    (N, F, OH, OW) array to anyone reading it); this backend ignores it.
+    ``channels_last``: a hint that y goes straight into a convolution that reads such an
+    input faster (``conv2d_reads_channels_last``): a backend may then lay y's values out
+    channels last in memory (still the same (N, F, OH, OW) array to anyone reading it);
+    this backend ignores it.
     """
     F, C, kh, kw = W.shape
     N, _, H, Wd = x.shape
@@ -195,6 +196,13 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
     y = y.reshape(N, F, OH, OW)
     y = np.maximum(y, 0) if relu else y
     return pool_fused(y, saved) if pool else y
+
+
+def conv2d_reads_channels_last(W, stride, pad):
+    """Whether ``conv2d_forward`` with these filters reads an input laid out channels last in
+    memory faster than one in NCHW order, so that the convolution before it should write
+    its output so (its ``channels_last``). This backend reads every layout alike: never."""
+    return False
 
 
 def pool_fused(y, saved, maxpool=None):

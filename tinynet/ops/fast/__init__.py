@@ -17,7 +17,7 @@ from ..reference import (  # noqa: F401
 )
 from . import scheduler  # noqa: F401
 from .augment import blur_planes, break_strokes, pen_width, thin, warp_bilinear  # noqa: F401
-from .conv import conv2d_backward, conv2d_forward  # noqa: F401
+from .conv import conv2d_backward, conv2d_forward, conv2d_reads_channels_last  # noqa: F401
 from .dense import dense_backward, dense_forward  # noqa: F401
 from .elementwise import (  # noqa: F401
     adam_update,

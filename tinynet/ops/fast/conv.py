@@ -394,6 +394,12 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
     return y if pool else y.reshape(N, F, OH, OW)
 
 
+def conv2d_reads_channels_last(W, stride, pad):
+    """The Winograd forward does (``winograd.input_transform_last``, any padding); the
+    im2col path would copy such an input back to NCHW first."""
+    return _winograd(W, stride)
+
+
 def _conv2d_forward_channels_last(x, W, b, stride, pad, relu):
     """conv2d_forward's y, laid out channels last in memory: y (N, F, OH, OW) is a view of a
     C-contiguous (N, OH, OW, F) array, each image's product taken as cols[n]^T Wm^T (P, F).
