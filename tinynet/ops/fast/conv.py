@@ -31,7 +31,7 @@ from numba import njit
 from ..reference import conv_output_size
 from .pool import larger
 from .scheduler import chunk_for, row_scratch, run_chunks, scratch
-from .winograd import _padded, conv2d_winograd_backward, conv2d_winograd_forward
+from .winograd import _gate, _padded, conv2d_winograd_backward, conv2d_winograd_forward
 
 # Work on slices of about this many bytes of ``cols`` at a time, one slice per worker
 # thread, so that the im2col copy is still in the core's cache when the product reads it.
@@ -131,13 +131,6 @@ def by_image(rows, n, P):
     return rows[:, :n * P].reshape(rows.shape[0], n, P).transpose(1, 0, 2)
 
 
-@njit(cache=True, inline="always")
-def _gated(v, m, masked):
-    """v where a fused ReLU let the gradient through (its output m > 0), else 0; v itself
-    when there is no ReLU (``masked`` false). 0 as v * 0, so that a NaN stays a NaN."""
-    return v if not masked or m > 0 else v * 0
-
-
 @njit(cache=True, nogil=True)
 def grad_side_by_side(G, mask, masked, arg, pooled, P, G2, db):
     """G2[f, n*P + p] = G'[n, f, p], the images of dL/dy side by side in each filter's row
@@ -159,12 +152,12 @@ def grad_side_by_side(G, mask, masked, arg, pooled, P, G2, db):
                 for p in range(P):
                     dst[p] = 0
                 for q in range(Q):
-                    v = _gated(src[q], m[q], masked)
+                    v = _gate(src[q], m[q], masked)
                     dst[at[q]] = v
                     total += v
             else:
                 for p in range(P):
-                    v = _gated(src[p], m[p], masked)
+                    v = _gate(src[p], m[p], masked)
                     dst[p] = v
                     total += v
         db[f] += total
@@ -292,7 +285,7 @@ def weight_grad_by_taps(G, mask, masked, xp, kh, kw, dW, db):
                 mrow = mask[n, f, oh]
                 gout = g[oh * WP:oh * WP + OW]
                 for ow in range(OW):
-                    v = _gated(grow[ow], mrow[ow], masked)
+                    v = _gate(grow[ow], mrow[ow], masked)
                     gout[ow] = v
                     total += v
             db[f] += total
@@ -323,7 +316,7 @@ def weight_grad_by_taps_pooled(G, mask, masked, arg, xp, kh, kw, g, dW, db):
                 mrow = mask[n, f, ph]
                 arow = arg[n, f, ph]
                 for pw in range(PW):
-                    v = _gated(grow[pw], mrow[pw], masked)
+                    v = _gate(grow[pw], mrow[pw], masked)
                     oh = arow[pw] // OW
                     g[oh * WP + arow[pw] - oh * OW] = v
                     total += v
