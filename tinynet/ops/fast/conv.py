@@ -352,10 +352,14 @@ _NO_POSITIONS = np.zeros((1, 1, 1, 1), np.int32)
 
 def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
                    channels_last=False):
+    """The reference's ``conv2d_forward``. With ``pool``, the 2x2 max-pool is taken in the
+    pass that adds the bias, so the unpooled output is never written out. With
+    ``channels_last`` (and no pool), y is a view of a C-contiguous (N, OH, OW, F) array, each
+    image's product taken as cols[n]^T Wm^T (P, F): the same values, for a Winograd
+    convolution after this one, which reads them so faster (``conv2d_reads_channels_last``)."""
     if _winograd(W, stride):
         return conv2d_winograd_forward(x, W, b, pad, relu, pool, saved)
-    if channels_last and not pool:
-        return _conv2d_forward_channels_last(x, W, b, stride, pad, relu)
+    channels_last = channels_last and not pool
     F, C, kh, kw = W.shape
     x = np.ascontiguousarray(x, dtype=W.dtype)
     N, _, H, Wd = x.shape
@@ -363,14 +367,12 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
     K, P = C * kh * kw, OH * OW
     Wm, bias = W.reshape(F, K), np.ascontiguousarray(b, dtype=W.dtype)
     if pool:
-        # the 2x2 max-pool in the pass that adds the bias: the unpooled output is never
-        # written out, and training keeps where each maximum was (as ``pool_fused`` does)
         y = np.empty((N, F, OH // 2, OW // 2), dtype=W.dtype)
         arg = np.empty(y.shape, dtype=np.int32)
         if saved is not None:
-            saved["pool"] = (arg, (N, F, OH, OW))
+            saved["pool"] = (arg, (N, F, OH, OW))     # where each maximum was, as pool_fused
     else:
-        y = np.empty((N, F, P), dtype=W.dtype)
+        y = np.empty((N, P, F) if channels_last else (N, F, P), dtype=W.dtype)
 
     def part(s, e):
         cols = im2col(x[s:e], kh, kw, stride, pad, scratch("conv_cols", (e - s, K, P), W.dtype))
@@ -378,42 +380,26 @@ def conv2d_forward(x, W, b, stride, pad, relu=False, pool=False, saved=None,
             product = scratch("conv_y", (e - s, F, P), W.dtype)
             np.matmul(Wm, cols, out=product)       # one BLAS call per image
             bias_pool(product, OW, bias, relu, y[s:e], arg[s:e])
+        elif channels_last:
+            np.matmul(cols.transpose(0, 2, 1), Wm.T, out=y[s:e])
+            add_bias_last(y[s:e], bias, relu)
         else:
             np.matmul(Wm, cols, out=y[s:e])
             add_bias(y[s:e], bias, relu)           # while this slice is in cache
 
     chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
     run_chunks(part, N, chunk)
-    return y if pool else y.reshape(N, F, OH, OW)
+    if pool:
+        return y
+    if channels_last:
+        return y.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)
+    return y.reshape(N, F, OH, OW)
 
 
 def conv2d_reads_channels_last(W, stride, pad):
     """The Winograd forward does (``winograd.input_transform_last``, any padding); the
     im2col path would copy such an input back to NCHW first."""
     return _winograd(W, stride)
-
-
-def _conv2d_forward_channels_last(x, W, b, stride, pad, relu):
-    """conv2d_forward's y, laid out channels last in memory: y (N, F, OH, OW) is a view of a
-    C-contiguous (N, OH, OW, F) array, each image's product taken as cols[n]^T Wm^T (P, F).
-    For a convolution whose output goes straight into a Winograd one, which reads it so
-    faster (``winograd.input_transform_last``); any other reader sees the same values."""
-    F, C, kh, kw = W.shape
-    x = np.ascontiguousarray(x, dtype=W.dtype)
-    N, _, H, Wd = x.shape
-    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
-    K, P = C * kh * kw, OH * OW
-    WmT, bias = W.reshape(F, K).T, np.ascontiguousarray(b, dtype=W.dtype)
-    y = np.empty((N, P, F), dtype=W.dtype)
-
-    def part(s, e):
-        cols = im2col(x[s:e], kh, kw, stride, pad, scratch("conv_cols", (e - s, K, P), W.dtype))
-        np.matmul(cols.transpose(0, 2, 1), WmT, out=y[s:e])    # one BLAS call per image
-        add_bias_last(y[s:e], bias, relu)
-
-    chunk = min(chunk_for(N, K * P * W.dtype.itemsize, CHUNK_BYTES), MAX_CHUNK_IMAGES)
-    run_chunks(part, N, chunk)
-    return y.reshape(N, OH, OW, F).transpose(0, 3, 1, 2)
 
 
 def conv2d_backward(dout, x, W, stride, pad, need_dx=True, relu_out=None, saved=None):
@@ -474,8 +460,8 @@ def _weight_grad_by_taps(G, mask, masked, arg, pooled, x, W, pad):
     def part(s, e):
         dW, db = np.zeros((F, C, kh, kw)), np.zeros(F)
         xp = _padded(x[s:e], pad, HP, WP, "conv_xp")
-        g = scratch("conv_taps_g", ((HP - kh + 1) * WP,), dt)
         if pooled:
+            g = scratch("conv_taps_g", ((HP - kh + 1) * WP,), dt)
             weight_grad_by_taps_pooled(G[s:e], mask[s:e], masked, arg[s:e], xp, kh, kw, g, dW,
                                        db)
         else:
