@@ -57,6 +57,8 @@ def constants(dtype, lo=-np.inf):
     array might alias the output: the pooled output kernel took 10.9 against 7.1 ms per
     training step of conv2 in the examples CNN, one thread)."""
     return tuple(np.array(CONSTANTS[:4] + (lo,), dtype=dtype))
+
+
 # Bytes of V and M per slice: about four images of conv2 in the examples CNN (T = 144 tiles).
 # With F(2x2), slices of one or two images were fastest (0.16 ms per image forward, eight
 # images 0.20, sixteen 0.26); with F(4x4), 1, 2 and 4 MB measured within noise of each other.
