@@ -1,4 +1,5 @@
-"""Convolution, fast: Numba im2col / col2im kernels around one BLAS product per image.
+"""Convolution, fast: Numba im2col / col2im kernels around BLAS products (one per image,
+but one per slice for dL/dW).
 
 The math is ``conv2d_forward`` / ``conv2d_backward`` in ``tinynet/ops/reference.py``; the
 layout (k = (c*kh + i)*kw + j for the K = C*kh*kw taps, p = oh*OW + ow for the P = OH*OW
