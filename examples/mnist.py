@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import tinynet  # noqa: E402
-from tinynet import data, plots, recipes  # noqa: E402
+from tinynet import data, feature_distance, plots, recipes  # noqa: E402
 from tinynet import train as train_module  # noqa: E402
 from tinynet.errors import ModelFileError, TinynetError  # noqa: E402
 
@@ -86,6 +86,10 @@ def parse_args(argv):
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted --train")
     p.add_argument("--evaluate", action="store_true",
                    help="print test accuracy, per-class accuracy and the confusion matrix")
+    p.add_argument("--fit-distance", action="store_true",
+                   help="with --load: fit the model's feature distance (which answers 'not "
+                   "a digit' for images far from every digit it learnt) on the training "
+                   "digits of its recipe, and save the model back to the same file")
     p.add_argument("--digits", nargs="+", metavar="PATH", default=[str(ROOT / "digits")],
                    help="folders or image files to recognise (default digits/)")
     p.add_argument("--figure", metavar="PNG", default=str(ROOT / "out" / "predictions.png"),
@@ -104,6 +108,8 @@ def parse_args(argv):
         p.error(f"--figure {exc}")
     if args.resume:
         args.train = True
+    if args.fit_distance and args.load is None:
+        p.error("--fit-distance needs --load PATH (--train fits it itself)")
     if args.evaluate and args.train is False and args.load is None:
         args.load = str(SHIPPED)
     return args
@@ -308,15 +314,20 @@ def describe(reading):
 def describe_no_digit(reading):
     """'not a digit (97.1% sure)'. With several glyphs, the image holds no digit only if
     none of them is one, so the line gives the least sure of them (as a number gives its
-    least sure digit): 'not a digit (3 glyphs; 81.0% sure of the least sure)'."""
+    least sure digit): 'not a digit (3 glyphs; 81.0% sure of the least sure)'. A glyph the
+    model's feature distance found far from every digit: 'not a digit (far from every digit
+    the model learnt)'."""
     glyphs = reading.not_digits
     sure = f"{100 * reading.confidence:.1f}% sure"
+    if all(g.far for g in glyphs):
+        sure = "far from every digit the model learnt"
     if len(glyphs) == 1:
         text = f"not a digit ({sure})"
     else:
-        text = f"not a digit ({len(glyphs)} glyphs; {sure} of the least sure)"
+        text = f"not a digit ({len(glyphs)} glyphs; {sure}" + (
+            ")" if all(g.far for g in glyphs) else " of the least sure)")
     if reading.unsure:
-        least = min(glyphs, key=lambda g: g.probability)
+        least = min(glyphs, key=lambda g: g.confidence)
         text += (f"; unsure; as a digit it would be {least.best_digit} "
                  f"({100 * least.best_digit_probability:.1f}%)")
     return text
@@ -329,7 +340,7 @@ def left_out(not_digits):
     count = len(not_digits)
     text = ("; 1 glyph not a digit left out" if count == 1
             else f"; {count} glyphs not digits left out")
-    least = min(g.probability for g in not_digits)
+    least = min(g.confidence for g in not_digits)
     if least < tinynet.reader.UNSURE_BELOW:     # a barely rejected glyph may be a lost digit
         text += f" ({100 * least:.1f}% sure{' of the least sure' if count > 1 else ''})"
     return text
@@ -363,6 +374,21 @@ def recognise(model, targets):
     entries = first if counts["total"] <= plots.GRID_MAX else \
         flagged + [e for e in first if not any(e is f for f in flagged)]
     return entries, counts
+
+
+def fit_distance(model, args):
+    """--fit-distance: fit the loaded model's feature distance as --train would have, save."""
+    name = (model.metadata.get("recipe") or {}).get("name")
+    print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
+    mnist = data.load_mnist(args.data, source="--data")
+    print(f"fitting the feature distance on the training digits of recipe {name}", flush=True)
+    try:
+        model.feature_distance = recipes.fit_feature_distance(model, mnist)
+    except ValueError as exc:
+        raise TinynetError(f"{args.load}: {exc}") from None
+    model.save(args.load)
+    print(f"saved {args.load} (threshold {model.feature_distance.threshold:.1f}: "
+          f"{100 * feature_distance.QUANTILE:.1f}% of the held-out digits lie nearer)")
 
 
 def load_model(path):
@@ -403,6 +429,8 @@ def main(argv=None):
             if not args.train:
                 model = load_model(args.load)
                 print(f"loaded {args.load}")
+                if args.fit_distance:
+                    fit_distance(model, args)
         if args.evaluate:
             evaluate(model, args)
         entries, counts = recognise(model, args.digits)

@@ -751,6 +751,54 @@ def test_describe_says_what_was_left_out_as_not_a_digit(monkeypatch):
     assert "left out" not in describe(tinynet.read(page(["4x7"]), TenOutputs()))
 
 
+@pytest.mark.skipif(not SHIPPED.exists(), reason="weights/mnist.npz is not in this checkout")
+def test_describe_says_when_the_feature_distance_found_no_digit():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reader import FarWhen, crossed, page
+
+    describe = load_cli().describe
+    assert describe(tinynet.read(page(["x"]), FarWhen(crossed))) == \
+        "not a digit (far from every digit the model learnt)"
+    assert describe(tinynet.read(page(["x", "x"]), FarWhen(crossed))) == \
+        "not a digit (2 glyphs; far from every digit the model learnt)"
+
+
+def test_a_model_file_with_a_feature_distance_answers_not_a_digit_through_the_cli(tmp_path):
+    """End to end: a real 11-output network whose feature distance was fitted on images of
+    one upright bar finds a pen-drawn 7 far from all of them, and the CLI says so."""
+    from tinynet import feature_distance
+
+    rng = np.random.default_rng(0)
+    net = tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(784, 16, rng=rng),
+                              tinynet.ReLU(), tinynet.Dense(16, 11, rng=rng)])
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 13:15] = 1.0
+    x = np.clip(bar + rng.normal(0, 0.02, (400, 1, 28, 28)), 0, 1).astype(np.float32)
+    y = np.arange(400) % 3
+    net.feature_distance = feature_distance.fit(net, x[:300], y[:300], x[300:])
+    model = tmp_path / "far.npz"
+    net.save(model)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "seven.png"), paper_seven())
+    r = run("--load", model, "--digits", folder, "--no-figure")
+    no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    assert "seven.png: not a digit (far from every digit the model learnt)" in \
+        r.stdout.splitlines()
+
+
+def test_fit_distance_needs_a_model_to_load_and_a_recipe_that_holds_digits_out(tmp_path):
+    r = run("--fit-distance", "--no-figure")
+    assert r.returncode == 2 and "--fit-distance needs --load PATH" in r.stderr
+    model = tmp_path / "plain.npz"
+    rejecting_model(model)                            # no recipe in its metadata
+    r = run("--load", model, "--fit-distance", "--no-figure")
+    no_traceback(r)
+    assert r.returncode == 1
+    assert "fitting a feature distance needs one of this tinynet's recipes" in r.stderr
+
+
 def test_evaluate_scores_an_11_output_model_on_its_digits(tmp_path, mnist):
     model = tmp_path / "rejects.npz"
     rejecting_model(model)

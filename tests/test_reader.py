@@ -448,6 +448,23 @@ class TenOutputs:
         return shipped_digits(images).astype(np.float32)
 
 
+class FarWhen:
+    """An 11-output model with a fitted feature distance: the shipped model's digits, "not a
+    digit" at 1% only (the network never rejects), and the 28x28 images `rule` picks far
+    from every digit (relative distance 2; the others 0.5)."""
+
+    feature_distance = "fitted"          # the reader only asks whether there is one
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def predict(self, images, distance=False):
+        probs = NotADigitWhen(lambda image: False).predict(images)
+        if not distance:
+            return probs
+        return probs, np.array([2.0 if self.rule(image) else 0.5 for image in images])
+
+
 def eleven(given):
     """11 probabilities: those `given` ({class: probability}), the rest shared evenly."""
     probs = np.full(11, (1 - sum(given.values())) / (11 - len(given)), np.float32)
@@ -519,6 +536,27 @@ def test_among_digits_not_a_digit_must_be_surer():
     assert among.not_digits == [] and among.unsure
     assert among.digits[1].not_digit == pytest.approx(0.95)
     assert tinynet.read(page(["4x7"]), NotADigitWhen(crossed, sure=0.98)).text == "47"
+
+
+@needs_model
+def test_a_glyph_far_from_every_digit_is_not_a_digit_whatever_the_network_says():
+    assert tinynet.read(page(["x"]), FarWhen(lambda image: False)).text != ""
+    reading = tinynet.read(page(["x"]), FarWhen(crossed))
+    assert reading.text == ""
+    (glyph,) = reading.not_digits
+    assert glyph.far and glyph.probability == pytest.approx(0.01)   # the network's own
+    assert glyph.confidence == 1.0 and reading.confidence == 1.0 and not reading.unsure
+    assert tinynet.read(page(["4x"]), FarWhen(crossed)).text == "4"
+
+
+@needs_model
+def test_a_far_glyph_among_digits_is_read_as_a_digit():
+    # as with the network's own "not a digit" (REJECT_IN_NUMBER), a glyph with two digits
+    # in its line is most likely one too: touching digits and odd hands are far from any
+    # single digit the network learnt
+    among = tinynet.read(page(["4x7"]), FarWhen(crossed))
+    assert len(among.text) == 3 and among.text[0] + among.text[2] == "47"
+    assert among.not_digits == []
 
 
 @needs_model

@@ -20,7 +20,7 @@ import numpy as np
 
 from .files import atomic_write
 from .losses import log_softmax
-from .model import META_KEY, Sequential
+from .model import META_KEY, Sequential, with_feature_distance
 
 ENSEMBLE_FORMAT = 2
 
@@ -42,11 +42,22 @@ class Ensemble:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = float(temperature)
         self.metadata = dict(metadata or {})
+        #: A fitted ``feature_distance.FeatureDistance`` over the members' features, or None.
+        self.feature_distance = None
 
     def forward(self, x, training=False):
         if training:
             raise TypeError("an Ensemble is not trained as one: train its members")
-        total = sum(log_softmax(m.forward(x, training=False)) for m in self.members)
+        return self._average([m.forward(x, training=False) for m in self.members])
+
+    def forward_with_distance(self, x):
+        """(logits, relative feature distance) of a batch, from one pass of each member."""
+        features = [m.features(x) for m in self.members]
+        logits = [m.layers[-1].forward(h) for m, h in zip(self.members, features)]
+        return self._average(logits), self.feature_distance.relative(features)
+
+    def _average(self, member_logits):
+        total = sum(log_softmax(z) for z in member_logits)
         return (total / (len(self.members) * self.temperature)).astype(np.float32)
 
     predict = Sequential.predict
@@ -70,6 +81,7 @@ class Ensemble:
                   for key, value in member.arrays().items()}
         meta = {"format": "tinynet", "format_version": ENSEMBLE_FORMAT,
                 **self.describe(), "metadata": self.metadata}
+        with_feature_distance(self, meta, arrays)
         arrays[META_KEY] = np.array(json.dumps(meta))
         atomic_write(path, lambda f: np.savez(f, **arrays))
 

@@ -48,6 +48,8 @@ class Sequential:
             layer.needs_input_grad = True
         self.layers[0].needs_input_grad = False
         self.metadata = dict(metadata or {})
+        #: A fitted ``feature_distance.FeatureDistance`` (``predict(x, distance=True)``), or None.
+        self.feature_distance = None
 
     #: Compute a Conv2D and the ReLU after it (with a 2x2 max-pool after them, or straight
     #: after the Conv2D, that too; at inference also a BatchNorm between them) as one op,
@@ -57,42 +59,20 @@ class Sequential:
     fuse = True
 
     def forward(self, x, training=False):
-        layers, skip, i = self.layers, set(), 0
-        while i < len(layers):
-            layer, j = layers[i], i + 1
-            if self.fuse and isinstance(layer, Conv2D):
-                bn = None
-                if (not training and j < len(layers) and isinstance(layers[j], BatchNorm)
-                        and layers[j].num_features == layer.out_channels):
-                    bn, j = layers[j], j + 1
-                relu = j < len(layers) and type(layers[j]) is ReLU
-                if relu:
-                    skip.add(j)                 # its backward is part of the Conv2D's
-                    j += 1
-                pool = _pool2x2(layers, j)
-                if pool:
-                    skip.add(j)                 # and so is the max-pool's
-                    j += 1
-                # at inference, an output that goes straight into a convolution that reads
-                # a channels-last input faster is laid out so
-                x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool,
-                                  channels_last=not training and _reads_channels_last(layers, j))
-            elif self.fuse and isinstance(layer, BatchNorm) and j < len(layers) \
-                    and type(layers[j]) is ReLU:
-                skip.add(j)                     # its backward is part of the BatchNorm's
-                j += 1
-                pool = (training and x.ndim == 4 and min(x.shape[2:]) >= 2
-                        and _pool2x2(layers, j))
-                if pool:
-                    skip.add(j)                 # and so is the max-pool's
-                    j += 1
-                x = layer.forward(x, training=training, relu=True, pool=pool)
-            else:
-                x = layer.forward(x, training=training)
-            i = j
+        x, skip = _run(self.layers, x, training, self.fuse)
         if training:
             self._fused = skip
         return x
+
+    def features(self, x):
+        """What the last layer reads, at inference: the network's features of ``x`` (the
+        input of its final Dense layer for the shipped networks; see feature_distance.py)."""
+        return _run(self.layers[:-1], x, False, self.fuse)[0]
+
+    def forward_with_distance(self, x):
+        """(logits, relative feature distance) of a batch, from one pass."""
+        h = self.features(x)
+        return self.layers[-1].forward(h), self.feature_distance.relative([h])
 
     def backward(self, dout):
         skip = getattr(self, "_fused", ())
@@ -114,14 +94,22 @@ class Sequential:
     def num_params(self):
         return sum(v.size for layer in self.layers for v in layer.params.values())
 
-    def predict(self, x, batch_size=500):
+    def predict(self, x, batch_size=500, distance=False):
         """Class probabilities for a batch of images.
 
         ``x``: float values in [0, 1], white digit on black (the MNIST convention), shaped
         as ``fit`` and ``forward`` take them: (N, 1, H, W), (N, 1, 28, 28) for the shipped
         networks. Grey images without the channel axis, (N, H, W) or one (H, W), get it
         added. Returns float32 (N, K) for a network with K outputs, each row summing to 1.
+
+        With ``distance=True`` (a model with a fitted ``feature_distance``) it returns
+        (probabilities, distances): each image's (N,) distance from every digit seen in
+        training, in units of the test's threshold (above 1: far from them all; see
+        ``tinynet/feature_distance.py``), from the same pass.
         """
+        if distance and self.feature_distance is None:
+            raise ValueError("this model has no fitted feature distance "
+                             "(tinynet.feature_distance.fit)")
         x = np.asarray(x, dtype=np.float32)
         if x.ndim in (2, 3):
             x = x.reshape((-1, 1) + x.shape[-2:])
@@ -133,9 +121,13 @@ class Sequential:
                 "predict expects pixel values in [0, 1] (divide uint8 images by 255); "
                 f"got values in [{x.min():g}, {x.max():g}]"
             )
-        out = [softmax(self.forward(x[i:i + batch_size]))
-               for i in range(0, max(len(x), 1), batch_size)]   # an empty batch still runs
-        return np.concatenate(out).astype(np.float32)            # once, giving (0, K)
+        starts = range(0, max(len(x), 1), batch_size)       # an empty batch still runs once,
+        if not distance:                                     # giving (0, K)
+            out = [softmax(self.forward(x[i:i + batch_size])) for i in starts]
+            return np.concatenate(out).astype(np.float32)
+        logits, far = zip(*(self.forward_with_distance(x[i:i + batch_size]) for i in starts))
+        return (np.concatenate([softmax(z) for z in logits]).astype(np.float32),
+                np.concatenate(far).astype(np.float32))
 
     def describe(self):
         """JSON-able description of the architecture."""
@@ -171,8 +163,48 @@ class Sequential:
                 "layers": self.describe(), "metadata": {**self.metadata, **(extra_metadata or {})}}
         arrays = self.arrays()
         arrays.update(extra_arrays or {})
+        with_feature_distance(self, meta, arrays)
         arrays[META_KEY] = np.array(json.dumps(meta))
         atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _run(layers, x, training, fuse):
+    """Apply ``layers`` in order, fusing them as ``Sequential.fuse`` describes when ``fuse``;
+    returns the output and the indices of the layers whose backward a fused op took over."""
+    skip, i = set(), 0
+    while i < len(layers):
+        layer, j = layers[i], i + 1
+        if fuse and isinstance(layer, Conv2D):
+            bn = None
+            if (not training and j < len(layers) and isinstance(layers[j], BatchNorm)
+                    and layers[j].num_features == layer.out_channels):
+                bn, j = layers[j], j + 1
+            relu = j < len(layers) and type(layers[j]) is ReLU
+            if relu:
+                skip.add(j)                 # its backward is part of the Conv2D's
+                j += 1
+            pool = _pool2x2(layers, j)
+            if pool:
+                skip.add(j)                 # and so is the max-pool's
+                j += 1
+            # at inference, an output that goes straight into a convolution that reads
+            # a channels-last input faster is laid out so
+            x = layer.forward(x, training=training, relu=relu, bn=bn, pool=pool,
+                              channels_last=not training and _reads_channels_last(layers, j))
+        elif fuse and isinstance(layer, BatchNorm) and j < len(layers) \
+                and type(layers[j]) is ReLU:
+            skip.add(j)                     # its backward is part of the BatchNorm's
+            j += 1
+            pool = (training and x.ndim == 4 and min(x.shape[2:]) >= 2
+                    and _pool2x2(layers, j))
+            if pool:
+                skip.add(j)                 # and so is the max-pool's
+                j += 1
+            x = layer.forward(x, training=training, relu=True, pool=pool)
+        else:
+            x = layer.forward(x, training=training)
+        i = j
+    return x, skip
 
 
 def _pool2x2(layers, j):
@@ -369,7 +401,24 @@ def model_from_arrays(arrays, path="<model>"):
         layers.append(layer)
     if not layers:
         raise ModelFileError(f"{path}: the model has no layers")
-    return Sequential(layers, metadata=metadata)
+    return read_feature_distance(Sequential(layers, metadata=metadata), arrays, meta, path)
+
+
+def with_feature_distance(model, meta, arrays):
+    """Add a model's fitted feature distance, if it has one, to what its file will hold."""
+    if model.feature_distance is not None:
+        meta["feature_distance"] = model.feature_distance.describe()
+        arrays.update(model.feature_distance.arrays())
+
+
+def read_feature_distance(model, arrays, meta, path):
+    """Give ``model`` the feature distance its file holds, if any; returns the model."""
+    if "feature_distance" in meta:
+        from .feature_distance import FeatureDistance, networks_of
+
+        model.feature_distance = FeatureDistance.from_arrays(
+            arrays, meta["feature_distance"], networks_of(model), path)
+    return model
 
 
 def _ensemble_from_arrays(arrays, meta, members, metadata, path):
@@ -387,7 +436,8 @@ def _ensemble_from_arrays(arrays, meta, members, metadata, path):
              for k, layers in enumerate(members)]
     if len({m.describe()[-1]["config"].get("out_features") for m in built}) > 1:
         raise ModelFileError(f"{path}: the ensemble's members have different outputs")
-    return Ensemble(built, temperature=temperature, metadata=metadata)
+    return read_feature_distance(Ensemble(built, temperature=temperature, metadata=metadata),
+                                 arrays, meta, path)
 
 
 # Values a layer's constructor accepts but that make no working layer.

@@ -31,13 +31,20 @@ How an image is read:
 
 Not a digit. A model with 11 outputs says, besides the 10 digits, how probable it is that a
 glyph is not a digit at all (class `NOT_A_DIGIT`: a letter, a symbol, a doodle, a fragment of
-a digit); a model with 10 outputs never rejects anything. A glyph the network calls
-`NOT_A_DIGIT` with at least `REJECT_AT` probability, in the reading the reader settles on, is
-left out of `Reading.lines` and `.text` and listed in `Reading.not_digits` instead; an image
-holding only such glyphs reads as "". A glyph it calls "not a digit" less surely is read as
-its most probable digit, with that digit's (low) probability, so the reading is unsure. In a
-line where `IN_NUMBER` other glyphs are read as digits, the bar is `REJECT_IN_NUMBER`: a
-glyph among digits is most likely one too.
+a digit); a model with 10 outputs (and no feature distance, below) never rejects anything. A
+glyph the network calls `NOT_A_DIGIT` with at least `REJECT_AT` probability, in the reading
+the reader settles on, is left out of `Reading.lines` and `.text` and listed in
+`Reading.not_digits` instead; an image holding only such glyphs reads as "". A glyph it
+calls "not a digit" less surely is read as its most probable digit, with that digit's (low)
+probability, so the reading is unsure. In a line where `IN_NUMBER` other glyphs are read as
+digits, the bar is `REJECT_IN_NUMBER`: a glyph among digits is most likely one too.
+
+A model with a fitted feature distance (`tinynet/feature_distance.py`) also says whether a
+glyph is far from every digit it was trained on, which catches kinds of non-digit the
+network's "not a digit" output never saw. A glyph the reader settles on that is far, and not
+among `IN_NUMBER` digits, is not a digit, whatever the outputs say. The distance takes no
+part in deciding where to cut and join: two touching digits are far from any one digit, and
+must still be cut.
 
 How rejection enters the decision to cut: a reading's score is the product, over its glyphs,
 of the probability of what each glyph is read as, and
@@ -146,15 +153,23 @@ class Digit:
 
 @dataclass
 class NotADigit:
-    """A glyph the network judged not a digit (only an 11-output model does), left out of the
-    reading's text: how probable that is, where it is, what was seen, and which digit it would
-    have been read as if it had to be one. `box` and `image` as in `Digit`."""
+    """A glyph judged not a digit, left out of the reading's text: how probable the network
+    says that is (only an 11-output model can), where it is, what was seen, which digit it
+    would have been read as if it had to be one, and whether the model's feature distance
+    found it `far` from every digit it learnt. `box` and `image` as in `Digit`."""
 
     probability: float
     box: tuple[int, int, int, int]
     image: np.ndarray
     best_digit: int
     best_digit_probability: float
+    far: bool = False
+
+    @property
+    def confidence(self) -> float:
+        """How sure the reader is: the network's probability, or 1.0 for a far glyph (the
+        distance test decided, whatever the network's outputs say)."""
+        return 1.0 if self.far else self.probability
 
 
 @dataclass
@@ -187,14 +202,14 @@ class Reading:
         it is that there is none: the "not a digit" probability of the least sure glyph."""
         if self.digits:
             return min(d.confidence for d in self.digits)
-        return min((n.probability for n in self.not_digits), default=0.0)
+        return min((n.confidence for n in self.not_digits), default=0.0)
 
     @property
     def unsure(self) -> bool:
         """Some digit, or some glyph left out as not a digit, was judged with less than
         `UNSURE_BELOW` probability (a barely rejected glyph may be a digit missing from
         the text)."""
-        least = min((n.probability for n in self.not_digits), default=1.0)
+        least = min((n.confidence for n in self.not_digits), default=1.0)
         return min(self.confidence, least) < UNSURE_BELOW
 
     @property
@@ -420,12 +435,13 @@ class _Page:
 class _Node:
     """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
 
-    __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs")
+    __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs",
+                 "far")
 
     def __init__(self, page, glyph, image, pieces_left, digit_width):
         self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
         self.digit_width = digit_width      # the typical width of a glyph in its line, if known
-        self.options, self.probs = [], None
+        self.options, self.probs, self.far = [], None, False
 
 
 def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None) -> _Node | None:
@@ -591,9 +607,9 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         trees.append(tree)
         frontier += [n for line in tree for n in line.nodes()]
     while frontier:
-        probs = _predict(model, np.stack([n.image for n in frontier]))
-        for node, p in zip(frontier, probs):
-            node.probs = p
+        probs, far = _predict(model, np.stack([n.image for n in frontier]))
+        for node, p, f in zip(frontier, probs, far):
+            node.probs, node.far = p, bool(f)
         frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
     results: list[Reading | ImageError] = []
     for page, tree in zip(pages, trees):
@@ -603,12 +619,13 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         lines, not_digits = [], []
         for line in tree:
             chosen = line.decide()
-            alone = [_rejects(node.probs) for node in chosen]
+            alone = [_rejects(node.probs) or node.far for node in chosen]
             read_as_digits = alone.count(False)
             digits = []
             for node, rejected_alone in zip(chosen, alone):
                 others = read_as_digits - (not rejected_alone)
-                if _rejects(node.probs, in_number=others >= IN_NUMBER):
+                in_number = others >= IN_NUMBER
+                if _rejects(node.probs, in_number) or (node.far and not in_number):
                     not_digits.append(_not_a_digit(node, page.scale))
                 else:
                     digits.append(_digit(node, page.scale))
@@ -622,14 +639,19 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
     return results
 
 
-def _predict(model, images: np.ndarray) -> np.ndarray:
-    """The model's (N, 10) or (N, 11) probabilities for (N, 28, 28) images."""
-    probs = np.asarray(model.predict(images))
+def _predict(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's (N, 10) or (N, 11) probabilities for (N, 28, 28) images, and which of them
+    its feature distance finds far from every digit (none, for a model without one)."""
+    if getattr(model, "feature_distance", None) is not None:
+        probs, distances = model.predict(images, distance=True)
+    else:
+        probs, distances = model.predict(images), np.zeros(len(images))
+    probs = np.asarray(probs)
     if probs.ndim != 2 or len(probs) != len(images) or probs.shape[1] not in (10, 11):
         raise ValueError(f"the model gave probabilities of shape {probs.shape} for "
                          f"{len(images)} images; a digit reader gives (N, 10), or (N, 11) "
                          "with 'not a digit' last")
-    return probs
+    return probs, np.asarray(distances) > 1.0
 
 
 def _source_box(node: _Node, scale: float) -> tuple[int, int, int, int]:
@@ -647,17 +669,20 @@ def _digit(node: _Node, scale: float) -> Digit:
 def _not_a_digit(node: _Node, scale: float) -> NotADigit:
     best = int(node.probs[:NOT_A_DIGIT].argmax())
     return NotADigit(_not_digit(node.probs), _source_box(node, scale), node.image, best,
-                     float(node.probs[best]))
+                     float(node.probs[best]), node.far)
 
 
-def rejected(probabilities, at: float | None = None) -> np.ndarray:
+def rejected(probabilities, at: float | None = None, distances=None) -> np.ndarray:
     """Which rows of (N, 10) or (N, 11) probabilities the reader calls "not a digit": those
-    giving `NOT_A_DIGIT` at least `at` (default `REJECT_AT`; none for a 10-output model).
-    (N,) bools."""
+    giving `NOT_A_DIGIT` at least `at` (default `REJECT_AT`; none for a 10-output model),
+    and, given the model's relative feature `distances` (`predict(x, distance=True)`), those
+    above 1: the rule for a glyph read alone. (N,) bools."""
     probabilities = np.asarray(probabilities)
+    far = (np.zeros(probabilities.shape[:-1], dtype=bool) if distances is None
+           else np.asarray(distances) > 1.0)
     if probabilities.shape[-1] <= NOT_A_DIGIT:
-        return np.zeros(probabilities.shape[:-1], dtype=bool)
-    return probabilities[..., NOT_A_DIGIT] >= (REJECT_AT if at is None else at)
+        return far
+    return (probabilities[..., NOT_A_DIGIT] >= (REJECT_AT if at is None else at)) | far
 
 
 def _rejects(probs: np.ndarray, in_number: bool = False) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import networks, ops, optim
+from . import feature_distance, networks, ops, optim
 from .data import to_float
 from .errors import ModelFileError
 from .files import interrupts_ignored
@@ -271,9 +271,28 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
             "history": histories[-1], "member_histories": histories, "recipe": recipe_info,
             "validation_accuracy": val_accuracy, "test_accuracy": test_accuracy})
     model.metadata["train_seconds"] = seconds
+    if recipe.negatives and recipe.validation:   # it says "not a digit": also when far
+        if progress:
+            print(f"fitting the feature distance on {int((y < NOT_A_DIGIT).sum()):,} "
+                  "training digits", flush=True)
+        model.feature_distance = feature_distance.fit(model, x, y, xv[yv < NOT_A_DIGIT])
     if resume is not None:
         model.metadata["resumed_from"] = os.fspath(resume)
     return model
+
+
+def fit_feature_distance(model, data):
+    """Fit ``model``'s feature distance (``tinynet/feature_distance.py``) as ``run`` does at
+    the end of training: on the training digits of the recipe and seed its metadata names,
+    as ``prepare`` makes them from ``data``, with the threshold from the held-out digits.
+    For a model trained before the test existed. Returns the ``FeatureDistance``."""
+    info = model.metadata.get("recipe") or {}
+    name = info.get("name")
+    if name not in RECIPES or not RECIPES[name].validation:
+        raise ValueError(f"the model's recipe is {name!r}; fitting a feature distance needs "
+                         "one of this tinynet's recipes that holds digits out")
+    x, y, xv, yv, _, _ = prepare(RECIPES[name], data, info.get("seed", 0))
+    return feature_distance.fit(model, x, y, xv[yv < NOT_A_DIGIT])
 
 
 def side_by_side_for(recipe):
