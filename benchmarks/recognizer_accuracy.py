@@ -5,7 +5,8 @@ Everything is measured through the public API, the paths users run: `tinynet.loa
 
 (a) MNIST test digits (all 10,000 by default): accuracy of the argmax of `model.predict` (an
     argmax of class 10, "not a digit", counts as wrong), the share the reader would reject as
-    not a digit (`tinynet.reader.rejected`), and the expected calibration error (15 bins).
+    not a digit alone (`tinynet.reader.rejected`, with the feature distance when the model
+    has one), and the expected calibration error (15 bins).
 (b) pen-style digits: MNIST test digits re-drawn as users' pens make them
     (`reading_sets.write_pen_style_digits`), read as files: exact readings against the
     model's raw accuracy on the same 28x28 digits, the gap in points, and the shares rejected
@@ -81,12 +82,19 @@ def percent(part, whole) -> float:
 # --------------------------------------------------------------------------------------------
 
 def mnist_figures(model, images, labels) -> dict:
-    """(a): raw accuracy, rejections and ECE of `model.predict` on MNIST test digits."""
-    probabilities = model.predict(images.astype(np.float32) / 255)
+    """(a): raw accuracy, rejections and ECE of `model.predict` on MNIST test digits; a
+    model with a feature distance also rejects the digits it finds far from every digit."""
+    x = images.astype(np.float32) / 255
+    distances = None
+    if getattr(model, "feature_distance", None) is not None:
+        probabilities, distances = model.predict(x, distance=True)
+    else:
+        probabilities = model.predict(x)
     predicted = probabilities.argmax(axis=1)
+    refused = rejected(probabilities, distances=distances)
     return {"model_outputs": int(probabilities.shape[1]), "mnist_count": len(labels),
             "mnist_accuracy_pct": percent(int((predicted == labels).sum()), len(labels)),
-            "mnist_rejected_pct": percent(int(rejected(probabilities).sum()), len(labels)),
+            "mnist_rejected_pct": percent(int(refused.sum()), len(labels)),
             "mnist_ece": expected_calibration_error(probabilities, labels, bins=ECE_BINS)}
 
 
