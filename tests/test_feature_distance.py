@@ -135,6 +135,14 @@ def test_a_damaged_test_in_a_model_file_is_named(tmp_path, change, problem):
         tinynet.load(path)
 
 
+def test_a_test_on_a_network_not_ending_in_a_dense_layer_is_refused(tmp_path):
+    net = tinynet.Sequential([tinynet.Flatten(), tinynet.Dense(784, 4), tinynet.ReLU()])
+    net.feature_distance = FeatureDistance(np.zeros((1, 2, 4)), np.eye(4)[None], 1.0)
+    net.save(tmp_path / "m.npz")
+    with pytest.raises(ModelFileError, match="needs networks ending in a Dense layer"):
+        tinynet.load(tmp_path / "m.npz")
+
+
 def test_rejected_counts_far_rows_as_not_digits():
     probs = np.full((3, 11), 0.02, np.float32)
     probs[:, 3] = 0.8

@@ -81,7 +81,11 @@ class FeatureDistance:
                     or not np.all(np.isfinite(arrays[key])):
                 raise ModelFileError(f"{path}: array {key} must hold finite floats")
         centres, whiten = (arrays[key] for key in ARRAY_KEYS)
-        k = networks[0].layers[-1].params["W"].shape[0]
+        last = networks[0].layers[-1].params.get("W")
+        if last is None or last.ndim != 2:
+            raise ModelFileError(f"{path}: has a feature distance, which needs networks "
+                                 "ending in a Dense layer")
+        k = last.shape[0]
         if centres.ndim != 3 or centres.shape[0] != len(networks) or centres.shape[2] != k \
                 or whiten.shape != (len(networks), k, k):
             raise ModelFileError(

@@ -125,9 +125,10 @@ class Sequential:
         if not distance:                                     # giving (0, K)
             out = [softmax(self.forward(x[i:i + batch_size])) for i in starts]
             return np.concatenate(out).astype(np.float32)
-        logits, far = zip(*(self.forward_with_distance(x[i:i + batch_size]) for i in starts))
+        logits, distances = zip(*(self.forward_with_distance(x[i:i + batch_size])
+                                  for i in starts))
         return (np.concatenate([softmax(z) for z in logits]).astype(np.float32),
-                np.concatenate(far).astype(np.float32))
+                np.concatenate(distances).astype(np.float32))
 
     def describe(self):
         """JSON-able description of the architecture."""
