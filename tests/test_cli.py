@@ -312,7 +312,7 @@ def test_the_train_answer_says_how_long_it_takes_and_what_it_replaces(monkeypatc
     assert cli.ask_load_or_train() == "train"
     out = capsys.readouterr().out
     assert "[l] load the trained model (weights/mnist.npz)" in out
-    assert ("[t] train a new one: cnn_redrawn, 5 networks of 18 epochs, about 1 h 18 min (on 2 "
+    assert ("[t] train a new one: cnn_redrawn, 5 networks of 18 epochs, about 50 min (on 2 "
             "cores); "
             "then replaces "
             "weights/mnist.npz (the shipped model; `git checkout` brings it back)") in out
