@@ -50,7 +50,7 @@ from reading_sets import (  # noqa: E402
 
 import tinynet  # noqa: E402
 from tinynet.calibration import calibration_error, expected_calibration_error  # noqa: E402
-from tinynet.reader import NOT_A_DIGIT, rejected  # noqa: E402
+from tinynet.reader import NOT_A_DIGIT, predict, rejected  # noqa: E402
 
 ECE_BINS = 15
 
@@ -84,14 +84,9 @@ def percent(part, whole) -> float:
 def mnist_figures(model, images, labels) -> dict:
     """(a): raw accuracy, rejections and ECE of `model.predict` on MNIST test digits; a
     model with a feature distance also rejects the digits it finds far from every digit."""
-    x = images.astype(np.float32) / 255
-    distances = None
-    if getattr(model, "feature_distance", None) is not None:
-        probabilities, distances = model.predict(x, distance=True)
-    else:
-        probabilities = model.predict(x)
+    probabilities, far = predict(model, images.astype(np.float32) / 255)
     predicted = probabilities.argmax(axis=1)
-    refused = rejected(probabilities, distances=distances)
+    refused = rejected(probabilities) | far
     return {"model_outputs": int(probabilities.shape[1]), "mnist_count": len(labels),
             "mnist_accuracy_pct": percent(int((predicted == labels).sum()), len(labels)),
             "mnist_rejected_pct": percent(int(refused.sum()), len(labels)),

@@ -187,8 +187,7 @@ def train(args):
     out = Path(args.out) if args.out else default_out(args.model)
     check_writable(out)
     checkpoint = recipes.checkpoint_for(out)
-    print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
-    mnist = data.load_mnist(args.data, source="--data")
+    mnist = load_mnist(args)
     recipe = recipes.RECIPES[args.model]
     if info is not None:
         images = recipes.training_size(recipe, len(mnist[0]))
@@ -225,6 +224,12 @@ def train(args):
             done.unlink()
     print(f"saved {out}")
     return model
+
+
+def load_mnist(args):
+    """The four MNIST arrays, from --data, $TINYNET_DATA, the cache or a download."""
+    print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
+    return data.load_mnist(args.data, source="--data")
 
 
 def where_training_stood(info, recipe, images):
@@ -318,14 +323,13 @@ def describe_no_digit(reading):
     model's feature distance found far from every digit: 'not a digit (far from every digit
     the model learnt)'."""
     glyphs = reading.not_digits
-    sure = f"{100 * reading.confidence:.1f}% sure"
-    if all(g.far for g in glyphs):
-        sure = "far from every digit the model learnt"
+    far = all(g.far for g in glyphs)
+    sure = ("far from every digit the model learnt" if far
+            else f"{100 * reading.confidence:.1f}% sure")
     if len(glyphs) == 1:
         text = f"not a digit ({sure})"
     else:
-        text = f"not a digit ({len(glyphs)} glyphs; {sure}" + (
-            ")" if all(g.far for g in glyphs) else " of the least sure)")
+        text = f"not a digit ({len(glyphs)} glyphs; {sure}{'' if far else ' of the least sure'})"
     if reading.unsure:
         least = min(glyphs, key=lambda g: g.confidence)
         text += (f"; unsure; as a digit it would be {least.best_digit} "
@@ -379,8 +383,7 @@ def recognise(model, targets):
 def fit_distance(model, args):
     """--fit-distance: fit the loaded model's feature distance as --train would have, save."""
     name = (model.metadata.get("recipe") or {}).get("name")
-    print(f"loading MNIST ({args.data or os.environ.get('TINYNET_DATA') or 'cache/download'})")
-    mnist = data.load_mnist(args.data, source="--data")
+    mnist = load_mnist(args)
     print(f"fitting the feature distance on the training digits of recipe {name}", flush=True)
     try:
         model.feature_distance = recipes.fit_feature_distance(model, mnist)

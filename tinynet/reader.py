@@ -607,7 +607,7 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
         trees.append(tree)
         frontier += [n for line in tree for n in line.nodes()]
     while frontier:
-        probs, far = _predict(model, np.stack([n.image for n in frontier]))
+        probs, far = predict(model, np.stack([n.image for n in frontier]))
         for node, p, f in zip(frontier, probs, far):
             node.probs, node.far = p, bool(f)
         frontier = [new for node in frontier if _worth_cutting(node) for new in _expand(node)]
@@ -639,9 +639,11 @@ def _read_pages(pages: list[_Page], model) -> list[Reading | ImageError]:
     return results
 
 
-def _predict(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's (N, 10) or (N, 11) probabilities for (N, 28, 28) images, and which of them
-    its feature distance finds far from every digit (none, for a model without one)."""
+def predict(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the reader asks a model about glyph images ((N, 28, 28) or (N, 1, 28, 28)): its
+    (N, 10) or (N, 11) probabilities, and which of them its feature distance finds far from
+    every digit (none, for a model without one). `rejected(probs) | far` is the reader's
+    "not a digit" for glyphs read alone."""
     if getattr(model, "feature_distance", None) is not None:
         probs, distances = model.predict(images, distance=True)
     else:
@@ -651,7 +653,12 @@ def _predict(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"the model gave probabilities of shape {probs.shape} for "
                          f"{len(images)} images; a digit reader gives (N, 10), or (N, 11) "
                          "with 'not a digit' last")
-    return probs, np.asarray(distances) > 1.0
+    return probs, _far(distances)
+
+
+def _far(distances) -> np.ndarray:
+    """Relative feature distances (`model.predict(x, distance=True)`) above 1: far."""
+    return np.asarray(distances) > 1.0
 
 
 def _source_box(node: _Node, scale: float) -> tuple[int, int, int, int]:
@@ -675,11 +682,11 @@ def _not_a_digit(node: _Node, scale: float) -> NotADigit:
 def rejected(probabilities, at: float | None = None, distances=None) -> np.ndarray:
     """Which rows of (N, 10) or (N, 11) probabilities the reader calls "not a digit": those
     giving `NOT_A_DIGIT` at least `at` (default `REJECT_AT`; none for a 10-output model),
-    and, given the model's relative feature `distances` (`predict(x, distance=True)`), those
+    and, given the model's relative feature `distances` (`model.predict(x, distance=True)`), those
     above 1: the rule for a glyph read alone. (N,) bools."""
     probabilities = np.asarray(probabilities)
     far = (np.zeros(probabilities.shape[:-1], dtype=bool) if distances is None
-           else np.asarray(distances) > 1.0)
+           else _far(distances))
     if probabilities.shape[-1] <= NOT_A_DIGIT:
         return far
     return (probabilities[..., NOT_A_DIGIT] >= (REJECT_AT if at is None else at)) | far

@@ -275,7 +275,7 @@ def run(recipe_name, data, seed=0, epochs=None, progress=True, resume=None,
         if progress:
             print(f"fitting the feature distance on {int((y < NOT_A_DIGIT).sum()):,} "
                   "training digits", flush=True)
-        model.feature_distance = feature_distance.fit(model, x, y, xv[yv < NOT_A_DIGIT])
+        model.feature_distance = _fitted_distance(model, x, y, xv, yv)
     if resume is not None:
         model.metadata["resumed_from"] = os.fspath(resume)
     return model
@@ -292,6 +292,12 @@ def fit_feature_distance(model, data):
         raise ValueError(f"the model's recipe is {name!r}; fitting a feature distance needs "
                          "one of this tinynet's recipes that holds digits out")
     x, y, xv, yv, _, _ = prepare(RECIPES[name], data, info.get("seed", 0))
+    return _fitted_distance(model, x, y, xv, yv)
+
+
+def _fitted_distance(model, x, y, xv, yv):
+    """The feature distance of ``model`` on ``prepare``'s arrays: centres and spread from the
+    training digits, the threshold from the held-out digits (not the held-out negatives)."""
     return feature_distance.fit(model, x, y, xv[yv < NOT_A_DIGIT])
 
 
