@@ -91,7 +91,7 @@ RECIPES = {
                   note="original network, Adam, cosine learning-rate decay", seconds=6),
     # The previous shipped recognizer: an ensemble of five conv nets with batch norm, each
     # with an output for "not a digit" (trained on generated letters, symbols, doodles,
-    # scribbles, blots and pieces of digits: tinynet/negatives.py), augmented the ways people's
+    # scribbles and pieces of digits: tinynet/negatives.py), augmented the ways people's
     # handwriting differs (slant, aspect, rotation, size, position, pen width, broken
     # strokes), AdamW with a one-cycle learning rate. 5,000 training images are held out:
     # they are watched during training and calibrate the probabilities; the test set is only
