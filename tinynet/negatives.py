@@ -10,22 +10,15 @@ learn is the shape. `draw(n, rng, digits)` makes them, in a mix of kinds (`KINDS
 - ``symbol``: maths and punctuation signs, arrows, a brace, check marks;
 - ``doodle``: stars, hearts, smileys, spirals, houses, suns, flowers, bolts, waves, ...;
 - ``scribble``: random smooth curves, hatching and rows of tangled loops;
-- ``filled``: solid ink: blots, filled-in shapes (a disc, a heart, a star) and patches
-  coloured in with a pen going back and forth, as people fill a box or black out a mistake;
 - ``partial``: an MNIST digit cut by a random straight line, keeping 30-60% of its ink.
 
-How one glyph is made (all but ``partial`` and ``filled``): a pen-stroke skeleton, a few
-polylines in a unit box (x to the right, y downwards, as in ``examples/make_digits.py``), is
-jittered (rotation, slant, aspect, a smooth wobble of every point and a small shift of every
-stroke, as a hand never draws the same thing twice) and drawn with anti-aliased, sub-pixel
-OpenCV polylines into a canvas of random size (48-128 px) with a random pen (hairline to
-marker). The ink coverage then goes through `tinynet.vision.render_digit`, the very function
-the reader feeds the network with: crop, stroke-width fix, 20x20 box, centre of mass at
-(14, 14).
-
-A ``filled`` glyph is one or two closed outlines, jittered the same way and filled with
-anti-aliased OpenCV polygons on a random canvas, or a coloured-in patch (a dense zigzag drawn
-as the other kinds are); then rendered as they are.
+How one glyph is made (all but ``partial``): a pen-stroke skeleton, a few polylines in a unit
+box (x to the right, y downwards, as in ``examples/make_digits.py``), is jittered (rotation,
+slant, aspect, a smooth wobble of every point and a small shift of every stroke, as a hand
+never draws the same thing twice) and drawn with anti-aliased, sub-pixel OpenCV polylines
+into a canvas of random size (48-128 px) with a random pen (hairline to marker). The ink
+coverage then goes through `tinynet.vision.render_digit`, the very function the reader feeds
+the network with: crop, stroke-width fix, 20x20 box, centre of mass at (14, 14).
 
 A ``partial`` glyph is an MNIST digit with the ink on one side of a random line kept (the
 line placed so that 30-60% of the ink stays), enlarged 3x with its edges sharpened (else the
@@ -49,8 +42,7 @@ import numpy as np
 from .errors import ImageError
 from .vision import render_digit
 
-__all__ = ["KINDS", "LETTERS", "SYMBOLS", "DOODLES", "SCRIBBLES", "FILLED", "EXCLUDED_LETTERS",
-           "draw"]
+__all__ = ["KINDS", "LETTERS", "SYMBOLS", "DOODLES", "SCRIBBLES", "EXCLUDED_LETTERS", "draw"]
 
 SIZE = 28
 MIN_WIDTH_RATIO = 0.4        # ink narrower than this x its height reads as a 1: redraw it
@@ -65,10 +57,7 @@ MAX_OFF_CENTRE = 1.0         # pixels between the centre of mass and (14, 14)
 
 # The mix of kinds: mostly letters and symbols, the things people write beside digits.
 # Partial digits weigh least: some pieces still look like a digit (the top of a 7 is a 7).
-# Solid ink (``filled``) is as common as a kind of doodle: every pen-drawn kind is outlines,
-# and a network that has only seen outlines calls a blot whichever digit its shape is nearest.
-KINDS = {"letter": 0.32, "symbol": 0.22, "doodle": 0.18, "scribble": 0.16, "partial": 0.12,
-         "filled": 0.08}
+KINDS = {"letter": 0.32, "symbol": 0.22, "doodle": 0.18, "scribble": 0.16, "partial": 0.12}
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,59 +403,6 @@ SCRIBBLES = {"curve": _random_curve, "hatching": _hatching, "loops": _loops}
 
 
 # --------------------------------------------------------------------------------------------
-# Solid ink
-# --------------------------------------------------------------------------------------------
-
-def _blot_outline(rng):
-    """A smooth closed outline around 5-9 points at random angles and distances from the
-    centre: an ink blot, a pebble, a filled-in cloud."""
-    count = int(rng.integers(5, 10))
-    angles = np.sort(rng.uniform(0, 2 * np.pi, count))
-    radii = rng.uniform(0.25, 0.5, count)
-    points = np.stack([0.5 + radii * np.cos(angles), 0.5 + radii * np.sin(angles)], 1)
-    return [chaikin(points, rounds=4, closed=True)]
-
-
-def _disc(rng):
-    """A filled circle or ellipse: a dot made big, a pupil, a filled-in O."""
-    return [arc(0.5, 0.5, 0.45, 0.45 * rng.uniform(0.6, 1.0), 0, 360, 40)]
-
-
-#: Closed outlines that are filled in, as the doodles: functions of the Generator.
-FILLED = {"blot": _blot_outline, "disc": _disc, "heart": _heart, "star": _star}
-
-
-def _coloured_in(rng):
-    """A patch coloured in with a broad pen: a dense zigzag, rows nearly touching."""
-    rows = int(rng.integers(6, 14))
-    y = np.linspace(0.1, 0.9, rows) + rng.normal(0, 0.02, rows)
-    x = np.where(np.arange(rows) % 2 == 0, 0.1, 0.9) + rng.normal(0, 0.05, rows)
-    return [np.stack([x, y], 1)]
-
-
-def filled_coverage(rng):
-    """Ink coverage in [0, 1] of one solid glyph: 1-2 filled outlines (`FILLED`) on a random
-    canvas, or a patch coloured in with a pen (a quarter of them)."""
-    if rng.random() < 0.25:
-        return pen_coverage(jitter(_coloured_in(rng), rng), rng)
-    side = int(rng.integers(CANVAS[0], CANVAS[1] + 1))
-    outlines = FILLED[_pick(FILLED, rng)](rng)
-    if rng.random() < 0.3:                      # a second blob beside or over the first
-        offset = rng.uniform(-0.4, 0.4, 2)
-        outlines.append(0.5 + (_blot_outline(rng)[0] - 0.5) * rng.uniform(0.3, 0.7) + offset)
-    outlines = jitter(outlines, rng)
-    points = np.concatenate(outlines)
-    low, high = points.min(0), points.max(0)
-    margin = 2
-    scale = (side - 2 * margin) / max(float((high - low).max()), 1e-6)
-    canvas = np.zeros((side, side), np.uint8)
-    polygons = [np.round(((o - low) * scale + margin) * (1 << SHIFT)).astype(np.int32)
-                for o in outlines]
-    cv2.fillPoly(canvas, polygons, 255, cv2.LINE_AA, SHIFT)
-    return canvas.astype(np.float32) / 255
-
-
-# --------------------------------------------------------------------------------------------
 # From skeleton to MNIST-style image
 # --------------------------------------------------------------------------------------------
 
@@ -581,14 +517,10 @@ def _pick(table, rng):
 
 
 def _drawn_glyph(kind, rng):
-    """One MNIST-style glyph of a drawn kind; redrawn (new shape) until it is usable. Shapes
-    made at random (scribbles, blots) may come out as a lone stroke: those are redrawn."""
+    """One MNIST-style glyph of a drawn kind; redrawn (new shape) until it is usable."""
     while True:
-        if kind == "filled":
-            coverage = filled_coverage(rng)
-        else:
-            coverage = pen_coverage(jitter(_skeleton(kind, rng), rng), rng)
-        image = _render(coverage, reject_slender=kind in ("scribble", "filled"))
+        strokes = jitter(_skeleton(kind, rng), rng)
+        image = _render(pen_coverage(strokes, rng), reject_slender=kind == "scribble")
         if image is not None:
             return image
 
