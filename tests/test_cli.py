@@ -436,6 +436,25 @@ def test_resume_with_another_model_is_a_usage_error(tmp_path, tiny_recipe):
                        "not cnn\n"
 
 
+def started_importing(proc, library, timeout=60.0):
+    """Wait until `proc` has loaded `library`'s files: then mnist.py runs its own code (it sets
+    its Ctrl-C handler before importing anything heavy). A press that comes while Python itself
+    is still starting would end it as any Python program ends, not as mnist.py does; a fixed
+    sleep cannot tell the two apart on a busy machine. Without /proc, a fixed wait."""
+    maps = Path(f"/proc/{proc.pid}/maps")
+    if not maps.parent.exists():
+        time.sleep(0.4)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if library in maps.read_text():
+                return
+        except OSError:
+            pass
+        time.sleep(0.005)
+
+
 def test_ctrl_c_presses_while_starting_up_end_without_a_traceback(small_model, two_images):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     env.pop("DISPLAY", None)
@@ -445,7 +464,7 @@ def test_ctrl_c_presses_while_starting_up_end_without_a_traceback(small_model, t
                              "--digits", str(two_images), "--no-show"], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(0.4)                          # importing NumPy and tinynet, or reading
+    started_importing(proc, "numpy")         # importing NumPy and tinynet, or reading
     for _ in range(3):
         proc.send_signal(signal.SIGINT)
         time.sleep(0.02)
