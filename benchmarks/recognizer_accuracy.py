@@ -84,7 +84,7 @@ def percent(part, whole) -> float:
 def mnist_figures(model, images, labels) -> dict:
     """(a): raw accuracy, rejections and ECE of `model.predict` on MNIST test digits; a
     model with a feature distance also rejects the digits it finds far from every digit."""
-    probabilities, far = predict(model, images.astype(np.float32) / 255)
+    probabilities, far = predict(model, tinynet.data.to_float(images))
     predicted = probabilities.argmax(axis=1)
     refused = rejected(probabilities) | far
     return {"model_outputs": int(probabilities.shape[1]), "mnist_count": len(labels),
@@ -128,7 +128,7 @@ def unsure_figures(results) -> dict:
 def pen_figures(model, images, labels, folder: Path, seed: int) -> tuple[dict, list]:
     """(b): the digits written as pen-style files and read back, against their raw accuracy."""
     write_pen_style_digits(folder, images, labels, seed)
-    raw = model.predict(images.astype(np.float32) / 255).argmax(axis=1) == labels
+    raw = model.predict(tinynet.data.to_float(images)).argmax(axis=1) == labels
     results = read_digit_folder(model, folder)
     counts = digit_set_figures(results)
     total = counts["total"]

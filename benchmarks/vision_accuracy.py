@@ -83,7 +83,7 @@ def score_folder(model, folder: Path) -> dict:
 
 
 def raw_accuracy(model, images, labels) -> float:
-    return 100 * float((model.predict(images.astype(np.float32) / 255).argmax(axis=1)
+    return 100 * float((model.predict(tinynet.data.to_float(images)).argmax(axis=1)
                         == labels).mean())
 
 

@@ -264,10 +264,11 @@ def check_writable(path):
 
 def evaluate(model, args):
     _, _, x_test, y_test = data.load_mnist(args.data, parts=("test",), source="--data")
-    probs = model.predict(x_test.astype(np.float32) / 255)
+    probs, far = tinynet.reader.predict(model, data.to_float(x_test))
     # a model with a "not a digit" output is scored on its best digit, so the matrix keeps
-    # its ten columns; how many of these digits the reader would reject is said apart
-    rejected = int(tinynet.reader.rejected(probs).sum())
+    # its ten columns; how many of these digits the reader would reject (by that output or
+    # by the feature distance, as it rejects a glyph read alone) is said apart
+    rejected = int((tinynet.reader.rejected(probs) | far).sum())
     has_reject_output = probs.shape[1] > tinynet.NOT_A_DIGIT
     probs = probs[:, :tinynet.NOT_A_DIGIT]
     pred = probs.argmax(axis=1)
