@@ -4,6 +4,7 @@ import os
 import signal
 import struct
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -50,24 +51,47 @@ def tiny_net(rng):
 
 def interrupted_run(monkeypatch, at_evaluation, *args, **kwargs):
     """Run ``recipes.run(*args, **kwargs)`` with Ctrl-C (a real SIGINT) during its
-    ``at_evaluation``-th evaluation; it must stop with KeyboardInterrupt."""
+    ``at_evaluation``-th evaluation; it must stop with KeyboardInterrupt.
+
+    Networks trained side by side run in threads, and the main thread takes the signal
+    between its 0.2 s joins of them. A real epoch and evaluation last seconds, so the press is
+    taken long before either ends; the tests' networks finish a whole epoch in milliseconds.
+    So once the signal is sent, every training thread waits at its next step or evaluation
+    until the main thread has taken it, as a real press would be taken in time."""
     from tinynet import train
 
-    real_evaluate = train.evaluate
-    calls = {"n": 0}
+    real_evaluate, real_step = train.evaluate, train._Run.step
+    calls, lock, sent = {"n": 0}, threading.Lock(), threading.Event()
+
+    def wait_until_taken():
+        if sent.is_set() and threading.current_thread() is not threading.main_thread():
+            taker = signal.getsignal(signal.SIGINT).__self__   # the main thread's handler
+            deadline = time.monotonic() + 10
+            while not taker.requested and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     def evaluate_with_ctrl_c(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == at_evaluation:
+        with lock:          # two threads evaluating at once must not both count the same n
+            calls["n"] += 1
+            press = calls["n"] == at_evaluation
+        if press:
+            sent.set()
             os.kill(os.getpid(), signal.SIGINT)
+        wait_until_taken()
         return real_evaluate(*a, **k)
 
+    def step_once_a_press_is_taken(self, *a, **k):
+        wait_until_taken()
+        return real_step(self, *a, **k)
+
     monkeypatch.setattr(train, "evaluate", evaluate_with_ctrl_c)
+    monkeypatch.setattr(train._Run, "step", step_once_a_press_is_taken)
     try:
         with pytest.raises(KeyboardInterrupt):
             recipes.run(*args, **kwargs)
     finally:
         monkeypatch.setattr(train, "evaluate", real_evaluate)
+        monkeypatch.setattr(train._Run, "step", real_step)
 
 
 @pytest.fixture
