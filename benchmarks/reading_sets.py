@@ -9,6 +9,9 @@ figures we report, the *training* digits when tuning) or from the pen-stroke dig
 - `write_numbers_and_pages`: lines of digits with varied spacing, size and slant, touching
   pairs, 1 to 5 lines, on paper-like backgrounds with uneven light, PNG and JPEG. The label
   (lines joined by "_", since "/" cannot be in a file name) is the name's part before "__".
+- `write_lined_pages`: 1 to 4 lines of numbers written on the rules of ruled or squared
+  paper (rules faint grey to nearly as dark as the ink), photographed turned by up to 4
+  degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them.
 - `write_pen_style_digits`: MNIST digits re-drawn as users' pens make them (fine pens and
   markers, slanted, squashed or stretched, a little rotated), dark ink on white-to-cream
   paper under uneven light, 28-160 px, PNG and JPEG. Named like `write_user_digits`'s files,
@@ -196,6 +199,79 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200) -> list[Path
         paths.append(path)
     return paths
 
+
+
+def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
+    """`count` images of 1-4 lines of numbers written on ruled or squared paper whose rules
+    are printed fainter than the ink (or nearly as dark), photographed turned by up to 4
+    degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        squared = rng.random() < 0.5
+        base = int(rng.integers(30, 80))                         # digit height, px
+        step = int(base * (rng.uniform(0.5, 0.7) if squared else rng.uniform(1.3, 1.7)))
+        lines = int(rng.choice([1, 2, 3, 4]))
+        style = "mnist" if rng.random() < 0.6 else "strokes"
+        rows = [_number_line(images, labels, rng, base, style) for _ in range(lines)]
+        # rules from one line's feet to the next's: on squared paper, enough squares to
+        # leave a gap of at least a third of a digit between lines
+        skip = int(np.ceil(1.35 * base / step)) if squared else 1
+        below = [skip + int(squared and rng.random() < 0.3) for _ in range(lines)]
+        margin = 2 * step
+        width = max(r.shape[1] for r, _ in rows) + 2 * margin
+        height = margin + sum(step * b for b in below) + base + margin
+        # paper beyond the photo's frame, so that its corners hold paper once turned
+        extra = int(np.tan(np.radians(4)) * max(width, height) / 2) + 2
+        margin, width, height = margin + extra, width + 2 * extra, height + 2 * extra
+        coverage = np.zeros((height, width), np.float32)
+        y = margin + base                                       # the first line's feet
+        for (row, _), b in zip(rows, below):
+            left = margin + int(rng.integers(0, width - 2 * margin - row.shape[1] + 1))
+            feet = int(np.nonzero(row.max(axis=1) > 0.5)[0].max())
+            top = y - feet + int(rng.integers(-2, 3))           # written on the rule
+            region = coverage[top:top + row.shape[0], left:left + row.shape[1]]
+            np.maximum(region, row[:region.shape[0]], out=region)
+            y += step * b
+        rules = _rules(coverage.shape, step, (margin + base) % step, squared, rng)
+        gray = _on_lined_paper(coverage, rules, rng)
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-4, 4), 1)
+        gray = cv2.warpAffine(gray, turn, (width, height))[extra:-extra, extra:-extra]
+        texts = [text for _, text in rows]
+        path = folder / f"{'_'.join(texts)}__{i:04d}.{'jpg' if i % 2 else 'png'}"
+        _save(path, gray, rng)
+        paths.append(path)
+    return paths
+
+
+def _rules(shape, step, offset, squared, rng) -> np.ndarray:
+    """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,
+    1-2 px wide; with columns too when `squared`."""
+    scale = 4                                  # drawn 4 times larger, then shrunk
+    rows, cols = shape
+    big = np.zeros((rows * scale, cols * scale), np.float32)
+    pen = max(1, round(rng.uniform(0.7, 1.8) * scale))
+    for y in range(offset, rows, step):
+        cv2.line(big, (0, y * scale), (cols * scale, y * scale), 1.0, pen, cv2.LINE_AA)
+    if squared:
+        for x in range(int(rng.integers(0, step)), cols, step):
+            cv2.line(big, (x * scale, 0), (x * scale, rows * scale), 1.0, pen, cv2.LINE_AA)
+    return cv2.resize(big, (cols, rows), interpolation=cv2.INTER_AREA)
+
+
+def _on_lined_paper(coverage, rules, rng) -> np.ndarray:
+    """Ink over printed rules on paper, lit unevenly, as a grey uint8 photo."""
+    rows, cols = coverage.shape
+    paper, ink = rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.3)
+    rule = paper * (1 - rng.uniform(0.15, 0.6))          # faint grey to nearly ink-dark
+    reflectance = (paper * (1 - rules) + rule * rules) * (1 - coverage) + ink * coverage
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * xx / cols + np.sin(angle) * yy / rows
+    light = 1.0 - rng.uniform(0.0, 0.3) * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    gray = light * reflectance + rng.normal(0, 0.012, coverage.shape)
+    return np.clip(gray * 255, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,6 +67,26 @@ def test_pen_style_digits_are_reproducible(tmp_path, mnist):
     assert [p.read_bytes() for p in first] != [p.read_bytes() for p in other]
 
 
+def test_lined_pages_are_labelled_lines_of_digits_on_askew_rules(tmp_path, mnist):
+    from tinynet import layout
+    _, _, images, labels = mnist
+    rng = np.random.default_rng(4)
+    paths = reading_sets.write_lined_pages(images[:500], labels[:500], tmp_path, rng, 8)
+    assert sorted(paths) == sorted(tmp_path.iterdir())
+    assert {p.suffix for p in paths} == {".png", ".jpg"}
+    turned = 0
+    for path in paths:
+        assert re.fullmatch(r"\d+(/\d+){0,3}", reading_sets.label_of(path)), path.name
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        paper = np.percentile(gray, 75)
+        mask = (gray < paper - 12).astype(np.uint8)          # the rules and the ink
+        turned += layout._rules_turn(mask, layout.components(mask)[0]) != 0
+    assert turned >= 6                       # turned by up to 4 degrees: rarely under 0.25
+    again = reading_sets.write_lined_pages(images[:500], labels[:500], tmp_path / "again",
+                                           np.random.default_rng(4), 8)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+
+
 def test_non_digits_name_their_kind(tmp_path):
     paths = reading_sets.write_non_digits(tmp_path, 40, seed=2)
     assert sorted(paths) == sorted(tmp_path.iterdir())

@@ -106,6 +106,80 @@ def test_ruled_lines_frames_and_specks_are_not_ink():
     assert tinynet.read(framed).text == "6"
 
 
+def turned(sheet, degrees):
+    """The sheet turned about its centre, as a page photographed askew."""
+    turn = cv2.getRotationMatrix2D((sheet.shape[1] / 2, sheet.shape[0] / 2), degrees, 1)
+    return cv2.warpAffine(sheet, turn, sheet.shape[::-1], borderValue=255)
+
+
+@needs_model
+@pytest.mark.parametrize("degrees", [-3.5, 2.0])
+def test_digits_on_the_lines_of_ruled_paper_photographed_askew(degrees):
+    sheet = page(["2025", "314"], pen=3)
+    for y in range(36, sheet.shape[0], 54):             # every other line under the digits
+        sheet[y:y + 2, :] = np.minimum(sheet[y:y + 2, :], 120)
+    assert tinynet.read(turned(sheet, degrees)).text == "2025/314"
+
+
+def test_rules_turned_a_little_are_found_at_their_angle():
+    for degrees in (-4.0, 1.5, 3.0):
+        mask = np.zeros((300, 400), np.uint8)
+        for y in range(-40, 340, 40):
+            cv2.line(mask, (-50, y), (450, y), 1, 1)
+        mask = (turned(255 * (1 - mask), degrees) < 128).astype(np.uint8)
+        blobs = layout.components(mask)[0]
+        assert layout._rules_turn(mask, blobs) == pytest.approx(-degrees, abs=0.2)
+        cleaned = layout.remove_rules(mask, blobs)
+        assert cleaned is not None and cleaned.sum() < 0.02 * mask.sum()
+    straight = np.zeros((300, 400), np.uint8)
+    straight[::40] = 1
+    assert layout._rules_turn(straight, layout.components(straight)[0]) == 0.0
+
+
+@pytest.mark.parametrize("size, pen, degrees", [((100, 60), 7, 0.0), ((100, 60), 7, 4.0),
+                                                ((44, 38), 3, 5.0)])
+def test_a_long_straight_stroke_filling_its_image_is_not_a_rule(size, pen, degrees):
+    """A 1 drawn from top to bottom of a small image, upright or slanted like a rule on a
+    page askew: turned straight, its core is a long thin run, but its ink is thick."""
+    mask = np.zeros(size, np.uint8)
+    cv2.line(mask, (size[1] // 2, 4), (size[1] // 2, size[0] - 5), 1, pen)
+    mask = (turned(255 * (1 - mask), degrees) < 128).astype(np.uint8)
+    soft = mask.astype(np.float32)
+    assert layout.remove_rules(mask, layout.components(mask)[0], soft) is None
+
+
+def test_a_faint_rule_is_removed_where_it_crosses_the_threshold():
+    """A printed rule in the mask only where the light is lower: found whole in the soft
+    ink, and that part removed, however short."""
+    soft = np.zeros((120, 300), np.float32)
+    soft[60:62, :] = 0.3                                 # the rule, under the threshold ...
+    soft[60:62, 240:] = 0.6                              # ... but for its last 60 px
+    soft[30:90, 100:106] = 1.0                           # a stroke of a digit
+    mask = (soft > 0.5).astype(np.uint8)
+    blobs = layout.components(mask)[0]
+    assert layout.remove_rules(mask, blobs) is None      # 60 px: no rule to the mask alone
+    kept = layout.remove_rules(mask, blobs, soft)
+    assert not kept[59:63, 240:].any()
+    assert kept[30:90, 100:106].all()                    # the stroke crossing it stays whole
+
+
+def test_a_stroke_lying_on_a_fainter_rule_is_kept():
+    mask = np.zeros((100, 200), np.uint8)
+    soft = np.zeros((100, 200), np.float32)
+    mask[50:52, :], soft[50:52, :] = 1, 0.45             # a rule across the image
+    mask[48:54, 80:120], soft[48:54, 80:120] = 1, 1.0    # a pen stroke along it, darker
+    mask[20:50, 80:84], soft[20:50, 80:84] = 1, 1.0      # ... rising from its left end
+    blobs = layout.components(mask)[0]
+    kept = layout.remove_rules(mask, blobs, soft)
+    assert kept[50:52, 80:120].all() and kept[48:54, 80:120].all()
+    assert not kept[50:52, :70].any() and not kept[50:52, 130:].any()
+    # geometry alone cannot tell the stroke from the rule where they overlap
+    assert not layout.remove_rules(mask, blobs)[50:52, 90:110].any()
+    # nor can the ink when the rule is as dark as the pen
+    soft[50:52, :] = 0.9
+    assert not layout.remove_rules(mask, blobs, soft)[50:52, 90:110].any()
+
+
 @needs_model
 def test_touching_digits_are_cut_and_wide_digits_are_not():
     assert tinynet.read(page(["00"], gap=-0.1)).text == "00"

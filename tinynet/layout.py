@@ -10,8 +10,9 @@ The steps, each a small function below:
 
 1. **Blobs**: 8-connected components of the mask.
 2. **Not ink**: ruled lines and underlines (straight strokes much longer than the writing is
-   tall), page edges (long thin blobs along the border), frames (a thin outline around other
-   ink) and specks (tiny next to the largest blob) are removed.
+   tall, also on a page photographed a few degrees askew), page edges (long thin blobs along
+   the border), frames (a thin outline around other ink) and specks (tiny next to the
+   largest blob) are removed; writing that lies along a fainter rule stays.
 3. **Stacked pieces**: a digit broken across its middle (an 8 drawn in two strokes) leaves two
    blobs one above the other, almost touching; they are joined before lines are formed.
 4. **Lines**: blobs taken left to right join the line whose nearest blobs they overlap most in
@@ -35,6 +36,9 @@ __all__ = ["Blob", "Glyph", "find_lines", "join_options", "split_options"]
 SPECK_AREA = 0.015      # blobs under this fraction of the largest blob's area are dust
 RULE_LENGTH = 2.5       # a straight stroke this many times the writing's height is a rule
 RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's height thick
+RULE_CONTRAST = 0.25    # writing this much darker than a rule is kept where it lies on it
+RULE_TURN = 6.0         # rules turned up to this many degrees (a page photographed askew)
+RULE_FAINT = 0.12       # rules are looked for in the soft ink above this (the writing is 1)
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
 STACK_OVERLAP = 0.3     # ... when they overlap left to right by this much of the narrower one
@@ -137,11 +141,13 @@ class Glyph:
 # Lines of glyphs
 # --------------------------------------------------------------------------------------------
 
-def find_lines(mask: np.ndarray) -> tuple[list[list[Glyph]], np.ndarray]:
-    """(lines of glyphs in reading order, label image) for a binary ink mask (uint8)."""
+def find_lines(mask: np.ndarray, soft: np.ndarray | None = None
+               ) -> tuple[list[list[Glyph]], np.ndarray]:
+    """(lines of glyphs in reading order, label image) for a binary ink mask (uint8), and
+    optionally the soft ink it was thresholded from (see `remove_rules`)."""
     blobs, labels = components(mask)
     blobs = drop_specks(blobs)
-    cleaned = remove_rules(mask, blobs)
+    cleaned = remove_rules(mask, blobs, soft)
     if cleaned is not None:
         blobs, labels = components(cleaned)
         blobs = drop_specks(blobs)
@@ -181,7 +187,8 @@ def writing_height(blobs: list[Blob]) -> float:
     return float(np.median([b.height for b in blobs if b.area >= 0.05 * largest]))
 
 
-def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
+def remove_rules(mask: np.ndarray, blobs: list[Blob],
+                 soft: np.ndarray | None = None) -> np.ndarray | None:
     """The mask without ruled lines, grids, margins and underlines, or None when it has none.
 
     A rule is a straight run of ink, horizontal or vertical, that is thin for its length and
@@ -189,26 +196,29 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
     at least RULE_LENGTH times as long as the writing is tall, like an underline. A
     morphological opening with a line that long keeps exactly such runs, even where digits
     touch the rule; they are removed (with a one-pixel rim), and a stroke that crossed a rule
-    is joined again across the gap, so digits on squared paper stay whole.
+    is joined again across the gap, so digits on squared paper stay whole. A page
+    photographed askew has its rules turned a little: when long straight lines are turned by
+    up to RULE_TURN degrees, the runs are found in the mask turned straight. Printed rules
+    are often fainter than the writing and cross the ink threshold only in parts (where the
+    light is lower, say); given the ``soft`` ink, rules are looked for in all ink above
+    RULE_FAINT, so that they are found whole, and their parts in the mask removed.
+
+    A stroke can also lie along a rule: the base of a 2 written on the line, the bar of a 7
+    on a line of squared paper. Geometry cannot tell it from the rule there, but the ink
+    usually can: printed rules are fainter than pen. Given the ``soft`` ink, when the
+    writing is clearly darker than the rules (by RULE_CONTRAST), the pixels on a rule that
+    are darker than halfway between the two are kept as writing.
     """
-    rules = [np.zeros_like(mask), np.zeros_like(mask)]     # horizontal, vertical
-    height, width = mask.shape
-    # a run can only be as long as the blob holding it: most images need no morphology at all
-    widest = max((b.width for b in blobs), default=0)
-    tallest = max((b.height for b in blobs), default=0)
-    _mark_runs(mask, int(0.9 * width) if widest >= 0.9 * width else 0,
-               int(0.9 * height) if tallest >= 0.9 * height else 0,
-               lambda long, thick: long >= 25 * thick, rules)
-    found = rules[0] | rules[1]
-    tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
-    if tall > 0:
-        length = max(25, int(RULE_LENGTH * tall))
-        _mark_runs(mask, length if widest >= length else 0, length if tallest >= length else 0,
-                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), rules)
+    lines, line_blobs = mask, blobs
+    if soft is not None:     # rules fainter than the writing may cross the threshold in parts
+        lines = mask | (soft > RULE_FAINT).astype(np.uint8)
+        line_blobs = drop_specks(components(lines)[0])
+    rules = [r & mask for r in _find_rules(mask, lines, blobs, line_blobs)]
     if not (rules[0].any() or rules[1].any()):
         return None
+    writing_on_rules = _writing_on_rules(mask, rules[0] | rules[1], soft)
     rim = np.ones((3, 3), np.uint8)
-    rules = [cv2.dilate(r, rim) for r in rules]
+    rules = [cv2.dilate(r, rim) & (1 - writing_on_rules) for r in rules]
     cleaned = mask * (1 - (rules[0] | rules[1]))
     for rule, kernel in zip(rules, (np.ones((9, 1), np.uint8), np.ones((1, 9), np.uint8))):
         if rule.any():   # bridge strokes across the gap: up-down for a horizontal rule
@@ -216,9 +226,113 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob]) -> np.ndarray | None:
     return cleaned
 
 
-def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray]) -> None:
+def _find_rules(mask: np.ndarray, lines: np.ndarray, blobs: list[Blob],
+                line_blobs: list[Blob]) -> list[np.ndarray]:
+    """[horizontal, vertical] masks of the rules: those across the image found in `lines`
+    (the ink with the faint marks), underlines in the `mask`; both found turned straight
+    when the long lines are turned a little (`_rules_turn`)."""
+    height, width = mask.shape
+    turn = _rules_turn(lines, line_blobs)
+    if turn:
+        # a thin line turned to the nearest pixel may step between two rows: thicken it
+        rim = np.ones((3, 3), np.uint8)
+        straight, straight_lines = (cv2.dilate(_turned(m, turn), rim) for m in (mask, lines))
+        rules = _straight_rules(straight, straight_lines, components(straight)[0],
+                                components(straight_lines)[0], width, height, across=True)
+        if rules is not None:
+            return [_turned(r, -turn, (height, width)) for r in rules]
+    return _straight_rules(mask, lines, blobs, line_blobs, width, height)
+
+
+def _straight_rules(mask: np.ndarray, lines: np.ndarray, blobs: list[Blob],
+                    line_blobs: list[Blob], width: int, height: int, across: bool = False
+                    ) -> list[np.ndarray] | None:
+    """[horizontal, vertical] rules where they are straight (see `remove_rules`): thin runs
+    of `lines` across 0.9 of the image's `width` (or `height`), then thin runs of the `mask`
+    RULE_LENGTH times as long as the writing is tall; the masks may be larger than the
+    image (turned straight). With `across`, None when there is no run across the image: a
+    turn found only in shorter lines (the side of a circle, a long stroke) is no page's."""
+    rules = [np.zeros_like(mask), np.zeros_like(mask)]
+    # a run can only be as long as the blob holding it: most images need no morphology at all
+    widest = max((b.width for b in line_blobs), default=0)
+    tallest = max((b.height for b in line_blobs), default=0)
+    _mark_runs(lines, int(0.9 * width) if widest >= 0.9 * width else 0,
+               int(0.9 * height) if tallest >= 0.9 * height else 0,
+               lambda long, thick: long >= 25 * thick, rules, beside=3)
+    found = rules[0] | rules[1]
+    if across and not found.any():
+        return None
+    tall = writing_height(components(mask * (1 - found))[0] if found.any() else blobs)
+    if tall > 0:
+        widest = max((b.width for b in blobs), default=0)
+        tallest = max((b.height for b in blobs), default=0)
+        length = max(25, int(RULE_LENGTH * tall))
+        _mark_runs(mask, length if widest >= length else 0, length if tallest >= length else 0,
+                   lambda long, thick: thick <= max(3.0, RULE_THICKNESS * tall), rules)
+    return rules
+
+
+def _rules_turn(mask: np.ndarray, blobs: list[Blob]) -> float:
+    """The angle in degrees (counter-clockwise) that would make the image's long straight
+    lines horizontal or vertical, if they are turned by 0.25 to RULE_TURN degrees; else 0.
+
+    Only images with a blob half as wide or as tall as the image can hold such lines. The
+    angle is the median of the strongest Hough lines (at least half the image long) within
+    RULE_TURN degrees of horizontal, or else of vertical."""
+    height, width = mask.shape
+    step = np.pi / 1440                       # an eighth of a degree
+    near = int(RULE_TURN * 8)
+    searches = []
+    if max((b.width for b in blobs), default=0) >= 0.5 * width:
+        searches.append((width, np.pi / 2 - near * step, np.pi / 2 + near * step, 90.0))
+    if max((b.height for b in blobs), default=0) >= 0.5 * height:
+        searches += [(height, 0.0, near * step, 0.0), (height, np.pi - near * step, np.pi, 180.0)]
+    for extent, low, high, upright in searches:
+        found = cv2.HoughLines(mask, 1, step, max(25, int(0.5 * extent)), min_theta=low,
+                               max_theta=high)
+        if found is not None:
+            turn = float(np.median(np.degrees(found[:10, 0, 1]))) - upright
+            return turn if abs(turn) >= 0.25 else 0.0
+    return 0.0
+
+
+def _turned(image: np.ndarray, degrees: float, shape: tuple[int, int] | None = None
+            ) -> np.ndarray:
+    """The image turned about its centre by `degrees` counter-clockwise (nearest pixel),
+    on a canvas of `shape` with the same centre; by default one that holds all of it."""
+    height, width = image.shape
+    if shape is None:
+        c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+        shape = (int(height * c + width * s) + 2, int(width * c + height * s) + 2)
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    turn[:, 2] += ((shape[1] - width) / 2, (shape[0] - height) / 2)
+    return cv2.warpAffine(image, turn, (shape[1], shape[0]), flags=cv2.INTER_NEAREST)
+
+
+def _writing_on_rules(mask: np.ndarray, rules: np.ndarray, soft: np.ndarray | None
+                      ) -> np.ndarray:
+    """The pixels on or beside the rules (uint8 mask) dark enough to be writing: darker than
+    halfway between the rules' ink and the rest of the writing's, when those differ by at
+    least RULE_CONTRAST; none otherwise (or without ``soft``)."""
+    near = cv2.dilate(rules, np.ones((3, 3), np.uint8))
+    writing = (mask > 0) & (near == 0)
+    if soft is None or not writing.any():
+        return np.zeros_like(mask)
+    rule_ink = float(np.median(soft[rules > 0]))
+    writing_ink = float(np.median(soft[writing]))
+    if writing_ink - rule_ink < RULE_CONTRAST:
+        return np.zeros_like(mask)
+    return ((near > 0) & (mask > 0) & (soft > (rule_ink + writing_ink) / 2)).astype(np.uint8)
+
+
+def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray],
+               beside: int | None = None) -> None:
     """Mark in rules[0] the horizontal runs at least `across` long and in rules[1] the
-    vertical ones at least `down` long whose (length, mean thickness) satisfy `thin`."""
+    vertical ones at least `down` long whose (length, mean thickness) satisfy `thin`.
+
+    The thickness is that of the run itself, or with ``beside`` that of all the ink within
+    `beside` pixels of it: the opening keeps only the straight core of a thick stroke, so a
+    long straight stroke (a 1 filling its image) would pass for a thin rule."""
     for length, shape, found in ((across, (1, across), rules[0]), (down, (down, 1), rules[1])):
         if length < 25 or length >= max(mask.shape):
             continue
@@ -227,8 +341,13 @@ def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray]) -> N
             continue
         count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         for label in range(1, count):
-            w, h, area = stats[label, 2], stats[label, 3], stats[label, 4]
+            x, y, w, h, area = (int(v) for v in stats[label])
             long_side = max(w, h)
+            if beside is not None:
+                m = beside
+                band = mask[max(0, y - m):y + h + m, x:x + w] if w >= h else \
+                    mask[y:y + h, max(0, x - m):x + w + m]
+                area = cv2.countNonZero(band)
             if thin(long_side, area / long_side):
                 found[labels == label] = 1
 

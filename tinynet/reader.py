@@ -423,7 +423,7 @@ class _Page:
         scale = size[0] / small.shape[1]
         try:
             soft, mask = vision.find_ink(small)
-            lines, labels = layout.find_lines(mask)
+            lines, labels = layout.find_lines(mask, soft)
             if not lines:
                 raise ImageError("no digit found (only specks, lines or frames)")
         except ImageError as exc:
