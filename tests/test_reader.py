@@ -434,6 +434,16 @@ def test_a_sheet_photographed_on_a_dark_table():
 
 
 @needs_model
+def test_a_short_number_on_a_whole_scanned_page():
+    """A4 at 300 dpi with one number 5 mm tall: its ink is under 0.1% of the page once
+    shrunk for reading, which must not make the page look blank (or its ink light)."""
+    scan = np.full((3508, 2480), 250, np.uint8)
+    number = page(["2025"])
+    scan[1200:1200 + number.shape[0], 900:900 + number.shape[1]] = number
+    assert tinynet.read(scan).text == "2025"
+
+
+@needs_model
 def test_digits_on_squared_paper_stay_whole():
     sheet = page(["2025", "314"])
     sheet[::22, :] = np.minimum(sheet[::22, :], 110)

@@ -48,6 +48,7 @@ STROKE_THIN = 1.8        # thinner than this gets thickened to STROKE_TARGET
 STROKE_THICK = 4.0       # thicker than this gets thinned to STROKE_THICK_TARGET
 STROKE_THICK_TARGET = 3.2
 MIN_CONTRAST = 0.08      # ink fainter than this (on a 0..1 scale) is not ink
+PEAK_PIXELS = 64         # ink may be as few pixels as this on a large page (_extremes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def find_ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     else:                      # photos and scans: flatten light gradients and shadows
         dark = _ink_is_dark(gray, _coarse_background(gray))
         ink = _flatten_background(1 - gray if dark else gray, relative=dark)
-    peak = quantiles(ink, 0.998)[0] if ink.size > 500 else float(ink.max())
+    peak = _extremes(ink)[1] if ink.size > 500 else float(ink.max())
     if peak < MIN_CONTRAST:
         raise ImageError("no digit found (the image is blank or has no contrast)")
     as_bytes = np.round(ink * 255).astype(np.uint8)
@@ -196,10 +197,22 @@ def _flat_paper(gray: np.ndarray) -> float | None:
     return float(np.median(ring)) if high - low < 0.1 else None
 
 
+def _extremes(values: np.ndarray, low: float = 0.0) -> tuple[float, float]:
+    """(darkest, brightest) of `values` (in [low, 1]) as far as ink goes: the values 0.2% in
+    from either end, or PEAK_PIXELS pixels in when neither of those stands out from the
+    paper by MIN_CONTRAST (a short number on a whole scanned page covers far less than 0.2%
+    of it)."""
+    darkest, brightest = quantiles(values, 0.002, 0.998, low=low)
+    if max(-darkest, brightest) < MIN_CONTRAST and values.size > PEAK_PIXELS / 0.002:
+        share = PEAK_PIXELS / values.size
+        darkest, brightest = quantiles(values, share, 1 - share, low=low)
+    return darkest, brightest
+
+
 def _ink_is_dark(gray: np.ndarray, paper) -> bool:
     """Is the ink darker than the paper? Ink is what departs furthest from the paper colour,
     so compare how far the darkest and the brightest pixels depart from the background."""
-    darkest, brightest = quantiles(gray - paper, 0.002, 0.998, low=-1.0)
+    darkest, brightest = _extremes(gray - paper, low=-1.0)
     return bool(-darkest > brightest)
 
 
