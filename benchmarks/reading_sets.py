@@ -12,6 +12,8 @@ figures we report, the *training* digits when tuning) or from the pen-stroke dig
 - `write_lined_pages`: 1 to 4 lines of numbers written on the rules of ruled or squared
   paper (rules faint grey to nearly as dark as the ink), photographed turned by up to 4
   degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them.
+- `write_scanned_pages`: A4 pages scanned at 300 dpi with one or two short numbers, digits 3
+  to 6 mm tall, PNG and JPEG; labelled the same way.
 - `write_pen_style_digits`: MNIST digits re-drawn as users' pens make them (fine pens and
   markers, slanted, squashed or stretched, a little rotated), dark ink on white-to-cream
   paper under uneven light, 28-160 px, PNG and JPEG. Named like `write_user_digits`'s files,
@@ -244,6 +246,34 @@ def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
         paths.append(path)
     return paths
 
+
+def write_scanned_pages(images, labels, folder, rng, count=100) -> list[Path]:
+    """`count` A4 pages scanned at 300 dpi (2480x3508) holding one or two short numbers with
+    digits 3 to 6 mm (35-70 px) tall anywhere on them, PNG and JPEG; labelled as
+    `write_numbers_and_pages` labels them."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        height = int(rng.integers(35, 71))
+        style = "mnist" if rng.random() < 0.6 else "strokes"
+        rows = [_number_line(images, labels, rng, height, style)
+                for _ in range(int(rng.integers(1, 3)))]
+        coverage = np.zeros((3508, 2480), np.float32)
+        top = int(rng.integers(150, 3508 - 150 - 3 * height * len(rows)))
+        for row, _ in rows:
+            left = int(rng.integers(150, 2480 - 150 - row.shape[1]))
+            region = coverage[top:top + row.shape[0], left:left + row.shape[1]]
+            np.maximum(region, row, out=region)
+            top += row.shape[0] + int(height * rng.uniform(0.4, 1.2))
+        paper, ink = rng.uniform(0.9, 0.98), rng.uniform(0.05, 0.3)
+        gray = paper * (1 - coverage) + ink * coverage + rng.normal(0, 0.01, coverage.shape)
+        gray = np.clip(gray * 255, 0, 255).astype(np.uint8)
+        texts = [text for _, text in rows]
+        path = folder / f"{'_'.join(texts)}__{i:04d}.{'jpg' if i % 2 else 'png'}"
+        _save(path, gray, rng)
+        paths.append(path)
+    return paths
 
 def _rules(shape, step, offset, squared, rng) -> np.ndarray:
     """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,

@@ -87,6 +87,18 @@ def test_lined_pages_are_labelled_lines_of_digits_on_askew_rules(tmp_path, mnist
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
 
 
+def test_scanned_pages_are_a4_with_a_short_labelled_number(tmp_path, mnist):
+    _, _, images, labels = mnist
+    paths = reading_sets.write_scanned_pages(images[:500], labels[:500], tmp_path,
+                                             np.random.default_rng(2), 4)
+    assert {p.suffix for p in paths} == {".png", ".jpg"}
+    for path in paths:
+        assert re.fullmatch(r"\d+(/\d+)?", reading_sets.label_of(path)), path.name
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        assert gray.shape == (3508, 2480)
+        assert 0 < np.mean(gray < 128) < 0.002                 # a little ink on a big page
+
+
 def test_non_digits_name_their_kind(tmp_path):
     paths = reading_sets.write_non_digits(tmp_path, 40, seed=2)
     assert sorted(paths) == sorted(tmp_path.iterdir())

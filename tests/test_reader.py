@@ -437,10 +437,21 @@ def test_a_sheet_photographed_on_a_dark_table():
 def test_a_short_number_on_a_whole_scanned_page():
     """A4 at 300 dpi with one number 5 mm tall: its ink is under 0.1% of the page once
     shrunk for reading, which must not make the page look blank (or its ink light)."""
-    scan = np.full((3508, 2480), 250, np.uint8)
-    number = page(["2025"])
-    scan[1200:1200 + number.shape[0], 900:900 + number.shape[1]] = number
-    assert tinynet.read(scan).text == "2025"
+    for text, height in (("2025", 60), ("7", 40)):
+        scan = np.full((3508, 2480), 250, np.uint8)
+        number = page([text], height=height, pen=4)
+        scan[1200:1200 + number.shape[0], 900:900 + number.shape[1]] = number
+        assert tinynet.read(scan).text == text
+
+
+@needs_model
+def test_a_blank_scanned_page_with_noise_and_dust_is_still_blank():
+    rng = np.random.default_rng(0)
+    scan = np.clip(250 + rng.normal(0, 4, (3508, 2480)), 0, 255).astype(np.uint8)
+    scan[1000:1003, 1000:1003] = 100                         # two specks of dust
+    scan[2000:2002, 500:502] = 120
+    with pytest.raises(tinynet.ImageError, match="no digit found"):
+        tinynet.read(scan)
 
 
 @needs_model

@@ -17,7 +17,8 @@ Finding the ink (`find_ink`):
    that slow background; subtracting it leaves the ink on a flat, black background.
 3. **Threshold**. Otsu's method picks the level that best separates ink from background in
    the flattened image (never below a fraction of the brightest ink, so paper texture and JPEG
-   noise stay out). An image whose ink is too faint is blank: "no digit found". The soft
+   noise stay out). An image whose ink is too faint is blank: "no digit found" (the darkest
+   and brightest pixels are counted so that a short number on a whole page is not). The soft
    (grey) ink values are kept beside the binary mask, so edges stay anti-aliased as in MNIST.
 
 Rendering one digit (`render_digit`):
@@ -48,7 +49,7 @@ STROKE_THIN = 1.8        # thinner than this gets thickened to STROKE_TARGET
 STROKE_THICK = 4.0       # thicker than this gets thinned to STROKE_THICK_TARGET
 STROKE_THICK_TARGET = 3.2
 MIN_CONTRAST = 0.08      # ink fainter than this (on a 0..1 scale) is not ink
-PEAK_PIXELS = 64         # ink may be as few pixels as this on a large page (_extremes)
+PEAK_PIXELS = 16         # ink may be as few pixels as this on a large page (_extremes)
 
 
 # --------------------------------------------------------------------------------------------
