@@ -121,6 +121,17 @@ def test_digits_on_the_lines_of_ruled_paper_photographed_askew(degrees):
     assert tinynet.read(turned(sheet, degrees)).text == "2025/314"
 
 
+@needs_model
+def test_the_cut_end_of_a_rule_beside_a_number_is_not_read():
+    """On a page photographed askew a rule near the edge leaves the image before crossing
+    it, so it is no rule across the page; much taller than the writing and thin, it is
+    still no digit (and must not make the digits beside it look small)."""
+    sheet = cv2.copyMakeBorder(page(["2025"]), 60, 60, 0, 40, cv2.BORDER_CONSTANT, value=255)
+    height, width = sheet.shape
+    cv2.line(sheet, (width - 30, 4), (width - 18, int(0.8 * height)), 0, 2)
+    assert tinynet.read(sheet).text == "2025"
+
+
 def test_rules_turned_a_little_are_found_at_their_angle():
     for degrees in (-4.0, 1.5, 3.0):
         mask = np.zeros((300, 400), np.uint8)

@@ -10,9 +10,10 @@ The steps, each a small function below:
 
 1. **Blobs**: 8-connected components of the mask.
 2. **Not ink**: ruled lines and underlines (straight strokes much longer than the writing is
-   tall, also on a page photographed a few degrees askew), page edges (long thin blobs along
-   the border), frames (a thin outline around other ink) and specks (tiny next to the
-   largest blob) are removed; writing that lies along a fainter rule stays.
+   tall, also on a page photographed a few degrees askew), pieces of rules (thin, and twice
+   as long as the writing is tall), page edges (long thin blobs along the border), frames (a
+   thin outline around other ink) and specks (tiny next to the largest blob) are removed;
+   writing that lies along a fainter rule stays.
 3. **Stacked pieces**: a digit broken across its middle (an 8 drawn in two strokes) leaves two
    blobs one above the other, almost touching; they are joined before lines are formed.
 4. **Lines**: blobs taken left to right join the line whose nearest blobs they overlap most in
@@ -39,6 +40,8 @@ RULE_THICKNESS = 0.25   # ... if it is at most this fraction of the writing's he
 RULE_CONTRAST = 0.25    # writing this much darker than a rule is kept where it lies on it
 RULE_TURN = 6.0         # rules turned up to this many degrees (a page photographed askew)
 RULE_FAINT = 0.12       # rules are looked for in the soft ink above this (the writing is 1)
+RULE_PIECE = 2.0        # a blob this many times as long as the writing is tall ...
+RULE_PIECE_WIDTH = 0.15  # ... and at most this fraction of its length wide is part of a rule
 FRAME_FILL = 0.15       # an outline filling less of its box than this, around ink, is a frame
 STACK_GAP = 0.12        # pieces one above the other this close (of their joint height) join
 STACK_OVERLAP = 0.3     # ... when they overlap left to right by this much of the narrower one
@@ -331,8 +334,9 @@ def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray],
     vertical ones at least `down` long whose (length, mean thickness) satisfy `thin`.
 
     The thickness is that of the run itself, or with ``beside`` that of all the ink within
-    `beside` pixels of it: the opening keeps only the straight core of a thick stroke, so a
-    long straight stroke (a 1 filling its image) would pass for a thin rule."""
+    `beside` pixels of it, the median across its length (where other rules cross it, it is
+    thicker): the opening keeps only the straight core of a thick stroke, so a long straight
+    stroke (a 1 filling its image) would pass for a thin rule."""
     for length, shape, found in ((across, (1, across), rules[0]), (down, (down, 1), rules[1])):
         if length < 25 or length >= max(mask.shape):
             continue
@@ -343,22 +347,29 @@ def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray],
         for label in range(1, count):
             x, y, w, h, area = (int(v) for v in stats[label])
             long_side = max(w, h)
+            thick = area / long_side
             if beside is not None:
                 m = beside
-                band = mask[max(0, y - m):y + h + m, x:x + w] if w >= h else \
-                    mask[y:y + h, max(0, x - m):x + w + m]
-                area = cv2.countNonZero(band)
-            if thin(long_side, area / long_side):
+                if w >= h:
+                    thick = float(np.median(mask[max(0, y - m):y + h + m, x:x + w].sum(axis=0)))
+                else:
+                    thick = float(np.median(mask[y:y + h, max(0, x - m):x + w + m].sum(axis=1)))
+            if thin(long_side, thick):
                 found[labels == label] = 1
 
 
 def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blob]:
-    """Drop page edges (long thin blobs along the border) and frames around other ink."""
+    """Drop page edges (long thin blobs along the border), frames around other ink, and
+    pieces of rules: blobs at least RULE_PIECE times as long as the rest of the writing is
+    tall, and under RULE_PIECE_WIDTH of that length wide (the end of a rule on a page
+    photographed askew, cut short by the image's edge, is no digit however tall)."""
     height, width = shape
     kept = []
     for b in blobs:
         if b.border and ((b.width > 0.8 * width and b.height < 0.2 * height)
                          or (b.height > 0.8 * height and b.width < 0.2 * width)):
+            continue
+        if _rule_piece(b, blobs):
             continue
         fill = b.area / max(1, b.width * b.height)
         inside = [o for o in blobs if o is not b and o.area >= 0.1 * b.area
@@ -373,6 +384,16 @@ def drop_frames_and_edges(blobs: list[Blob], shape: tuple[int, int]) -> list[Blo
             kept = [b for b in kept if not b.border or b.area <= 3 * biggest_inner
                     or b.height < 0.8 * height]
     return kept
+
+
+def _rule_piece(blob: Blob, blobs: list[Blob]) -> bool:
+    """Is the blob a straight thin piece much longer than the other blobs are tall?"""
+    long, short = max(blob.width, blob.height), min(blob.width, blob.height)
+    if short > RULE_PIECE_WIDTH * long:
+        return False
+    others = [b for b in blobs if b is not blob]
+    tall = writing_height(others)
+    return tall > 0 and long >= RULE_PIECE * tall
 
 
 def join_stacked(blobs: list[Blob]) -> list[list[Blob]]:
