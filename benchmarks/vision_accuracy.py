@@ -149,6 +149,16 @@ def load_mnist_test(data_dir):
     return x_test, y_test
 
 
+def reported_share(model, folder: Path, title: str) -> float:
+    """Print, and return, the share of a folder's images read exactly: a figure reported
+    with no target."""
+    result = score_folder(model, folder)
+    exact = 100 * result["correct"] / result["total"]
+    print(f"{title} ({result['total']}): {exact:.1f}% read exactly (reported; no target)")
+    print("\n".join(result["misses"][:10]))
+    return exact
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(ROOT / "weights" / "mnist.npz"))
@@ -240,20 +250,11 @@ def run(model, args, seed_dir: Path) -> int:
                            photo_s=photo_seconds)
 
         write_lined_pages(images, labels, tmp / "lined", np.random.default_rng(7), args.lined)
-        result = score_folder(model, tmp / "lined")
-        lined = 100 * result["correct"] / result["total"]
-        print(f"(f) numbers on ruled and squared paper photographed askew ({result['total']}): "
-              f"{lined:.1f}% read exactly (reported; no target)")
-        print("\n".join(result["misses"][:10]))
-        figures.update(lined_exact=lined)
-
+        figures["lined_exact"] = reported_share(
+            model, tmp / "lined", "(f) numbers on ruled and squared paper photographed askew")
         write_scanned_pages(images, labels, tmp / "scans", np.random.default_rng(8), args.scans)
-        result = score_folder(model, tmp / "scans")
-        scans = 100 * result["correct"] / result["total"]
-        print(f"(g) short numbers on whole A4 pages scanned at 300 dpi ({result['total']}): "
-              f"{scans:.1f}% read exactly (reported; no target)")
-        print("\n".join(result["misses"][:10]))
-        figures.update(scans_exact=scans)
+        figures["scans_exact"] = reported_share(
+            model, tmp / "scans", "(g) short numbers on whole A4 pages scanned at 300 dpi")
     print("all targets met" if met else "SOME TARGETS MISSED")
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                       for k, v in figures.items()}))
