@@ -201,7 +201,8 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob],
     touch the rule; they are removed (with a one-pixel rim), and a stroke that crossed a rule
     is joined again across the gap, so digits on squared paper stay whole. A page
     photographed askew has its rules turned a little: when long straight lines are turned by
-    up to RULE_TURN degrees, the runs are found in the mask turned straight. Printed rules
+    up to RULE_TURN degrees, the runs are found in the mask turned straight (if a run then
+    crosses the whole image: a circle or a long stroke is no page). Printed rules
     are often fainter than the writing and cross the ink threshold only in parts (where the
     light is lower, say); given the ``soft`` ink, rules are looked for in all ink above
     RULE_FAINT, so that they are found whole, and their parts in the mask removed.
