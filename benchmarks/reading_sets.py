@@ -7,7 +7,8 @@ figures we report, the *training* digits when tuning) or from the pen-stroke dig
 - `write_user_digits`: one digit per file, dark on white, 28-112 px, PNG and JPEG, some on
   larger canvases. The label is the file name's first character.
 - `write_numbers_and_pages`: lines of digits with varied spacing, size and slant, touching
-  pairs, 1 to 5 lines, on paper-like backgrounds with uneven light, PNG and JPEG. The label
+  pairs, 1 to 5 lines, on paper-like backgrounds with uneven light, PNG and JPEG (or, with
+  `turn`, the whole page turned as if photographed askew). The label
   (lines joined by "_", since "/" cannot be in a file name) is the name's part before "__".
 - `write_lined_pages`: 1 to 4 lines of numbers written on the rules of ruled or squared
   paper (rules faint grey to nearly as dark as the ink), photographed turned by up to 4
@@ -160,8 +161,10 @@ def photo_of_paper(coverage, rng) -> np.ndarray:
     return np.clip(gray * 255, 0, 255).astype(np.uint8)
 
 
-def write_numbers_and_pages(images, labels, folder, rng, count=200) -> list[Path]:
-    """`count` images of 1-5 lines of numbers on paper-like backgrounds, PNG and JPEG."""
+def write_numbers_and_pages(images, labels, folder, rng, count=200, turn=None) -> list[Path]:
+    """`count` images of 1-5 lines of numbers on paper-like backgrounds, PNG and JPEG; with
+    `turn` = (low, high), each page turned by low to high degrees either way, as a page
+    photographed askew."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -192,6 +195,9 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200) -> list[Path
                 coverage[y:y + r.shape[0], left:left + r.shape[1]], r)
             y += r.shape[0] + (spacing[k + 1] if k + 1 < len(rows) else 0)
         coverage = np.clip(coverage, 0, 1)
+        if turn is not None:
+            degrees = rng.choice([-1, 1]) * rng.uniform(*turn)
+            coverage = np.clip(_turned(coverage, degrees), 0, 1)
         if rng.random() < 0.7:
             gray = photo_of_paper(coverage, rng)
         else:
@@ -274,6 +280,16 @@ def write_scanned_pages(images, labels, folder, rng, count=100) -> list[Path]:
         _save(path, gray, rng)
         paths.append(path)
     return paths
+
+def _turned(coverage: np.ndarray, degrees: float) -> np.ndarray:
+    """Coverage turned about its centre, on a canvas that holds all of it."""
+    rows, cols = coverage.shape
+    c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+    size = (int(cols * c + rows * s) + 2, int(rows * c + cols * s) + 2)
+    matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), degrees, 1.0)
+    matrix[:, 2] += ((size[0] - cols) / 2, (size[1] - rows) / 2)
+    return cv2.warpAffine(coverage, matrix, size)
+
 
 def _rules(shape, step, offset, squared, rng) -> np.ndarray:
     """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,

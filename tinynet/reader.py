@@ -15,7 +15,9 @@ How an image is read:
    reduced size straight away), shrunk to at most `ANALYSIS_SIZE` pixels a side.
 2. `vision.find_ink` separates ink from paper, whatever the polarity and the lighting.
 3. `layout.find_lines` groups the ink into lines of glyphs and drops what is not writing.
-4. Each glyph is rendered MNIST-style (`vision.render_digit`) and read by the network, whole
+4. Each glyph is rendered MNIST-style (`vision.render_digit`; turned upright first when its
+   line slopes by SKEW_MIN degrees or more, as on a page photographed askew, `_line_skew`)
+   and read by the network, whole
    and cut in the ways `layout.split_options` proposes. A glyph is read as several digits
    only when the cut reading is clearly more probable than the whole one: the product of the
    pieces' probabilities must beat the whole glyph's by a factor that depends on its shape
@@ -86,6 +88,7 @@ __all__ = ["Digit", "NotADigit", "NOT_A_DIGIT", "Reading", "ReadError", "read", 
 
 ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and laid out
 UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
+SKEW_MIN, SKEW_MAX = 5.0, 30.0   # a line sloping this much (degrees) has its digits turned
 MAX_DIGITS_PER_GLYPH = 4
 WIDE = 1.2             # glyphs this wide for their height are always tried cut as well
 SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
@@ -436,19 +439,37 @@ class _Node:
     """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
 
     __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs",
-                 "far")
+                 "far", "skew")
 
     def __init__(self, page, glyph, image, pieces_left, digit_width):
         self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
         self.digit_width = digit_width      # the typical width of a glyph in its line, if known
-        self.options, self.probs, self.far = [], None, False
+        self.options, self.probs, self.far, self.skew = [], None, False, 0.0
 
 
-def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None) -> _Node | None:
+def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None,
+          skew: float = 0.0) -> _Node | None:
     ink = glyph.ink(page.soft, page.labels)
     if ink.size == 0 or ink.max() <= 0.05:
         return None
-    return _Node(page, glyph, vision.render_digit(ink), pieces_left, digit_width)
+    node = _Node(page, glyph, vision.render_digit(vision.turned(ink, skew)), pieces_left,
+                 digit_width)
+    node.skew = skew
+    return node
+
+
+def _line_skew(line) -> float:
+    """How many degrees a line of at least three glyphs slopes (clockwise, as the image
+    shows it), fitted through their centres, when that is SKEW_MIN to SKEW_MAX; else 0. Its
+    digits lean as much, and are turned upright before they are read."""
+    if len(line) < 3:
+        return 0.0
+    x = np.array([(g.box[0] + g.box[2]) / 2 for g in line])
+    y = np.array([(g.box[1] + g.box[3]) / 2 for g in line])
+    if np.ptp(x) < 2 * np.median([g.height for g in line]):
+        return 0.0
+    angle = float(np.degrees(np.arctan(np.polyfit(x, y, 1)[0])))
+    return angle if SKEW_MIN <= abs(angle) <= SKEW_MAX else 0.0
 
 
 def _digit_width(line) -> float | None:
@@ -488,8 +509,8 @@ def _expand(node: _Node) -> list[_Node]:
     new = []
     page = node.page
     for left, right in layout.split_options(node.glyph, page.soft, page.labels):
-        a = _node(page, left, node.pieces_left - 1, node.digit_width)
-        b = _node(page, right, node.pieces_left - 1, node.digit_width)
+        a = _node(page, left, node.pieces_left - 1, node.digit_width, node.skew)
+        b = _node(page, right, node.pieces_left - 1, node.digit_width, node.skew)
         if a is not None and b is not None:
             node.options.append((a, b))
             new += [a, b]
@@ -530,12 +551,12 @@ class _Line:
     `layout` proposes, each read whole."""
 
     def __init__(self, page: _Page, glyphs: list):
-        width = _digit_width(glyphs)
-        self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width) for g in glyphs]
+        width, skew = _digit_width(glyphs), _line_skew(glyphs)
+        self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width, skew) for g in glyphs]
         # glyph i with its loose pieces, and glyphs i and i + 1 as one
-        self.with_loose = {i: _node(page, g.joined(*g.loose), 1, width)
+        self.with_loose = {i: _node(page, g.joined(*g.loose), 1, width, skew)
                            for i, g in enumerate(glyphs) if g.loose}
-        self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width)
+        self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width, skew)
                       for i in layout.join_options(glyphs)}
 
     def nodes(self) -> list[_Node]:

@@ -313,6 +313,19 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return out
 
 
+def turned(ink: np.ndarray, degrees: float) -> np.ndarray:
+    """The ink turned `degrees` counter-clockwise about its centre, on a canvas that holds all
+    of it (the ink itself when `degrees` is 0)."""
+    if not degrees:
+        return ink
+    height, width = ink.shape
+    c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
+    size = (int(width * c + height * s) + 2, int(height * c + width * s) + 2)
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    turn[:, 2] += ((size[0] - width) / 2, (size[1] - height) / 2)
+    return cv2.warpAffine(ink, turn, size, flags=cv2.INTER_LINEAR)
+
+
 def render_digit(ink: np.ndarray) -> np.ndarray:
     """Soft ink of one digit (black background) -> MNIST-style 28x28 float32 in [0, 1]."""
     work = _resize_longer_side(_crop(ink), WORK_SIZE)
