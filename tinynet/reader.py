@@ -17,13 +17,12 @@ How an image is read:
 3. `layout.find_lines` groups the ink into lines of glyphs and drops what is not writing.
 4. Each glyph is rendered MNIST-style (`vision.render_digit`; turned upright first when its
    line slopes by SKEW_MIN degrees or more, as on a page photographed askew, `_line_skew`)
-   and read by the network, whole
-   and cut in the ways `layout.split_options` proposes. A glyph is read as several digits
-   only when the cut reading is clearly more probable than the whole one: the product of the
-   pieces' probabilities must beat the whole glyph's by a factor that depends on its shape
-   (`split_penalty`: 4 for a glyph of ordinary width, less for a wide one).
-   So a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
-   digit on its own, are cut apart.
+   and read by the network, whole and cut in the ways `layout.split_options` proposes. A
+   glyph is read as several digits only when the cut reading is clearly more probable than
+   the whole one: the product of the pieces' probabilities must beat the whole glyph's by a
+   factor that depends on its shape (`split_penalty`: 4 for a glyph of ordinary width, less
+   for a wide one). So a wide 0 or a 4 with a long bar stays one digit, while touching
+   digits, each clearly a digit on its own, are cut apart.
 5. The other way round, a digit drawn in strokes that do not meet (a 5 whose flag floats
    beside it) leaves a glyph and a smaller piece next to it (`layout.join_options`, and
    `Glyph.loose` for pieces too small to read alone). They are read as one digit only when
@@ -441,10 +440,11 @@ class _Node:
     __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs",
                  "far", "skew")
 
-    def __init__(self, page, glyph, image, pieces_left, digit_width):
+    def __init__(self, page, glyph, image, pieces_left, digit_width, skew=0.0):
         self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
         self.digit_width = digit_width      # the typical width of a glyph in its line, if known
-        self.options, self.probs, self.far, self.skew = [], None, False, 0.0
+        self.skew = skew                    # the degrees its line slopes, if turned upright
+        self.options, self.probs, self.far = [], None, False
 
 
 def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None,
@@ -452,10 +452,8 @@ def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None,
     ink = glyph.ink(page.soft, page.labels)
     if ink.size == 0 or ink.max() <= 0.05:
         return None
-    node = _Node(page, glyph, vision.render_digit(vision.turned(ink, skew)), pieces_left,
-                 digit_width)
-    node.skew = skew
-    return node
+    image = vision.render_digit(vision.turned(ink, skew))
+    return _Node(page, glyph, image, pieces_left, digit_width, skew)
 
 
 def _line_skew(line) -> float:
