@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 import make_digits  # noqa: E402
 
+from tinynet import vision  # noqa: E402
 from tinynet.vision import stroke_width  # noqa: E402
 
 
@@ -197,7 +198,7 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200, turn=None) -
         coverage = np.clip(coverage, 0, 1)
         if turn is not None:
             degrees = rng.choice([-1, 1]) * rng.uniform(*turn)
-            coverage = np.clip(_turned(coverage, degrees), 0, 1)
+            coverage = np.clip(vision.turn(coverage, degrees)[0], 0, 1)
         if rng.random() < 0.7:
             gray = photo_of_paper(coverage, rng)
         else:
@@ -280,16 +281,6 @@ def write_scanned_pages(images, labels, folder, rng, count=100) -> list[Path]:
         _save(path, gray, rng)
         paths.append(path)
     return paths
-
-def _turned(coverage: np.ndarray, degrees: float) -> np.ndarray:
-    """Coverage turned about its centre, on a canvas that holds all of it."""
-    rows, cols = coverage.shape
-    c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
-    size = (int(cols * c + rows * s) + 2, int(rows * c + cols * s) + 2)
-    matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), degrees, 1.0)
-    matrix[:, 2] += ((size[0] - cols) / 2, (size[1] - rows) / 2)
-    return cv2.warpAffine(coverage, matrix, size)
-
 
 def _rules(shape, step, offset, squared, rng) -> np.ndarray:
     """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,

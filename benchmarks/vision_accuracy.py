@@ -259,7 +259,7 @@ def run(model, args, seed_dir: Path) -> int:
         write_scanned_pages(images, labels, tmp / "scans", np.random.default_rng(10), args.scans)
         figures["scans_exact"] = reported_share(
             model, tmp / "scans", "(g) short numbers on whole A4 pages scanned at 300 dpi")
-        write_numbers_and_pages(images, labels, tmp / "turned", np.random.default_rng(9),
+        write_numbers_and_pages(images, labels, tmp / "turned", np.random.default_rng(11),
                                 args.turned, turn=(5, 15))
         figures["turned_exact"] = reported_share(
             model, tmp / "turned", "(h) numbers and pages photographed turned by 5-15 degrees")

@@ -132,27 +132,27 @@ def test_the_cut_end_of_a_rule_beside_a_number_is_not_read():
     assert tinynet.read(sheet).text == "2025"
 
 
-def test_a_line_sloping_steeply_has_its_slope_measured_through_its_glyphs():
+def test_a_line_s_slope_is_measured_through_its_glyphs():
     def line(angle, count=4, height=40):
         step = np.tan(np.radians(angle)) * 50
         return [layout.Glyph([layout.Blob(k + 1, 600, 50 * k, int(100 + step * k),
                                           50 * k + 30, int(100 + step * k) + height)])
                 for k in range(count)]
-    assert reader._line_skew(line(12)) == pytest.approx(12, abs=0.5)
-    assert reader._line_skew(line(-20)) == pytest.approx(-20, abs=0.5)
-    assert reader._line_skew(line(3)) == 0.0                  # the network copes: left alone
-    assert reader._line_skew(line(12, count=2)) == 0.0        # two glyphs tell too little
+    assert reader._line_slope(line(12)) == pytest.approx(12, abs=0.5)
+    assert reader._line_slope(line(-20)) == pytest.approx(-20, abs=0.5)
+    assert reader._line_slope(line(12, count=2)) is None       # two glyphs tell too little
 
 
-def test_ink_turned_upright_keeps_all_of_it():
+def test_an_image_turned_keeps_all_of_it_and_maps_back():
     ink = np.zeros((40, 20), np.float32)
     ink[5:35, 9:12] = 1.0                                     # an upright bar
-    bar = vision.turned(ink, 30.0)
+    bar, back = vision.turn(ink, 30.0)
     assert bar.shape[0] > 40 and bar.shape[1] > 20
     assert bar.sum() == pytest.approx(ink.sum(), rel=0.02)
     ys, xs = np.nonzero(bar > 0.5)
     assert np.polyfit(ys, xs, 1)[0] == pytest.approx(np.tan(np.radians(30)), abs=0.1)  # top left
-    assert vision.turned(ink, 0.0) is ink
+    again = cv2.warpAffine(bar, back, (20, 40))               # and back where it was
+    assert np.abs(again - ink).mean() < 0.05
 
 
 @needs_model

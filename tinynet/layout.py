@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from . import vision
+
 __all__ = ["Blob", "Glyph", "find_lines", "join_options", "split_options"]
 
 SPECK_AREA = 0.015      # blobs under this fraction of the largest blob's area are dust
@@ -240,11 +242,14 @@ def _find_rules(mask: np.ndarray, lines: np.ndarray, blobs: list[Blob],
     if turn:
         # a thin line turned to the nearest pixel may step between two rows: thicken it
         rim = np.ones((3, 3), np.uint8)
-        straight, straight_lines = (cv2.dilate(_turned(m, turn), rim) for m in (mask, lines))
+        (straight, back), (straight_lines, _) = (vision.turn(m, turn, cv2.INTER_NEAREST)
+                                                 for m in (mask, lines))
+        straight, straight_lines = cv2.dilate(straight, rim), cv2.dilate(straight_lines, rim)
         rules = _straight_rules(straight, straight_lines, components(straight)[0],
                                 components(straight_lines)[0], width, height, across=True)
         if rules is not None:
-            return [_turned(r, -turn, (height, width)) for r in rules]
+            return [cv2.warpAffine(r, back, (width, height), flags=cv2.INTER_NEAREST)
+                    for r in rules]
     return _straight_rules(mask, lines, blobs, line_blobs, width, height)
 
 
@@ -298,19 +303,6 @@ def _rules_turn(mask: np.ndarray, blobs: list[Blob]) -> float:
             turn = float(np.median(np.degrees(found[:10, 0, 1]))) - upright
             return turn if abs(turn) >= 0.25 else 0.0
     return 0.0
-
-
-def _turned(image: np.ndarray, degrees: float, shape: tuple[int, int] | None = None
-            ) -> np.ndarray:
-    """The image turned about its centre by `degrees` counter-clockwise (nearest pixel),
-    on a canvas of `shape` with the same centre; by default one that holds all of it."""
-    height, width = image.shape
-    if shape is None:
-        c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
-        shape = (int(height * c + width * s) + 2, int(width * c + height * s) + 2)
-    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    turn[:, 2] += ((shape[1] - width) / 2, (shape[0] - height) / 2)
-    return cv2.warpAffine(image, turn, (shape[1], shape[0]), flags=cv2.INTER_NEAREST)
 
 
 def _writing_on_rules(mask: np.ndarray, rules: np.ndarray, soft: np.ndarray | None

@@ -15,14 +15,16 @@ How an image is read:
    reduced size straight away), shrunk to at most `ANALYSIS_SIZE` pixels a side.
 2. `vision.find_ink` separates ink from paper, whatever the polarity and the lighting.
 3. `layout.find_lines` groups the ink into lines of glyphs and drops what is not writing.
-4. Each glyph is rendered MNIST-style (`vision.render_digit`; turned upright first when its
-   line slopes by SKEW_MIN degrees or more, as on a page photographed askew, `_line_skew`)
-   and read by the network, whole and cut in the ways `layout.split_options` proposes. A
-   glyph is read as several digits only when the cut reading is clearly more probable than
-   the whole one: the product of the pieces' probabilities must beat the whole glyph's by a
-   factor that depends on its shape (`split_penalty`: 4 for a glyph of ordinary width, less
-   for a wide one). So a wide 0 or a 4 with a long bar stays one digit, while touching
-   digits, each clearly a digit on its own, are cut apart.
+   When the lines slope alike by SKEW_MIN degrees or more (a page photographed turned,
+   `_page_skew`), its glyphs are turned straight and grouped again: lines sloping steeply
+   run into each other. Boxes are still given in the image's own pixels.
+4. Each glyph is rendered MNIST-style (`vision.render_digit`) and read by the network,
+   whole and cut in the ways `layout.split_options` proposes. A glyph is read as several
+   digits only when the cut reading is clearly more probable than the whole one: the
+   product of the pieces' probabilities must beat the whole glyph's by a factor that depends
+   on its shape (`split_penalty`: 4 for a glyph of ordinary width, less for a wide one). So
+   a wide 0 or a 4 with a long bar stays one digit, while touching digits, each clearly a
+   digit on its own, are cut apart.
 5. The other way round, a digit drawn in strokes that do not meet (a 5 whose flag floats
    beside it) leaves a glyph and a smaller piece next to it (`layout.join_options`, and
    `Glyph.loose` for pieces too small to read alone). They are read as one digit only when
@@ -75,6 +77,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import imagefile, layout, vision
@@ -87,7 +90,7 @@ __all__ = ["Digit", "NotADigit", "NOT_A_DIGIT", "Reading", "ReadError", "read", 
 
 ANALYSIS_SIZE = 1000   # longer side, in pixels, at which the ink is found and laid out
 UNSURE_BELOW = 0.6     # a digit read with less probability than this makes a reading unsure
-SKEW_MIN, SKEW_MAX = 5.0, 30.0   # a line sloping this much (degrees) has its digits turned
+SKEW_MIN, SKEW_MAX = 5.0, 30.0   # lines sloping this much (degrees): the page is turned
 MAX_DIGITS_PER_GLYPH = 4
 WIDE = 1.2             # glyphs this wide for their height are always tried cut as well
 SURE = 0.98            # narrower glyphs are tried cut only when read whole with less than this
@@ -411,6 +414,7 @@ class _Page:
     lines: list
     preview: np.ndarray
     error: ImageError | None = None
+    back: np.ndarray | None = None  # laid out turned straight: the 2x3 map back, else None
 
     @classmethod
     def open(cls, source) -> _Page:
@@ -425,49 +429,84 @@ class _Page:
         scale = size[0] / small.shape[1]
         try:
             soft, mask = vision.find_ink(small)
-            lines, labels = layout.find_lines(mask, soft)
-            if not lines:
-                raise ImageError("no digit found (only specks, lines or frames)")
+            lines, labels = _lines(mask, soft)
+            back = None
+            skew = _page_skew(lines)
+            if skew:        # lines sloping steeply are grouped badly: lay them out straight
+                soft, mask = _glyphs_only(soft, labels, lines)
+                soft, mask, back = _turned_ink(soft, mask, skew)
+                lines, labels = _lines(mask, soft)
         except ImageError as exc:
             error = ImageError(f"{name}: {exc}" if name else str(exc))
             return cls(name, size, scale, None, None, [], preview, error)
-        return cls(name, size, scale, soft, labels, lines, preview)
+        return cls(name, size, scale, soft, labels, lines, preview, back=back)
+
+
+def _lines(mask: np.ndarray, soft: np.ndarray) -> tuple[list, np.ndarray]:
+    """`layout.find_lines`, or "no digit found" when it finds no line."""
+    lines, labels = layout.find_lines(mask, soft)
+    if not lines:
+        raise ImageError("no digit found (only specks, lines or frames)")
+    return lines, labels
+
+
+def _page_skew(lines) -> float:
+    """The median slope of a page's lines (those `_line_slope` can measure) when it is
+    SKEW_MIN to SKEW_MAX degrees: the page was photographed turned; else 0."""
+    slopes = [a for a in map(_line_slope, lines) if a is not None]
+    angle = float(np.median(slopes)) if slopes else 0.0
+    return angle if SKEW_MIN <= abs(angle) <= SKEW_MAX else 0.0
+
+
+def _glyphs_only(soft: np.ndarray, labels: np.ndarray, lines: list
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(soft ink, mask) of the glyphs of `lines` alone: what layout found not to be writing
+    (rules, frames, page edges, specks) stays out when the page is laid out again."""
+    kept = [b.label for line in lines for glyph in line
+            for part in (glyph, *glyph.loose) for b in part.blobs]
+    mask = np.isin(labels, kept).astype(np.uint8)
+    return soft * cv2.dilate(mask, np.ones((3, 3), np.uint8)), mask
+
+
+def _turned_ink(soft: np.ndarray, mask: np.ndarray, degrees: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the soft ink and the mask turned `degrees` counter-clockwise on a canvas that holds
+    all of it, the 2x3 affine map from that canvas back to the image)."""
+    soft, back = vision.turn(soft, degrees)
+    mask, _ = vision.turn(mask, degrees, cv2.INTER_NEAREST)
+    return soft, mask, back
 
 
 class _Node:
     """A glyph (or a piece of one) rendered for the network, with the ways to cut it."""
 
     __slots__ = ("page", "glyph", "image", "pieces_left", "digit_width", "options", "probs",
-                 "far", "skew")
+                 "far")
 
-    def __init__(self, page, glyph, image, pieces_left, digit_width, skew=0.0):
+    def __init__(self, page, glyph, image, pieces_left, digit_width):
         self.page, self.glyph, self.image, self.pieces_left = page, glyph, image, pieces_left
         self.digit_width = digit_width      # the typical width of a glyph in its line, if known
-        self.skew = skew                    # the degrees its line slopes, if turned upright
         self.options, self.probs, self.far = [], None, False
 
 
-def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None,
-          skew: float = 0.0) -> _Node | None:
+def _node(page: _Page, glyph, pieces_left: int, digit_width: float | None) -> _Node | None:
     ink = glyph.ink(page.soft, page.labels)
     if ink.size == 0 or ink.max() <= 0.05:
         return None
-    image = vision.render_digit(vision.turned(ink, skew))
-    return _Node(page, glyph, image, pieces_left, digit_width, skew)
+    return _Node(page, glyph, vision.render_digit(ink), pieces_left, digit_width)
 
 
-def _line_skew(line) -> float:
-    """How many degrees a line of at least three glyphs slopes (clockwise, as the image
-    shows it), fitted through their centres, when that is SKEW_MIN to SKEW_MAX; else 0. Its
-    digits lean as much, and are turned upright before they are read."""
+def _line_slope(line) -> float | None:
+    """How many degrees a line slopes (clockwise, as the image shows it), fitted through its
+    glyphs' centres; None for a line too short to tell (under three glyphs, or spanning
+    less than twice their height)."""
     if len(line) < 3:
-        return 0.0
+        return None
     x = np.array([(g.box[0] + g.box[2]) / 2 for g in line])
     y = np.array([(g.box[1] + g.box[3]) / 2 for g in line])
     if np.ptp(x) < 2 * np.median([g.height for g in line]):
-        return 0.0
-    angle = float(np.degrees(np.arctan(np.polyfit(x, y, 1)[0])))
-    return angle if SKEW_MIN <= abs(angle) <= SKEW_MAX else 0.0
+        return None
+    return float(np.degrees(np.arctan(np.polyfit(x, y, 1)[0])))
 
 
 def _digit_width(line) -> float | None:
@@ -507,8 +546,8 @@ def _expand(node: _Node) -> list[_Node]:
     new = []
     page = node.page
     for left, right in layout.split_options(node.glyph, page.soft, page.labels):
-        a = _node(page, left, node.pieces_left - 1, node.digit_width, node.skew)
-        b = _node(page, right, node.pieces_left - 1, node.digit_width, node.skew)
+        a = _node(page, left, node.pieces_left - 1, node.digit_width)
+        b = _node(page, right, node.pieces_left - 1, node.digit_width)
         if a is not None and b is not None:
             node.options.append((a, b))
             new += [a, b]
@@ -549,12 +588,12 @@ class _Line:
     `layout` proposes, each read whole."""
 
     def __init__(self, page: _Page, glyphs: list):
-        width, skew = _digit_width(glyphs), _line_skew(glyphs)
-        self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width, skew) for g in glyphs]
+        width = _digit_width(glyphs)
+        self.roots = [_node(page, g, MAX_DIGITS_PER_GLYPH, width) for g in glyphs]
         # glyph i with its loose pieces, and glyphs i and i + 1 as one
-        self.with_loose = {i: _node(page, g.joined(*g.loose), 1, width, skew)
+        self.with_loose = {i: _node(page, g.joined(*g.loose), 1, width)
                            for i, g in enumerate(glyphs) if g.loose}
-        self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width, skew)
+        self.pairs = {i: _node(page, glyphs[i].joined(glyphs[i + 1]), 1, width)
                       for i in layout.join_options(glyphs)}
 
     def nodes(self) -> list[_Node]:
@@ -682,8 +721,13 @@ def _far(distances) -> np.ndarray:
 
 def _source_box(node: _Node, scale: float) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = node.glyph.box
-    return (int(x0 * scale), int(y0 * scale), int(math.ceil(x1 * scale)),
-            int(math.ceil(y1 * scale)))
+    if node.page.back is not None:       # laid out turned: the box around its corners
+        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64)
+        xs, ys = (corners @ node.page.back.T).T
+        x0, y0, x1, y1 = max(0.0, xs.min()), max(0.0, ys.min()), xs.max(), ys.max()
+    width, height = node.page.size
+    return (int(x0 * scale), int(y0 * scale), min(width, int(math.ceil(x1 * scale))),
+            min(height, int(math.ceil(y1 * scale))))
 
 
 def _digit(node: _Node, scale: float) -> Digit:

@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import ImageError
 
-__all__ = ["find_ink", "render_digit", "shrink", "stroke_width"]
+__all__ = ["find_ink", "render_digit", "shrink", "stroke_width", "turn"]
 
 MNIST_SIZE = 28          # side of the output image
 MNIST_BOX = 20           # the longer side of the digit inside it
@@ -313,17 +313,17 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return out
 
 
-def turned(ink: np.ndarray, degrees: float) -> np.ndarray:
-    """The ink turned `degrees` counter-clockwise about its centre, on a canvas that holds all
-    of it (the ink itself when `degrees` is 0)."""
-    if not degrees:
-        return ink
-    height, width = ink.shape
+def turn(image: np.ndarray, degrees: float, interpolation: int = cv2.INTER_LINEAR
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """(the image turned `degrees` counter-clockwise about its centre, on a zero canvas that
+    holds all of it; the 2x3 affine map from the turned image back to this one)."""
+    height, width = image.shape
     c, s = abs(np.cos(np.radians(degrees))), abs(np.sin(np.radians(degrees)))
     size = (int(width * c + height * s) + 2, int(height * c + width * s) + 2)
-    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
-    turn[:, 2] += ((size[0] - width) / 2, (size[1] - height) / 2)
-    return cv2.warpAffine(ink, turn, size, flags=cv2.INTER_LINEAR)
+    forward = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    forward[:, 2] += ((size[0] - width) / 2, (size[1] - height) / 2)
+    turned = cv2.warpAffine(image, forward, size, flags=interpolation)
+    return turned, cv2.invertAffineTransform(forward)
 
 
 def render_digit(ink: np.ndarray) -> np.ndarray:
