@@ -1,10 +1,11 @@
-"""Where the digits are: ink blobs -> glyphs -> lines, in reading order. Geometry only.
+"""Where the digits are: ink blobs -> glyphs -> lines, in reading order. Geometry only, but
+for telling rules from writing, where the soft ink's darkness helps.
 
-`find_lines` takes the binary ink mask of an image (see `vision.find_ink`) and returns its
-lines of glyphs, top to bottom, each left to right. A *glyph* is ink that is at least one
-digit: usually exactly one, but two or three digits written so close that they touch are one
-glyph too. Whether a glyph is one digit or several is not decided here: `split_options`
-proposes ways to cut it, and `tinynet.read` lets the network judge them.
+`find_lines` takes the binary ink mask of an image (and its soft ink; see `vision.find_ink`)
+and returns its lines of glyphs, top to bottom, each left to right. A *glyph* is ink that is
+at least one digit: usually exactly one, but two or three digits written so close that they
+touch are one glyph too. Whether a glyph is one digit or several is not decided here:
+`split_options` proposes ways to cut it, and `tinynet.read` lets the network judge them.
 
 The steps, each a small function below:
 
@@ -215,11 +216,11 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob],
     writing is clearly darker than the rules (by RULE_CONTRAST), the pixels on a rule that
     are darker than halfway between the two are kept as writing.
     """
-    lines, line_blobs = mask, blobs
+    marks, mark_blobs = mask, blobs
     if soft is not None:     # rules fainter than the writing may cross the threshold in parts
-        lines = mask | (soft > RULE_FAINT).astype(np.uint8)
-        line_blobs = drop_specks(components(lines)[0])
-    rules = [r & mask for r in _find_rules(mask, lines, blobs, line_blobs)]
+        marks = mask | (soft > RULE_FAINT).astype(np.uint8)
+        mark_blobs = drop_specks(components(marks)[0])
+    rules = [r & mask for r in _find_rules(mask, marks, blobs, mark_blobs)]
     if not (rules[0].any() or rules[1].any()):
         return None
     writing_on_rules = _writing_on_rules(mask, rules[0] | rules[1], soft)
@@ -232,40 +233,41 @@ def remove_rules(mask: np.ndarray, blobs: list[Blob],
     return cleaned
 
 
-def _find_rules(mask: np.ndarray, lines: np.ndarray, blobs: list[Blob],
-                line_blobs: list[Blob]) -> list[np.ndarray]:
-    """[horizontal, vertical] masks of the rules: those across the image found in `lines`
-    (the ink with the faint marks), underlines in the `mask`; both found turned straight
-    when the long lines are turned a little (`_rules_turn`)."""
+def _find_rules(mask: np.ndarray, marks: np.ndarray, blobs: list[Blob],
+                mark_blobs: list[Blob]) -> list[np.ndarray]:
+    """[horizontal, vertical] masks of the rules: those across the image found in `marks`
+    (the ink with the faint marks beside it), underlines in the `mask`; both found turned
+    straight when the long lines are turned a little (`_rules_turn`)."""
     height, width = mask.shape
-    turn = _rules_turn(lines, line_blobs)
+    turn = _rules_turn(marks, mark_blobs)
     if turn:
         # a thin line turned to the nearest pixel may step between two rows: thicken it
         rim = np.ones((3, 3), np.uint8)
-        (straight, back), (straight_lines, _) = (vision.turn(m, turn, cv2.INTER_NEAREST)
-                                                 for m in (mask, lines))
-        straight, straight_lines = cv2.dilate(straight, rim), cv2.dilate(straight_lines, rim)
-        rules = _straight_rules(straight, straight_lines, components(straight)[0],
-                                components(straight_lines)[0], width, height, across=True)
+        straight, back = vision.turn(mask, turn, cv2.INTER_NEAREST)
+        straight_marks = straight if marks is mask else \
+            vision.turn(marks, turn, cv2.INTER_NEAREST)[0]
+        straight, straight_marks = cv2.dilate(straight, rim), cv2.dilate(straight_marks, rim)
+        rules = _straight_rules(straight, straight_marks, components(straight)[0],
+                                components(straight_marks)[0], width, height, across=True)
         if rules is not None:
             return [cv2.warpAffine(r, back, (width, height), flags=cv2.INTER_NEAREST)
                     for r in rules]
-    return _straight_rules(mask, lines, blobs, line_blobs, width, height)
+    return _straight_rules(mask, marks, blobs, mark_blobs, width, height)
 
 
-def _straight_rules(mask: np.ndarray, lines: np.ndarray, blobs: list[Blob],
-                    line_blobs: list[Blob], width: int, height: int, across: bool = False
+def _straight_rules(mask: np.ndarray, marks: np.ndarray, blobs: list[Blob],
+                    mark_blobs: list[Blob], width: int, height: int, across: bool = False
                     ) -> list[np.ndarray] | None:
     """[horizontal, vertical] rules where they are straight (see `remove_rules`): thin runs
-    of `lines` across 0.9 of the image's `width` (or `height`), then thin runs of the `mask`
+    of `marks` across 0.9 of the image's `width` (or `height`), then thin runs of the `mask`
     RULE_LENGTH times as long as the writing is tall; the masks may be larger than the
     image (turned straight). With `across`, None when there is no run across the image: a
     turn found only in shorter lines (the side of a circle, a long stroke) is no page's."""
     rules = [np.zeros_like(mask), np.zeros_like(mask)]
     # a run can only be as long as the blob holding it: most images need no morphology at all
-    widest = max((b.width for b in line_blobs), default=0)
-    tallest = max((b.height for b in line_blobs), default=0)
-    _mark_runs(lines, int(0.9 * width) if widest >= 0.9 * width else 0,
+    widest = max((b.width for b in mark_blobs), default=0)
+    tallest = max((b.height for b in mark_blobs), default=0)
+    _mark_runs(marks, int(0.9 * width) if widest >= 0.9 * width else 0,
                int(0.9 * height) if tallest >= 0.9 * height else 0,
                lambda long, thick: long >= 25 * thick, rules, beside=3)
     found = rules[0] | rules[1]
@@ -324,12 +326,12 @@ def _writing_on_rules(mask: np.ndarray, rules: np.ndarray, soft: np.ndarray | No
 def _mark_runs(mask, across: int, down: int, thin, rules: list[np.ndarray],
                beside: int | None = None) -> None:
     """Mark in rules[0] the horizontal runs at least `across` long and in rules[1] the
-    vertical ones at least `down` long whose (length, mean thickness) satisfy `thin`.
+    vertical ones at least `down` long whose (length, thickness) satisfy `thin`.
 
-    The thickness is that of the run itself, or with ``beside`` that of all the ink within
-    `beside` pixels of it, the median across its length (where other rules cross it, it is
-    thicker): the opening keeps only the straight core of a thick stroke, so a long straight
-    stroke (a 1 filling its image) would pass for a thin rule."""
+    The thickness is the run's own mean, or with ``beside`` the median across its length of
+    all the ink within `beside` pixels of it (the median, as other rules crossing it make it
+    thicker there): the opening keeps only the straight core of a thick stroke, so a long
+    straight stroke (a 1 filling its image) would pass for a thin rule."""
     for length, shape, found in ((across, (1, across), rules[0]), (down, (down, 1), rules[1])):
         if length < 25 or length >= max(mask.shape):
             continue
