@@ -434,7 +434,8 @@ class _Page:
             skew = _page_skew(lines)
             if skew:        # lines sloping steeply are grouped badly: lay them out straight
                 soft, mask = _glyphs_only(soft, labels, lines)
-                soft, mask, back = _turned_ink(soft, mask, skew)
+                soft, back = vision.turn(soft, skew)
+                mask, _ = vision.turn(mask, skew, cv2.INTER_NEAREST)
                 lines, labels = _lines(mask, soft)
         except ImageError as exc:
             error = ImageError(f"{name}: {exc}" if name else str(exc))
@@ -466,15 +467,6 @@ def _glyphs_only(soft: np.ndarray, labels: np.ndarray, lines: list
             for part in (glyph, *glyph.loose) for b in part.blobs]
     mask = np.isin(labels, kept).astype(np.uint8)
     return soft * cv2.dilate(mask, np.ones((3, 3), np.uint8)), mask
-
-
-def _turned_ink(soft: np.ndarray, mask: np.ndarray, degrees: float
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the soft ink and the mask turned `degrees` counter-clockwise on a canvas that holds
-    all of it, the 2x3 affine map from that canvas back to the image)."""
-    soft, back = vision.turn(soft, degrees)
-    mask, _ = vision.turn(mask, degrees, cv2.INTER_NEAREST)
-    return soft, mask, back
 
 
 class _Node:
