@@ -11,8 +11,8 @@ figures we report, the *training* digits when tuning) or from the pen-stroke dig
   `turn`, the whole page turned as if photographed askew). The label
   (lines joined by "_", since "/" cannot be in a file name) is the name's part before "__".
 - `write_lined_pages`: 1 to 4 lines of numbers written on the rules of ruled or squared
-  paper (rules faint grey to nearly as dark as the ink), photographed turned by up to 4
-  degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them.
+  paper (rules faint grey to nearly as dark as the ink), photographed as `photo_of_paper`
+  photographs and turned by up to 4 degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them.
 - `write_scanned_pages`: A4 pages scanned at 300 dpi with one or two short numbers, digits 3
   to 6 mm tall, PNG and JPEG; labelled the same way.
 - `write_pen_style_digits`: MNIST digits re-drawn as users' pens make them (fine pens and
@@ -142,11 +142,13 @@ def _number_line(images, labels, rng, height, style):
     return row, "".join(str(int(d)) for d in digits)
 
 
-def photo_of_paper(coverage, rng) -> np.ndarray:
+def photo_of_paper(coverage, rng, rules=None) -> np.ndarray:
     """Ink coverage photographed on paper: light x reflectance, plus grain and sensor noise.
 
     The light falls off across the page and a soft shadow darkens part of it; ink (pen or
     pencil, reflectance 0.05-0.45) and paper (0.75-0.95) are both lit by it, as in a photo.
+    `rules`: the coverage of rules printed on the paper under the ink, 15-85% of the way
+    from the paper's shade to the ink's (faint grey to nearly as dark as the ink).
     """
     rows, cols = coverage.shape
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
@@ -157,6 +159,9 @@ def photo_of_paper(coverage, rng) -> np.ndarray:
     light *= 1 - rng.uniform(0.1, 0.45) / (1 + np.exp(-(xx - edge) / (0.04 * cols)))
     grain = cv2.GaussianBlur(rng.normal(0, 1, (rows, cols)).astype(np.float32), (0, 0), 1.2)
     paper, ink = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.45)
+    if rules is not None:        # printed under the ink, lighter than it
+        rule = paper - rng.uniform(0.15, 0.85) * (paper - ink)
+        paper = paper * (1 - rules) + rule * rules
     reflectance = paper * (1 - coverage) + ink * coverage + 0.02 * grain
     gray = light * reflectance + rng.normal(0, 0.015, coverage.shape)
     return np.clip(gray * 255, 0, 255).astype(np.uint8)
@@ -209,10 +214,10 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200, turn=None) -
     return paths
 
 
-
 def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
     """`count` images of 1-4 lines of numbers written on ruled or squared paper whose rules
-    are printed fainter than the ink (or nearly as dark), photographed turned by up to 4
+    are printed fainter than the ink (or nearly as dark), photographed (`photo_of_paper`)
+    and turned by up to 4
     degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -244,7 +249,7 @@ def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
             np.maximum(region, row[:region.shape[0]], out=region)
             y += step * b
         rules = _rules(coverage.shape, step, (margin + base) % step, squared, rng)
-        gray = _on_lined_paper(coverage, rules, rng)
+        gray = photo_of_paper(coverage, rng, rules)
         turn = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-4, 4), 1)
         gray = cv2.warpAffine(gray, turn, (width, height))[extra:-extra, extra:-extra]
         texts = [text for _, text in rows]
@@ -252,6 +257,21 @@ def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
         _save(path, gray, rng)
         paths.append(path)
     return paths
+
+
+def _rules(shape, step, offset, squared, rng) -> np.ndarray:
+    """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,
+    1-2 px wide; with columns too when `squared`."""
+    scale = 4                                  # drawn 4 times larger, then shrunk
+    rows, cols = shape
+    big = np.zeros((rows * scale, cols * scale), np.float32)
+    pen = max(1, round(rng.uniform(0.7, 1.8) * scale))
+    for y in range(offset, rows, step):
+        cv2.line(big, (0, y * scale), (cols * scale, y * scale), 1.0, pen, cv2.LINE_AA)
+    if squared:
+        for x in range(int(rng.integers(0, step)), cols, step):
+            cv2.line(big, (x * scale, 0), (x * scale, rows * scale), 1.0, pen, cv2.LINE_AA)
+    return cv2.resize(big, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def write_scanned_pages(images, labels, folder, rng, count=100) -> list[Path]:
@@ -281,34 +301,6 @@ def write_scanned_pages(images, labels, folder, rng, count=100) -> list[Path]:
         _save(path, gray, rng)
         paths.append(path)
     return paths
-
-def _rules(shape, step, offset, squared, rng) -> np.ndarray:
-    """Printed rules (coverage in [0, 1]) every `step` px from row `offset`, anti-aliased,
-    1-2 px wide; with columns too when `squared`."""
-    scale = 4                                  # drawn 4 times larger, then shrunk
-    rows, cols = shape
-    big = np.zeros((rows * scale, cols * scale), np.float32)
-    pen = max(1, round(rng.uniform(0.7, 1.8) * scale))
-    for y in range(offset, rows, step):
-        cv2.line(big, (0, y * scale), (cols * scale, y * scale), 1.0, pen, cv2.LINE_AA)
-    if squared:
-        for x in range(int(rng.integers(0, step)), cols, step):
-            cv2.line(big, (x * scale, 0), (x * scale, rows * scale), 1.0, pen, cv2.LINE_AA)
-    return cv2.resize(big, (cols, rows), interpolation=cv2.INTER_AREA)
-
-
-def _on_lined_paper(coverage, rules, rng) -> np.ndarray:
-    """Ink over printed rules on paper, lit unevenly, as a grey uint8 photo."""
-    rows, cols = coverage.shape
-    paper, ink = rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.3)
-    rule = paper * (1 - rng.uniform(0.15, 0.6))          # faint grey to nearly ink-dark
-    reflectance = (paper * (1 - rules) + rule * rules) * (1 - coverage) + ink * coverage
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    ramp = np.cos(angle) * xx / cols + np.sin(angle) * yy / rows
-    light = 1.0 - rng.uniform(0.0, 0.3) * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
-    gray = light * reflectance + rng.normal(0, 0.012, coverage.shape)
-    return np.clip(gray * 255, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
