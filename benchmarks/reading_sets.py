@@ -12,7 +12,8 @@ figures we report, the *training* digits when tuning) or from the pen-stroke dig
   (lines joined by "_", since "/" cannot be in a file name) is the name's part before "__".
 - `write_lined_pages`: 1 to 4 lines of numbers written on the rules of ruled or squared
   paper (rules faint grey to nearly as dark as the ink), photographed as `photo_of_paper`
-  photographs and turned by up to 4 degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them.
+  photographs and turned by up to 4 degrees, PNG and JPEG; labelled as
+  `write_numbers_and_pages` labels them.
 - `write_scanned_pages`: A4 pages scanned at 300 dpi with one or two short numbers, digits 3
   to 6 mm tall, PNG and JPEG; labelled the same way.
 - `write_pen_style_digits`: MNIST digits re-drawn as users' pens make them (fine pens and
@@ -217,8 +218,8 @@ def write_numbers_and_pages(images, labels, folder, rng, count=200, turn=None) -
 def write_lined_pages(images, labels, folder, rng, count=200) -> list[Path]:
     """`count` images of 1-4 lines of numbers written on ruled or squared paper whose rules
     are printed fainter than the ink (or nearly as dark), photographed (`photo_of_paper`)
-    and turned by up to 4
-    degrees, PNG and JPEG; labelled as `write_numbers_and_pages` labels them."""
+    and turned by up to 4 degrees, PNG and JPEG; labelled as `write_numbers_and_pages`
+    labels them."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
